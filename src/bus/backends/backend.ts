@@ -1,0 +1,69 @@
+/** What the bus needs from a transport: pub/sub for best-effort channels, a log for durable ones. */
+
+export class BackendUnavailableError extends Error {
+  override name = "BackendUnavailableError";
+}
+
+/** One entry of a durable channel's log. `refTimeMs` is when it entered the log. */
+export interface LogEntry {
+  id: string;
+  raw: string;
+  refTimeMs: number;
+}
+
+export interface ConsumerOptions {
+  group: string;
+  consumer: string;
+  /** Entries a consumer leaves unacknowledged this long are taken over by another. */
+  claimIdleMs: number;
+  /** After this many failed handler runs an entry goes to the dead-letter log. */
+  maxAttempts: number;
+  batch: number;
+}
+
+/**
+ * Runs `handle` on each entry in log order. `handle` resolves "ack" to acknowledge or "retry"
+ * to leave it for redelivery; it must not throw.
+ */
+export type EntryHandler = (entry: LogEntry) => Promise<"ack" | "retry">;
+
+export interface Closer {
+  close(): Promise<void>;
+}
+
+export interface ReadyState {
+  ok: boolean;
+  detail: string;
+  /** Warnings that do not make the appliance unready (e.g. a durable channel without AOF). */
+  warnings: string[];
+}
+
+export interface BusBackend {
+  readonly kind: "embedded" | "redis";
+  start(): Promise<void>;
+  close(): Promise<void>;
+  /** True while publishes can be sent now. */
+  isReady(): boolean;
+  /** Registers a callback run each time the backend becomes ready again. */
+  onReady(cb: () => void): void;
+  ready(durableChannels: readonly string[]): Promise<ReadyState>;
+
+  /** Best effort; throws BackendUnavailableError when it cannot send now. */
+  publish(wireChannel: string, raw: string): Promise<void>;
+  /** Calls `onMessage` for each message on the listed wire channels until closed. */
+  subscribe(wireChannels: readonly string[], onMessage: (wireChannel: string, raw: string) => void): Promise<Closer>;
+
+  /** Appends to a durable channel's log in order; returns the entry ids. */
+  append(channel: string, raws: readonly string[]): Promise<string[]>;
+  consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer>;
+  /** Reads entries after `afterId` ("$" for only new ones), without a group: for resumable streams. */
+  tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer>;
+}
+
+/** Stream entry ids are `<ms>-<seq>`; their time part is when the entry entered the log. */
+export function entryTime(id: string): number {
+  const dash = id.indexOf("-");
+  return Number(dash < 0 ? id : id.slice(0, dash));
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());

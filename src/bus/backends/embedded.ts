@@ -1,0 +1,162 @@
+/**
+ * The in-process bus: the default when no Redis is configured, so one appliance works out of
+ * the box. Messages travel as the same sealed strings as on Redis (one code path verifies
+ * both). Durable channels keep a bounded in-memory log for resume; nothing survives a restart.
+ */
+import type { BusBackend, Closer, ConsumerOptions, EntryHandler, LogEntry, ReadyState } from "./backend.ts";
+import { sleep } from "./backend.ts";
+
+interface Log {
+  entries: LogEntry[];
+  /** Index in `entries` of the first entry, counted from the log's start (after trimming). */
+  base: number;
+  seq: number;
+  lastMs: number;
+  wake: Set<() => void>;
+}
+
+export class EmbeddedBackend implements BusBackend {
+  readonly kind = "embedded" as const;
+  readonly #subs = new Map<string, Set<(ch: string, raw: string) => void>>();
+  readonly #logs = new Map<string, Log>();
+  #closed = false;
+
+  constructor(private readonly maxLogLength = 100_000) {}
+
+  async start(): Promise<void> {}
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const log of this.#logs.values()) for (const w of log.wake) w();
+  }
+  isReady(): boolean {
+    return !this.#closed;
+  }
+  onReady(): void {}
+  async ready(): Promise<ReadyState> {
+    return { ok: !this.#closed, detail: "embedded bus (in-process)", warnings: [] };
+  }
+
+  async publish(wireChannel: string, raw: string): Promise<void> {
+    const set = this.#subs.get(wireChannel);
+    if (!set) return;
+    // Deliver asynchronously, as a network bus would, so publishers never run handlers inline.
+    queueMicrotask(() => {
+      for (const fn of set) fn(wireChannel, raw);
+    });
+  }
+
+  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
+    for (const ch of wireChannels) {
+      let set = this.#subs.get(ch);
+      if (!set) this.#subs.set(ch, (set = new Set()));
+      set.add(onMessage);
+    }
+    return {
+      close: async () => {
+        for (const ch of wireChannels) this.#subs.get(ch)?.delete(onMessage);
+      },
+    };
+  }
+
+  #log(channel: string): Log {
+    let log = this.#logs.get(channel);
+    if (!log) this.#logs.set(channel, (log = { entries: [], base: 0, seq: 0, lastMs: 0, wake: new Set() }));
+    return log;
+  }
+
+  async append(channel: string, raws: readonly string[]): Promise<string[]> {
+    const log = this.#log(channel);
+    const ids: string[] = [];
+    for (const raw of raws) {
+      const now = Date.now();
+      if (now > log.lastMs) {
+        log.lastMs = now;
+        log.seq = 0;
+      } else log.seq++;
+      const id = `${log.lastMs}-${log.seq}`;
+      log.entries.push({ id, raw, refTimeMs: log.lastMs });
+      ids.push(id);
+    }
+    const excess = log.entries.length - this.maxLogLength;
+    if (excess > 0) {
+      log.entries.splice(0, excess);
+      log.base += excess;
+    }
+    for (const w of log.wake) w();
+    return ids;
+  }
+
+  /** Position (absolute index) of the first entry with id greater than `afterId`. */
+  #positionAfter(log: Log, afterId: string): number {
+    if (afterId === "$") return log.base + log.entries.length;
+    const [ms, seq] = afterId.split("-").map(Number) as [number, number];
+    let i = 0;
+    for (; i < log.entries.length; i++) {
+      const [ems, eseq] = log.entries[i]!.id.split("-").map(Number) as [number, number];
+      if (ems > ms || (ems === ms && eseq > (seq ?? 0))) break;
+    }
+    return log.base + i;
+  }
+
+  async #reader(channel: string, start: number, run: (batch: LogEntry[], next: number) => Promise<number>): Promise<Closer> {
+    const log = this.#log(channel);
+    let closed = false;
+    let pos = start;
+    let wake: (() => void) | undefined;
+    const loop = async () => {
+      while (!closed && !this.#closed) {
+        const from = Math.max(pos - log.base, 0);
+        const batch = log.entries.slice(from, from + 256);
+        if (batch.length === 0) {
+          await new Promise<void>((r) => {
+            wake = r;
+            log.wake.add(r);
+          });
+          if (wake) log.wake.delete(wake);
+          continue;
+        }
+        pos = await run(batch, log.base + from);
+      }
+    };
+    const done = loop();
+    return {
+      close: async () => {
+        closed = true;
+        wake?.();
+        await done;
+      },
+    };
+  }
+
+  async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
+    const log = this.#log(channel);
+    const attempts = new Map<string, number>();
+    return this.#reader(channel, log.base + log.entries.length, async (batch, at) => {
+      let pos = at;
+      for (const entry of batch) {
+        const verdict = await handle(entry);
+        if (verdict === "retry") {
+          const n = (attempts.get(entry.id) ?? 0) + 1;
+          if (n < opts.maxAttempts) {
+            attempts.set(entry.id, n);
+            await sleep(Math.min(100 * 2 ** n, 5_000));
+            return pos; // retry this entry, in order
+          }
+          attempts.delete(entry.id);
+          await this.append(`${channel}:dead`, [entry.raw]);
+        }
+        attempts.delete(entry.id);
+        pos++;
+      }
+      return pos;
+    });
+  }
+
+  async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
+    const log = this.#log(channel);
+    return this.#reader(channel, this.#positionAfter(log, afterId), async (batch, at) => {
+      await onEntries(batch);
+      return at + batch.length;
+    });
+  }
+}

@@ -1,0 +1,355 @@
+/**
+ * The Redis transport: PUBLISH/SUBSCRIBE for best-effort channels, Streams with consumer groups
+ * for durable ones. One connection sends, one listens to pub/sub, and every blocking reader
+ * (a consumer or a tail) has its own, since a blocked connection can carry nothing else.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "../../log/index.ts";
+import {
+  BackendUnavailableError,
+  entryTime,
+  sleep,
+  type BusBackend,
+  type Closer,
+  type ConsumerOptions,
+  type EntryHandler,
+  type LogEntry,
+  type ReadyState,
+} from "./backend.ts";
+
+export interface RedisBackendOptions {
+  url: string;
+  /** Prefix of stream keys: `<prefix><channel>`. */
+  streamPrefix: string;
+  streamMaxLen: number;
+  blockMs: number;
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+type StreamReply = [string, [string, string[] | null][]][] | null;
+
+function isConnectionError(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connect|Reached the max retries|LOADING|MASTERDOWN|READONLY/i.test(msg);
+}
+
+export class RedisBackend implements BusBackend {
+  readonly kind = "redis" as const;
+  readonly #cmd: Redis;
+  readonly #sub: Redis;
+  readonly #blocking = new Set<Redis>();
+  readonly #readyCbs: (() => void)[] = [];
+  readonly #subHandlers = new Map<string, Set<(ch: string, raw: string) => void>>();
+  #closed = false;
+
+  constructor(private readonly o: RedisBackendOptions) {
+    this.#cmd = this.#connect("cmd", {
+      // Fail fast while disconnected so durable publishes go to the spool in order instead of
+      // waiting in ioredis' memory, and never resend: the spool owns retries.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+    });
+    this.#cmd.on("ready", () => {
+      for (const cb of this.#readyCbs) cb();
+    });
+    this.#sub = this.#connect("sub", { autoResubscribe: true, maxRetriesPerRequest: null });
+    this.#sub.on("message", (ch: string, raw: string) => {
+      const set = this.#subHandlers.get(ch);
+      if (set) for (const fn of set) fn(ch, raw);
+    });
+  }
+
+  #connect(role: string, extra: RedisOptions): Redis {
+    const r = new Redis(this.o.url, {
+      lazyConnect: true,
+      connectTimeout: this.o.connectTimeoutMs,
+      retryStrategy: (times) => (this.#closed ? null : Math.min(100 * times, 2_000)),
+      ...extra,
+    });
+    // Without a listener, ioredis' error events would crash the process.
+    r.on("error", (err: Error) => this.o.log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
+    return r;
+  }
+
+  async start(): Promise<void> {
+    // Start even when Redis is down: the appliance must come up and reconnect on its own.
+    for (const r of [this.#cmd, this.#sub]) r.connect().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [this.#cmd, this.#sub, ...this.#blocking];
+    await Promise.all(all.map((r) => r.quit().catch(() => r.disconnect())));
+  }
+
+  isReady(): boolean {
+    return this.#cmd.status === "ready";
+  }
+
+  onReady(cb: () => void): void {
+    this.#readyCbs.push(cb);
+  }
+
+  async ready(durableChannels: readonly string[]): Promise<ReadyState> {
+    if (!this.isReady()) return { ok: false, detail: `redis not connected (${this.#cmd.status})`, warnings: [] };
+    try {
+      const info = (await this.#cmd.info("persistence")) as string;
+      const warnings: string[] = [];
+      if (durableChannels.length > 0 && !/aof_enabled:1/.test(info)) {
+        warnings.push(
+          `durable channels (${durableChannels.join(", ")}) on a Redis without AOF persistence: a Redis restart loses them`,
+        );
+      }
+      return { ok: true, detail: "redis connected", warnings };
+    } catch (err) {
+      return { ok: false, detail: `redis: ${(err as Error).message}`, warnings: [] };
+    }
+  }
+
+  async publish(wireChannel: string, raw: string): Promise<void> {
+    try {
+      await this.#cmd.publish(wireChannel, raw);
+    } catch (err) {
+      if (isConnectionError(err)) throw new BackendUnavailableError(`redis unavailable: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
+    const fresh: string[] = [];
+    for (const ch of wireChannels) {
+      let set = this.#subHandlers.get(ch);
+      if (!set) {
+        this.#subHandlers.set(ch, (set = new Set()));
+        fresh.push(ch);
+      }
+      set.add(onMessage);
+    }
+    // With autoResubscribe, ioredis renews these after every reconnect.
+    if (fresh.length) await this.#sub.subscribe(...fresh);
+    return {
+      close: async () => {
+        const gone: string[] = [];
+        for (const ch of wireChannels) {
+          const set = this.#subHandlers.get(ch);
+          set?.delete(onMessage);
+          if (set && set.size === 0) {
+            this.#subHandlers.delete(ch);
+            gone.push(ch);
+          }
+        }
+        if (gone.length && !this.#closed) await this.#sub.unsubscribe(...gone).catch(() => {});
+      },
+    };
+  }
+
+  key(channel: string): string {
+    return this.o.streamPrefix + channel;
+  }
+
+  async append(channel: string, raws: readonly string[]): Promise<string[]> {
+    const key = this.key(channel);
+    const p = this.#cmd.pipeline();
+    for (const raw of raws) p.xadd(key, "MAXLEN", "~", this.o.streamMaxLen, "*", "m", raw);
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await p.exec();
+    } catch (err) {
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
+    if (!res) throw new BackendUnavailableError("redis pipeline aborted");
+    return res.map(([err, id]) => {
+      if (err) throw isConnectionError(err) ? new BackendUnavailableError(err.message) : err;
+      return id as string;
+    });
+  }
+
+  #blockingConnection(role: string): Redis {
+    const r = this.#connect(role, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+    r.connect().catch(() => {});
+    this.#blocking.add(r);
+    return r;
+  }
+
+  async #release(r: Redis): Promise<void> {
+    this.#blocking.delete(r);
+    await r.quit().catch(() => r.disconnect());
+  }
+
+  async #ensureGroup(r: Redis, key: string, group: string, from: "$" | "0"): Promise<void> {
+    try {
+      await r.xgroup("CREATE", key, group, from, "MKSTREAM");
+    } catch (err) {
+      if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+    }
+  }
+
+  async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
+    const key = this.key(channel);
+    const r = this.#blockingConnection(`consumer:${channel}`);
+    const attempts = new Map<string, number>();
+    /** Entries handled whose XACK has not reached Redis yet (it went away in between). */
+    const unacked: string[] = [];
+    let closed = false;
+    let firstGroup = true;
+
+    const flushAcks = async () => {
+      while (unacked.length) {
+        const ids = unacked.slice(0, 500);
+        await r.xack(key, opts.group, ...ids);
+        unacked.splice(0, ids.length);
+      }
+    };
+
+    const process = async (entries: [string, string[] | null][]): Promise<"ok" | "stop"> => {
+      for (const [id, fields] of entries) {
+        if (closed) return "stop";
+        // A pending entry that was trimmed away comes back with no fields: nothing to deliver.
+        const raw = fields ? fieldValue(fields, "m") : undefined;
+        if (raw === undefined) {
+          unacked.push(id);
+          continue;
+        }
+        const verdict = await handle({ id, raw, refTimeMs: entryTime(id) });
+        if (verdict === "ack") {
+          attempts.delete(id);
+          unacked.push(id);
+          continue;
+        }
+        const n = (attempts.get(id) ?? 0) + 1;
+        attempts.set(id, n);
+        if (n >= opts.maxAttempts) {
+          // Never drop an accepted message: park it where an operator can inspect and replay it.
+          await r.xadd(`${key}:dead`, "*", "m", raw, "failedId", id, "attempts", String(n));
+          attempts.delete(id);
+          unacked.push(id);
+          continue;
+        }
+        await flushAcks();
+        await sleep(Math.min(100 * 2 ** n, 5_000));
+        return "stop"; // re-read our own pending entries so the failed one is retried in order
+      }
+      await flushAcks();
+      return "ok";
+    };
+
+    const loop = async () => {
+      let pendingCursor: string | null = "0";
+      let lastClaim = Date.now();
+      let backoff = 100;
+      while (!closed) {
+        try {
+          if (firstGroup) {
+            await this.#ensureGroup(r, key, opts.group, "$");
+            firstGroup = false;
+          }
+          await flushAcks();
+          if (Date.now() - lastClaim > opts.claimIdleMs / 2) {
+            lastClaim = Date.now();
+            // Entries another consumer of our group took and never acknowledged.
+            const claimed = (await r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch)) as [string, [string, string[] | null][], string[]];
+            if (claimed[1].length) await process(claimed[1]);
+          }
+          const from = pendingCursor ?? ">";
+          const res = (await r.call(
+            "XREADGROUP", "GROUP", opts.group, opts.consumer,
+            "COUNT", opts.batch,
+            ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
+            "STREAMS", key, from,
+          )) as StreamReply;
+          backoff = 100;
+          const entries = res?.[0]?.[1] ?? [];
+          if (pendingCursor !== null) {
+            // Our own history first: delivered before a restart or a failure, never acknowledged.
+            if (entries.length === 0) {
+              pendingCursor = null;
+              continue;
+            }
+            pendingCursor = entries[entries.length - 1]![0];
+          }
+          if ((await process(entries)) === "stop") pendingCursor = "0";
+        } catch (err) {
+          if (closed) break;
+          const msg = (err as Error).message;
+          if (/NOGROUP/.test(msg)) {
+            // The stream or group vanished (a Redis without persistence restarted): recreate
+            // it from the start of whatever the stream now holds.
+            await this.#ensureGroup(r, key, opts.group, "0").catch(() => {});
+          } else {
+            this.o.log.limited(`consume-${key}`, "warn", "durable consumer waiting for redis", { channel, error: msg });
+          }
+          pendingCursor = "0";
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 2_000);
+        }
+      }
+    };
+    const done = loop();
+    return {
+      close: async () => {
+        closed = true;
+        r.disconnect(); // interrupts a blocked XREADGROUP; unacknowledged entries stay pending
+        await done;
+        if (unacked.length) {
+          // One last try to acknowledge what was handled, so a restart does not redeliver it.
+          const c = this.#blockingConnection(`final-ack:${channel}`);
+          try {
+            await Promise.race([c.xack(key, opts.group, ...unacked), sleep(2_000)]);
+          } catch {
+            /* left pending: redelivered to this consumer after restart, where handlers see it again */
+          }
+          await this.#release(c);
+        }
+        this.#blocking.delete(r);
+      },
+    };
+  }
+
+  async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
+    const key = this.key(channel);
+    const r = this.#blockingConnection(`tail:${channel}`);
+    let closed = false;
+    const loop = async () => {
+      let cursor = afterId;
+      while (!closed) {
+        try {
+          if (cursor === "$") {
+            // Pin "$" to a concrete id so a reconnect does not skip what arrived meanwhile.
+            const last = (await r.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];
+            cursor = last[0]?.[0] ?? "0-0";
+          }
+          const res = (await r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor)) as StreamReply;
+          const entries = res?.[0]?.[1] ?? [];
+          if (!entries.length) continue;
+          cursor = entries[entries.length - 1]![0];
+          const out: LogEntry[] = [];
+          for (const [id, fields] of entries) {
+            const raw = fields ? fieldValue(fields, "m") : undefined;
+            if (raw !== undefined) out.push({ id, raw, refTimeMs: entryTime(id) });
+          }
+          if (out.length) await onEntries(out);
+        } catch (err) {
+          if (closed) break;
+          this.o.log.limited(`tail-${key}`, "warn", "stream reader waiting for redis", { channel, error: (err as Error).message });
+          await sleep(500);
+        }
+      }
+    };
+    const done = loop();
+    return {
+      close: async () => {
+        closed = true;
+        r.disconnect();
+        await done;
+        this.#blocking.delete(r);
+      },
+    };
+  }
+}
+
+function fieldValue(fields: string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}

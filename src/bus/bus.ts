@@ -1,0 +1,345 @@
+/**
+ * The mesh bus: seals and publishes, admits and delivers. Best-effort channels ride pub/sub;
+ * durable ones ride the backend's log with acknowledgement after the handler succeeds, and
+ * fall back to the on-disk spool while the backend is away.
+ */
+import { randomUUID } from "node:crypto";
+import { silentLogger, type Logger } from "../log/index.ts";
+import type { BusMetrics } from "../metrics/index.ts";
+import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
+import { canonicalChannel, wireNamesOf } from "./channels.ts";
+import type { MeshExt } from "./envelope/ext.ts";
+import { sealMessage, type SealOptions } from "./envelope/seal.ts";
+import type { JsonObject } from "./envelope/v1.ts";
+import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
+import { InboundGuard } from "./guard.ts";
+import type { KeyRing } from "./keyring.ts";
+import { Spool, SpoolFullError } from "./spool.ts";
+
+export interface ChannelOptions {
+  durable: boolean;
+  maxAgeMs?: number;
+}
+
+export interface BusOptions {
+  backend: BusBackend;
+  ring: KeyRing;
+  policy: VerifyPolicy;
+  channels: ReadonlyMap<string, ChannelOptions>;
+  /** Producer name written into meshMeta when the publisher gives none. */
+  producer: string;
+  consumerGroup: string;
+  consumerName: string;
+  claimIdleMs: number;
+  maxAttempts: number;
+  replayCacheSize: number;
+  /** Directory of the durable spool; without one, durable publishes fail while the backend is away. */
+  spoolDir?: string;
+  spoolMaxBytes: number;
+  metrics?: BusMetrics;
+  log?: Logger;
+}
+
+/** A verified message as handed to subscribers. */
+export interface Delivery {
+  channel: string;
+  eventId: string;
+  /** The wire object: the message's own fields plus meshMeta, meshSig and meshExt. */
+  message: JsonObject;
+  /** Log entry id on durable channels (the SSE event id). */
+  id?: string;
+  kid: string;
+  ext?: MeshExt;
+}
+
+export type Handler = (d: Delivery) => void | Promise<void>;
+
+export interface PublishResult {
+  eventId: string;
+  channel: string;
+  durable: boolean;
+  /** Log entry id, when it went straight to the log. */
+  id?: string;
+  /** True when it waits in the spool for the backend to return. */
+  spooled: boolean;
+}
+
+export class BusUnavailableError extends Error {
+  override name = "BusUnavailableError";
+  constructor(readonly code: "backend_unavailable" | "spool_full" | "shutting_down", message: string) {
+    super(message);
+  }
+}
+
+export class MeshBus {
+  #ring: KeyRing;
+  #opts: BusOptions;
+  readonly #log: Logger;
+  readonly #guard: InboundGuard;
+  readonly #spool: Spool | undefined;
+  readonly #taps = new Map<string, { handlers: Set<Handler>; closer: Promise<Closer> }>();
+  readonly #closers = new Set<Closer>();
+  #flushing: Promise<void> | undefined;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(opts: BusOptions) {
+    this.#opts = opts;
+    this.#ring = opts.ring;
+    this.#log = opts.log ?? silentLogger;
+    this.#guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), opts.replayCacheSize, opts.metrics, this.#log);
+    this.#spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
+    this.#updateSpoolGauges();
+    opts.backend.onReady(() => void this.flushSpool());
+  }
+
+  get backend(): BusBackend {
+    return this.#opts.backend;
+  }
+
+  async start(): Promise<void> {
+    await this.#opts.backend.start();
+    // While anything waits in the spool, try to flush it every second.
+    this.#flushTimer = setInterval(() => {
+      if (this.#spool?.size) void this.flushSpool();
+    }, 1_000);
+    this.#flushTimer.unref();
+  }
+
+  /** Swaps keys and policy on reload; subscriptions and in-flight work carry on. */
+  reconfigure(ring: KeyRing, policy: VerifyPolicy, channels: ReadonlyMap<string, ChannelOptions>): void {
+    this.#ring = ring;
+    this.#opts = { ...this.#opts, ring, policy, channels };
+  }
+
+  get keyRing(): KeyRing {
+    return this.#ring;
+  }
+
+  isDurable(channel: string): boolean {
+    return this.#opts.channels.get(canonicalChannel(channel))?.durable ?? false;
+  }
+
+  durableChannels(): string[] {
+    return [...this.#opts.channels].filter(([, c]) => c.durable).map(([n]) => n);
+  }
+
+  policyFor(wireChannel: string): VerifyPolicy {
+    const c = this.#opts.channels.get(canonicalChannel(wireChannel));
+    return c?.maxAgeMs === undefined ? this.#opts.policy : { ...this.#opts.policy, maxAgeMs: c.maxAgeMs };
+  }
+
+  spoolStats(): { messages: number; bytes: number; maxBytes: number } {
+    return { messages: this.#spool?.size ?? 0, bytes: this.#spool?.bytes ?? 0, maxBytes: this.#opts.spoolMaxBytes };
+  }
+
+  /**
+   * Seals and publishes. Resolves once the message is on the backend or, for a durable
+   * channel while the backend is away, in the spool; otherwise rejects with BusUnavailableError.
+   */
+  async publish(channel: string, message: JsonObject, opts: SealOptions = {}): Promise<PublishResult> {
+    if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
+    const name = canonicalChannel(channel);
+    const withMeta: JsonObject =
+      message["meshMeta"] === undefined
+        ? { ...message, meshMeta: { v: 1, producer: this.#opts.producer, eventId: randomUUID() } }
+        : message;
+    // Sealing validates too, so a bad message is refused before it can reach the spool.
+    const sealed = sealMessage(name, withMeta, this.#ring.primary, opts);
+    const eventId = (withMeta["meshMeta"] as { eventId: string }).eventId;
+    const durable = this.isDurable(name);
+    if (!durable) {
+      try {
+        await this.#opts.backend.publish(name, JSON.stringify(sealed));
+      } catch (err) {
+        if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
+        throw err;
+      }
+      this.#opts.metrics?.published.inc({ durable: "false" });
+      return { eventId, channel: name, durable, spooled: false };
+    }
+    // Keep order: once anything is spooled, later publishes queue behind it.
+    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta, eventId);
+    try {
+      const [id] = await this.#opts.backend.append(name, [JSON.stringify(sealed)]);
+      this.#opts.metrics?.published.inc({ durable: "true" });
+      return { eventId, channel: name, durable, id: id!, spooled: false };
+    } catch (err) {
+      if (!(err instanceof BackendUnavailableError)) throw err;
+      if (!this.#spool) throw new BusUnavailableError("backend_unavailable", err.message);
+      return this.#toSpool(name, withMeta, eventId);
+    }
+  }
+
+  #toSpool(channel: string, message: JsonObject, eventId: string): PublishResult {
+    try {
+      this.#spool!.append({ channel, message });
+    } catch (err) {
+      if (err instanceof SpoolFullError) {
+        this.#opts.metrics?.spoolRefused.inc();
+        this.#log.limited("spool-full", "error", "durable publish refused: spool full", { channel, max_bytes: this.#opts.spoolMaxBytes });
+        throw new BusUnavailableError("spool_full", err.message);
+      }
+      throw err;
+    }
+    this.#opts.metrics?.published.inc({ durable: "true" });
+    this.#updateSpoolGauges();
+    return { eventId, channel, durable: true, spooled: true };
+  }
+
+  #updateSpoolGauges(): void {
+    this.#opts.metrics?.spoolDepth.set(this.#spool?.size ?? 0);
+    this.#opts.metrics?.spoolBytes.set(this.#spool?.bytes ?? 0);
+  }
+
+  /** Sends spooled publishes in order; each is sealed now, so it is fresh when it lands. */
+  flushSpool(): Promise<void> {
+    if (!this.#spool || this.#spool.size === 0) return Promise.resolve();
+    this.#flushing ??= (async () => {
+      const spool = this.#spool!;
+      try {
+        while (spool.size > 0 && this.#opts.backend.isReady()) {
+          const batch = spool.peek(256);
+          // Consecutive entries of one channel go in one pipeline; order is kept per channel.
+          let n = 1;
+          while (n < batch.length && batch[n]!.channel === batch[0]!.channel) n++;
+          const now = Date.now();
+          const raws = batch.slice(0, n).map((e) => JSON.stringify(sealMessage(e.channel, e.message, this.#ring.primary, { now })));
+          await this.#opts.backend.append(batch[0]!.channel, raws);
+          spool.drop(n);
+          this.#updateSpoolGauges();
+        }
+        if (spool.size === 0) this.#log.info("spool flushed");
+      } catch (err) {
+        this.#log.limited("spool-flush", "warn", "spool flush paused", { error: (err as Error).message, waiting: spool.size });
+      } finally {
+        this.#flushing = undefined;
+      }
+    })();
+    return this.#flushing;
+  }
+
+  /**
+   * Subscribes to verified messages. On a durable channel the subscription is a consumer in a
+   * group: an entry is acknowledged after `handler` resolves, and retried (then dead-lettered)
+   * when it throws.
+   */
+  async subscribe(channel: string, handler: Handler, opts: { group?: string } = {}): Promise<Closer> {
+    const name = canonicalChannel(channel);
+    if (this.isDurable(name)) return this.#consume(name, handler, opts.group ?? this.#opts.consumerGroup);
+    let tap = this.#taps.get(name);
+    if (!tap) {
+      const handlers = new Set<Handler>();
+      const closer = this.#opts.backend.subscribe(wireNamesOf(name), (wireCh, raw) => {
+        const a = this.#guard.admit(wireCh, raw);
+        if (!a.ok) return;
+        const d = toDelivery(a.value);
+        this.#opts.metrics?.delivered.inc({ durable: "false" });
+        for (const h of handlers) {
+          try {
+            const r = h(d);
+            if (r instanceof Promise) r.catch((err) => this.#handlerFailed(name, err));
+          } catch (err) {
+            this.#handlerFailed(name, err);
+          }
+        }
+      });
+      tap = { handlers, closer };
+      this.#taps.set(name, tap);
+    }
+    tap.handlers.add(handler);
+    await tap.closer;
+    const t = tap;
+    const c: Closer = {
+      close: async () => {
+        t.handlers.delete(handler);
+        this.#closers.delete(c);
+        if (t.handlers.size === 0 && this.#taps.get(name) === t) {
+          this.#taps.delete(name);
+          await (await t.closer).close();
+        }
+      },
+    };
+    this.#closers.add(c);
+    return c;
+  }
+
+  #handlerFailed(channel: string, err: unknown): void {
+    this.#log.limited(`handler-${channel}`, "warn", "subscriber handler failed", { channel, error: (err as Error)?.message ?? String(err) });
+  }
+
+  async #consume(channel: string, handler: Handler, group: string): Promise<Closer> {
+    const guard = this.#guard;
+    const closer = await this.#opts.backend.consume(
+      channel,
+      { group, consumer: this.#opts.consumerName, claimIdleMs: this.#opts.claimIdleMs, maxAttempts: this.#opts.maxAttempts, batch: 128 },
+      async (entry) => {
+        const a = guard.admit(channel, entry.raw, entry.refTimeMs);
+        if (!a.ok) {
+          if (a.reason === "replayed") this.#opts.metrics?.duplicates.inc();
+          return "ack"; // refused or already handled: nothing would change on a retry
+        }
+        try {
+          await handler({ ...toDelivery(a.value), id: entry.id });
+          this.#opts.metrics?.delivered.inc({ durable: "true" });
+          return "ack";
+        } catch (err) {
+          guard.replay.release(a.value.eventId); // so the retry is not taken for a replay
+          this.#handlerFailed(channel, err);
+          return "retry";
+        }
+      },
+    );
+    return this.#track(closer);
+  }
+
+  /**
+   * Streams verified entries of a durable channel after `afterId` ("$": only new ones), with
+   * their log ids, for resumable readers (the agent API's SSE with Last-Event-ID).
+   */
+  async tail(channel: string, afterId: string, handler: (d: Delivery) => Promise<void>): Promise<Closer> {
+    const name = canonicalChannel(channel);
+    // Each reader has its own replay memory: one reader's delivery is no replay for another.
+    const guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), this.#opts.replayCacheSize, this.#opts.metrics, this.#log);
+    const closer = await this.#opts.backend.tail(name, afterId, async (entries: LogEntry[]) => {
+      for (const e of entries) {
+        const a = guard.admit(name, e.raw, e.refTimeMs);
+        if (a.ok) await handler({ ...toDelivery(a.value), id: e.id });
+      }
+    });
+    return this.#track(closer);
+  }
+
+  #track(closer: Closer): Closer {
+    const c: Closer = {
+      close: async () => {
+        this.#closers.delete(c);
+        await closer.close();
+      },
+    };
+    this.#closers.add(c);
+    return c;
+  }
+
+  async ready() {
+    return this.#opts.backend.ready(this.durableChannels());
+  }
+
+  /** Stops subscriptions (acknowledging what was handled), flushes the spool if it can, closes. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#flushTimer);
+    await Promise.all([...this.#closers].map((c) => c.close().catch(() => {})));
+    for (const t of this.#taps.values()) await (await t.closer).close().catch(() => {});
+    this.#taps.clear();
+    if (this.#spool?.size && this.#opts.backend.isReady()) await this.flushSpool();
+    await this.#opts.backend.close();
+  }
+}
+
+function toDelivery(v: Verified): Delivery {
+  const d: Delivery = { channel: v.channel, eventId: v.eventId, message: v.message, kid: v.kid };
+  if (v.ext) d.ext = v.ext;
+  return d;
+}

@@ -1,0 +1,90 @@
+/**
+ * Channel names: the two Pilox channels (with their legacy hive aliases) carry a fixed schema
+ * that the reference enforces before sealing; every other operator-named channel carries any
+ * JSON object in the same envelope.
+ */
+import * as v from "valibot";
+
+export const PILOX_AGENT_STATUS = "pilox:agent:status";
+export const PILOX_SYSTEM_EVENTS = "pilox:system:events";
+
+const ALIASES: Record<string, string> = {
+  "hive:agent:status": PILOX_AGENT_STATUS,
+  "hive:system:events": PILOX_SYSTEM_EVENTS,
+};
+
+/** The name we publish on and report: a hive alias maps to its pilox name. */
+export function canonicalChannel(name: string): string {
+  return ALIASES[name] ?? name;
+}
+
+/** Every wire name a subscription to `name` listens on. */
+export function wireNamesOf(name: string): string[] {
+  const c = canonicalChannel(name);
+  const names = [c];
+  for (const [alias, target] of Object.entries(ALIASES)) if (target === c) names.push(alias);
+  return names;
+}
+
+export function isPiloxChannel(name: string): boolean {
+  const c = canonicalChannel(name);
+  return c === PILOX_AGENT_STATUS || c === PILOX_SYSTEM_EVENTS;
+}
+
+/** Operator channel names: printable, no spaces, bounded. */
+export const CHANNEL_NAME = v.pipe(
+  v.string(),
+  v.minLength(1),
+  v.maxLength(200),
+  v.regex(/^[A-Za-z0-9][A-Za-z0-9:._\-\/]*$/, "a channel name is letters, digits and : . _ - /"),
+);
+
+const UUIDISH = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
+
+const META_ENTRIES = {
+  v: v.literal(1),
+  producer: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  eventId: UUIDISH,
+  correlationId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+};
+/** What we seal on the Pilox channels: exactly the reference's fields. */
+const MESH_META_STRICT = v.strictObject(META_ENTRIES);
+/** What we accept: the same fields, extra keys tolerated (they are covered by the MAC). */
+const MESH_META_LOOSE = v.looseObject(META_ENTRIES);
+
+const ISO_TIME = v.pipe(v.string(), v.isoTimestamp());
+
+const AGENT_STATUS_CORE = v.strictObject({
+  agentId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  status: v.picklist(["running", "ready", "paused", "stopped"]),
+  timestamp: ISO_TIME,
+  instanceId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
+});
+
+const SYSTEM_EVENT_CORE = v.strictObject({
+  type: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  payload: v.record(v.string(), v.unknown()),
+  timestamp: ISO_TIME,
+});
+
+/** Checks a Pilox channel's core; returns a message naming the field, or undefined when valid. */
+export function piloxCoreProblem(channel: string, core: unknown): string | undefined {
+  const c = canonicalChannel(channel);
+  const schema = c === PILOX_AGENT_STATUS ? AGENT_STATUS_CORE : c === PILOX_SYSTEM_EVENTS ? SYSTEM_EVENT_CORE : undefined;
+  if (!schema) return undefined;
+  const r = v.safeParse(schema, core);
+  return r.success ? undefined : describeIssues(r.issues);
+}
+
+export function meshMetaProblem(meta: unknown, strict = false): string | undefined {
+  const r = v.safeParse(strict ? MESH_META_STRICT : MESH_META_LOOSE, meta);
+  return r.success ? undefined : describeIssues(r.issues, "meshMeta");
+}
+
+export function describeIssues(issues: readonly v.BaseIssue<unknown>[], prefix = ""): string {
+  const first = issues[0];
+  if (!first) return "invalid";
+  const path = v.getDotPath(first);
+  const where = [prefix, path].filter(Boolean).join(".");
+  return where ? `${where}: ${first.message}` : first.message;
+}

@@ -1,0 +1,183 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { vectors } from "../../../test/helpers/vectors.ts";
+import { KeyRing } from "../keyring.ts";
+import { sealMessage } from "./seal.ts";
+import { macV1, signedStringV1 } from "./v1.ts";
+import { verifyWire, type VerifyPolicy } from "./verify.ts";
+
+const bus = vectors.bus;
+const secret = Buffer.from(bus.secret);
+const ring = new KeyRing([{ id: "spec", secret }]);
+const policy: VerifyPolicy = { maxBytes: 65536, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true };
+const other = Buffer.from("another-bus-secret-0123456789abcdefgh");
+
+describe("v1 envelope against the spec vectors", () => {
+  it("builds the canonical signed string byte for byte", () => {
+    assert.equal(signedStringV1(bus.channel, bus.core, bus.meshMeta), bus.canonicalSigned);
+  });
+
+  it("computes the spec meshSig", () => {
+    assert.equal(macV1(secret, bus.channel, bus.core, bus.meshMeta), bus.meshSig);
+  });
+
+  it("seals to the exact wire bytes in v1 form", () => {
+    const sealed = sealMessage(bus.channel, { ...bus.core, meshMeta: bus.meshMeta }, { id: "spec", secret }, { v1Only: true });
+    assert.equal(JSON.stringify(sealed), JSON.stringify(bus.wire));
+  });
+
+  it("verifies the spec wire message", () => {
+    const r = verifyWire(bus.channel, JSON.stringify(bus.wire), ring, policy);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.value.eventId, bus.meshMeta.eventId);
+  });
+
+  it("accepts the hive alias of the channel when signed for it", () => {
+    const sealed = sealMessage("hive:system:events", { ...bus.core, meshMeta: bus.meshMeta }, { id: "spec", secret }, { v1Only: true });
+    const r = verifyWire("hive:system:events", JSON.stringify(sealed), ring, policy);
+    assert.ok(r.ok);
+    assert.equal(r.value.channel, "pilox:system:events");
+  });
+
+  it("accepts upper-case hex in meshSig", () => {
+    const r = verifyWire(bus.channel, JSON.stringify({ ...bus.wire, meshSig: bus.meshSig.toUpperCase() }), ring, policy);
+    assert.ok(r.ok);
+  });
+
+  it("refuses unextended messages when accept_v1_unextended is off", () => {
+    const r = verifyWire(bus.channel, JSON.stringify(bus.wire), ring, { ...policy, acceptV1Unextended: false });
+    assert.deepEqual(r.ok ? "ok" : r.reason, "unextended");
+  });
+});
+
+describe("tampering", () => {
+  const fields: [string, (m: any) => void][] = [
+    ["type", (m) => (m.type = "agent.deleted")],
+    ["payload value", (m) => (m.payload.name = "Evil")],
+    ["payload new key", (m) => (m.payload.extra = 1)],
+    ["timestamp", (m) => (m.timestamp = "2026-02-02T10:00:01.000Z")],
+    ["meshMeta.eventId", (m) => (m.meshMeta.eventId = "00000000-0000-4000-8000-000000000000")],
+    ["meshMeta.producer", (m) => (m.meshMeta.producer = "other")],
+    ["meshMeta.correlationId", (m) => (m.meshMeta.correlationId = "req-43")],
+    ["meshMeta removed correlationId", (m) => delete m.meshMeta.correlationId],
+    ["meshSig flipped", (m) => (m.meshSig = (m.meshSig[0] === "a" ? "b" : "a") + m.meshSig.slice(1))],
+    ["meshSig truncated", (m) => (m.meshSig = m.meshSig.slice(0, 62))],
+  ];
+  for (const [name, mutate] of fields) {
+    it(`v1: ${name} changed → forged`, () => {
+      const m = structuredClone(bus.wire);
+      mutate(m);
+      const r = verifyWire(bus.channel, JSON.stringify(m), ring, policy);
+      assert.equal(r.ok ? "ok" : r.reason, "forged");
+    });
+  }
+
+  const sealedExt = () => sealMessage("jobs", { task: "x", n: 1 }, { id: "k1", secret }, {});
+  const ring1 = new KeyRing([{ id: "k1", secret }]);
+  const extCases: [string, (m: any) => void, string][] = [
+    ["body", (m) => (m.n = 2), "forged"],
+    ["ext.ts", (m) => (m.meshExt.ts -= 1), "forged"],
+    ["ext.kid to unknown", (m) => (m.meshExt.kid = "k9"), "unknown_key"],
+    ["ext.ch", (m) => (m.meshExt.ch = "other"), "forged"],
+    ["ext.sig", (m) => (m.meshExt.sig = "0".repeat(64)), "forged"],
+    ["ext.origin added", (m) => (m.meshExt.origin = "https://x.example"), "forged"],
+    ["ext not an object", (m) => (m.meshExt = "x"), "malformed"],
+    ["ext.ts not a number", (m) => (m.meshExt.ts = "1"), "malformed"],
+    ["meshSig removed", (m) => delete m.meshSig, "unsigned"],
+    ["meshMeta removed", (m) => delete m.meshMeta, "invalid_schema"],
+  ];
+  for (const [name, mutate, reason] of extCases) {
+    it(`extended: ${name} → ${reason}`, () => {
+      const m = sealedExt();
+      mutate(m);
+      const r = verifyWire("jobs", JSON.stringify(m), ring1, policy);
+      assert.equal(r.ok ? "ok" : r.reason, reason);
+    });
+  }
+
+  it("extended: untouched verifies", () => {
+    const r = verifyWire("jobs", JSON.stringify(sealedExt()), ring1, policy);
+    assert.ok(r.ok);
+    assert.equal(r.value.kid, "k1");
+  });
+});
+
+describe("channel binding, keys, freshness", () => {
+  const k1 = { id: "k1", secret };
+  const k2 = { id: "k2", secret: other };
+
+  it("a message moved to another channel is wrong_channel (extended) or forged (v1)", () => {
+    const ext = sealMessage("jobs", { a: 1 }, k1);
+    assert.equal((verifyWire("other", JSON.stringify(ext), new KeyRing([k1]), policy) as any).reason, "wrong_channel");
+    const v1 = sealMessage("jobs", { a: 1 }, k1, { v1Only: true });
+    assert.equal((verifyWire("other", JSON.stringify(v1), new KeyRing([k1]), policy) as any).reason, "forged");
+  });
+
+  it("a wrong key is forged (v1) or unknown_key (extended)", () => {
+    const v1 = sealMessage("jobs", { a: 1 }, k2, { v1Only: true });
+    assert.equal((verifyWire("jobs", JSON.stringify(v1), new KeyRing([k1]), policy) as any).reason, "forged");
+    const ext = sealMessage("jobs", { a: 1 }, k2);
+    assert.equal((verifyWire("jobs", JSON.stringify(ext), new KeyRing([k1]), policy) as any).reason, "unknown_key");
+  });
+
+  it("a known kid with another key's MAC is forged", () => {
+    const m = sealMessage("jobs", { a: 1 }, { id: "k1", secret: other });
+    assert.equal((verifyWire("jobs", JSON.stringify(m), new KeyRing([k1]), policy) as any).reason, "forged");
+  });
+
+  it("rotation: both keys accepted while listed, the old one refused once removed", () => {
+    const both = new KeyRing([k1, k2], "k2");
+    assert.equal(both.primary.id, "k2");
+    const old = sealMessage("jobs", { a: 1 }, k1);
+    const cur = sealMessage("jobs", { a: 2 }, both.primary);
+    assert.ok(verifyWire("jobs", JSON.stringify(old), both, policy).ok);
+    assert.ok(verifyWire("jobs", JSON.stringify(cur), both, policy).ok);
+    const onlyNew = new KeyRing([k2]);
+    assert.equal((verifyWire("jobs", JSON.stringify(old), onlyNew, policy) as any).reason, "unknown_key");
+    // and the v1 form signed with the old key
+    const oldV1 = sealMessage("jobs", { a: 1 }, k1, { v1Only: true });
+    assert.ok(verifyWire("jobs", JSON.stringify(oldV1), both, policy).ok);
+    assert.equal((verifyWire("jobs", JSON.stringify(oldV1), onlyNew, policy) as any).reason, "forged");
+  });
+
+  it("stale and future messages are refused", () => {
+    const now = 1_800_000_000_000;
+    const old = sealMessage("jobs", { a: 1 }, k1, { now: now - 301_000 });
+    assert.equal((verifyWire("jobs", JSON.stringify(old), new KeyRing([k1]), policy, now) as any).reason, "stale");
+    const edge = sealMessage("jobs", { a: 1 }, k1, { now: now - 299_000 });
+    assert.ok(verifyWire("jobs", JSON.stringify(edge), new KeyRing([k1]), policy, now).ok);
+    const future = sealMessage("jobs", { a: 1 }, k1, { now: now + 31_000 });
+    assert.equal((verifyWire("jobs", JSON.stringify(future), new KeyRing([k1]), policy, now) as any).reason, "clock_skew");
+  });
+});
+
+describe("malformed and oversized input", () => {
+  const bad: [string, string][] = [
+    ["not JSON", "{nope"],
+    ["an array", "[1,2]"],
+    ["a string", '"x"'],
+    ["null", "null"],
+    ["meshSig a number", JSON.stringify({ ...bus.wire, meshSig: 5 })],
+  ];
+  for (const [name, raw] of bad) {
+    it(`${name} → malformed`, () => {
+      assert.equal((verifyWire(bus.channel, raw, ring, policy) as any).reason, "malformed");
+    });
+  }
+  it("oversized → oversized, before parsing", () => {
+    const raw = JSON.stringify({ ...bus.wire, pad: "x".repeat(70_000) });
+    assert.equal((verifyWire(bus.channel, raw, ring, policy) as any).reason, "oversized");
+  });
+  it("multi-byte characters count as bytes", () => {
+    const raw = JSON.stringify({ pad: "é".repeat(40_000) });
+    assert.equal((verifyWire("jobs", raw, ring, policy) as any).reason, "oversized");
+  });
+  it("a Pilox channel message with a bad status is invalid_schema", () => {
+    const m = sealMessage("jobs", {}, { id: "spec", secret }, { v1Only: true });
+    void m;
+    const k = { id: "spec", secret };
+    assert.throws(() =>
+      sealMessage("pilox:agent:status", { agentId: "a", status: "flying", timestamp: "2026-01-01T00:00:00.000Z" }, k),
+    );
+  });
+});

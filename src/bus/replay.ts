@@ -1,0 +1,46 @@
+/**
+ * Remembers delivered event ids for as long as a replay could still pass the freshness check.
+ * Bounded: past `maxEntries` the oldest id is forgotten (unextended v1 messages have no send
+ * time, so for them the bound is the only horizon; size it to the traffic of one window).
+ */
+export class ReplayCache {
+  readonly #seen = new Map<string, number>();
+  constructor(readonly maxEntries: number) {}
+
+  /** Records the id; false when it was already there and not expired (a replay). */
+  claim(id: string, expiresAtMs: number, nowMs: number = Date.now()): boolean {
+    const prev = this.#seen.get(id);
+    if (prev !== undefined && prev > nowMs) return false;
+    if (prev !== undefined) this.#seen.delete(id);
+    this.#seen.set(id, expiresAtMs);
+    this.#prune(nowMs);
+    return true;
+  }
+
+  /** Forgets an id, so a redelivery after a failed handler is not taken for a replay. */
+  release(id: string): void {
+    this.#seen.delete(id);
+  }
+
+  has(id: string, nowMs: number = Date.now()): boolean {
+    const exp = this.#seen.get(id);
+    return exp !== undefined && exp > nowMs;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  #prune(nowMs: number): void {
+    while (this.#seen.size > this.maxEntries) {
+      const oldest = this.#seen.keys().next().value as string;
+      this.#seen.delete(oldest);
+    }
+    // Expiries are close to insertion order; drop expired ones from the front cheaply.
+    for (let i = 0; i < 4; i++) {
+      const first = this.#seen.entries().next().value as [string, number] | undefined;
+      if (!first || first[1] > nowMs) break;
+      this.#seen.delete(first[0]);
+    }
+  }
+}

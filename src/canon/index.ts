@@ -1,0 +1,34 @@
+/**
+ * Canonical JSON as wire-v1 §0 defines it: keys sorted by UTF-16 code units, undefined
+ * dropped, no whitespace. For values that came out of JSON.parse this equals RFC 8785.
+ */
+export function canonicalize(value: unknown): string {
+  if (value === null || typeof value !== "object") {
+    // JSON.stringify of a top-level undefined/function returns undefined; treat as null.
+    return JSON.stringify(value) ?? "null";
+  }
+  if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
+    return canonicalize((value as { toJSON: () => unknown }).toJSON());
+  }
+  if (Array.isArray(value)) {
+    let out = "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ",";
+      const v = value[i];
+      out += v === undefined || typeof v === "function" ? "null" : canonicalize(v);
+    }
+    return out + "]";
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = "{";
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined || typeof v === "function") continue;
+    if (!first) out += ",";
+    first = false;
+    out += JSON.stringify(k) + ":" + canonicalize(v);
+  }
+  return out + "}";
+}

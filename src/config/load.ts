@@ -1,0 +1,192 @@
+/** Reading, merging, validating and completing the configuration. */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { parse as parseToml, TomlError } from "smol-toml";
+import * as v from "valibot";
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { mergeInto, originOf, type Table } from "./merge.ts";
+import { DEFAULT_CONFIG_PATH, defaultRuntimeDir, defaultStateDir } from "./paths.ts";
+import { ConfigSchema, type FileConfig } from "./schema.ts";
+
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/** The effective configuration: the merged files with every default filled in. */
+export type Config = FileConfig & {
+  node: Required<FileConfig["node"]>;
+  api: FileConfig["api"] & { socket: string };
+  bus: FileConfig["bus"] & {
+    backend: "embedded" | "redis";
+    redis: FileConfig["bus"]["redis"] & { consumer_group: string; consumer_name: string };
+  };
+};
+
+export interface LoadedConfig {
+  config: Config;
+  /** Files read, main first then drop-ins in merge order. */
+  files: string[];
+  /** Where each key came from (dotted path → file), for later error messages. */
+  origin: Map<string, string>;
+}
+
+export interface LoadOptions {
+  /** --config; when absent, PILOX_MESH_CONFIG, then the default path. */
+  path?: string;
+  /** --state-dir overrides node.state_dir. */
+  stateDir?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function configPathFrom(opts: LoadOptions): { path: string; explicit: boolean } {
+  const env = opts.env ?? process.env;
+  if (opts.path) return { path: resolve(opts.path), explicit: true };
+  if (env["PILOX_MESH_CONFIG"]) return { path: resolve(env["PILOX_MESH_CONFIG"]), explicit: true };
+  return { path: DEFAULT_CONFIG_PATH, explicit: false };
+}
+
+function readToml(file: string): Table {
+  let text: string;
+  try {
+    const st = statSync(file);
+    if (!st.isFile()) throw new ConfigError([{ file, message: "not a regular file" }]);
+    if (st.size > MAX_CONFIG_FILE_BYTES) throw new ConfigError([{ file, message: `larger than ${MAX_CONFIG_FILE_BYTES} bytes` }]);
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError([{ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
+  }
+  try {
+    return parseToml(text) as Table;
+  } catch (err) {
+    if (err instanceof TomlError) {
+      // smol-toml's message repeats the location and a code excerpt; keep its first line.
+      const first = err.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+      throw new ConfigError([{ file, line: err.line, column: err.column, message: `TOML syntax: ${first}` }]);
+    }
+    throw new ConfigError([{ file, message: (err as Error).message }]);
+  }
+}
+
+export function dropInsOf(mainPath: string): string[] {
+  const dir = join(dirname(mainPath), "conf.d");
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".toml") && !f.startsWith("."))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const { path: main, explicit } = configPathFrom(opts);
+  const files: string[] = [];
+  if (existsSync(main)) files.push(main);
+  else if (explicit) throw new ConfigError([{ file: main, message: "configuration file does not exist" }]);
+  files.push(...dropInsOf(main));
+
+  const merged: Table = {};
+  const origin = new Map<string, string>();
+  const problems: ConfigProblem[] = [];
+  for (const f of files) {
+    try {
+      mergeInto(merged, readToml(f), f, origin);
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else throw err;
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  const r = v.safeParse(ConfigSchema, merged);
+  if (!r.success) {
+    throw new ConfigError(
+      r.issues.map((i) => {
+        const key = v.getDotPath(i) ?? "";
+        return { file: originOf(origin, key), key: prettyKey(key), message: issueMessage(i) };
+      }),
+    );
+  }
+  const config = complete(r.output, opts, env, files[0] ? dirname(files[0]) : process.cwd());
+  const semantic = checkSemantics(config, origin);
+  if (semantic.length) throw new ConfigError(semantic);
+  return { config, files, origin };
+}
+
+/** `bus.keys.0.id` reads better as `bus.keys[0].id`. */
+function prettyKey(dotted: string): string {
+  return dotted.replace(/\.(\d+)(?=\.|$)/g, "[$1]");
+}
+
+function issueMessage(i: v.BaseIssue<unknown>): string {
+  if (i.expected === "never") return "unknown key (check the spelling; docs/configuration.md lists every key)";
+  if (i.kind === "schema" && i.received === "undefined") return `missing (expected ${i.expected})`;
+  if (i.kind === "schema") return `expected ${i.expected}, got ${i.received}`;
+  return i.message;
+}
+
+function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, baseDir: string): Config {
+  const rel = (p: string) => (p && !isAbsolute(p) ? resolve(baseDir, p) : p);
+  const name = c.node.name ?? (hostname().replace(/[^A-Za-z0-9._\-]/g, "-").slice(0, 64) || "pilox-mesh");
+  const stateDir = opts.stateDir ? resolve(opts.stateDir) : c.node.state_dir ? rel(c.node.state_dir) : defaultStateDir(env);
+  const runtimeDir = c.node.runtime_dir ? rel(c.node.runtime_dir) : defaultRuntimeDir(env, stateDir);
+  const backend = c.bus.backend === "auto" ? (c.bus.redis.url ? "redis" : "embedded") : c.bus.backend;
+  return {
+    ...c,
+    node: { name, state_dir: stateDir, runtime_dir: runtimeDir },
+    api: {
+      ...c.api,
+      socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : rel(c.api.socket),
+      token_file: rel(c.api.token_file),
+    },
+    bus: {
+      ...c.bus,
+      backend,
+      keys: c.bus.keys.map((k) => ({ ...k, secret_file: rel(k.secret_file) })),
+      redis: {
+        ...c.bus.redis,
+        password_file: rel(c.bus.redis.password_file),
+        consumer_group: c.bus.redis.consumer_group ?? name,
+        consumer_name: c.bus.redis.consumer_name ?? name,
+      },
+    },
+  };
+}
+
+function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[] {
+  const out: ConfigProblem[] = [];
+  const at = (key: string, message: string) => out.push({ file: originOf(origin, key.replace(/\[(\d+)\]/g, ".$1")), key, message });
+
+  const ids = new Set<string>();
+  c.bus.keys.forEach((k, i) => {
+    if (ids.has(k.id)) at(`bus.keys[${i}].id`, `duplicate key id "${k.id}"`);
+    ids.add(k.id);
+  });
+  const primaries = c.bus.keys.filter((k) => k.primary);
+  if (primaries.length > 1) at("bus.keys", `${primaries.length} keys say primary = true; exactly one may`);
+  if (c.bus.keys.length > 1 && primaries.length === 0) at("bus.keys", "several keys and none has primary = true: say which one signs");
+  if (c.bus.backend === "redis") {
+    if (!c.bus.redis.url) at("bus.redis.url", 'required when bus.backend = "redis"');
+    if (c.bus.keys.length === 0) at("bus.keys", "at least one [[bus.keys]] entry (id, secret_file) is required with the redis backend");
+  }
+  if (c.bus.redis.url) {
+    try {
+      const u = new URL(c.bus.redis.url);
+      if (u.password) at("bus.redis.url", "holds a password; put it in bus.redis.password_file instead");
+    } catch {
+      at("bus.redis.url", "not a valid URL");
+    }
+  }
+  const names = new Set<string>();
+  c.bus.channels.forEach((ch, i) => {
+    if (names.has(ch.name)) at(`bus.channels[${i}].name`, `channel "${ch.name}" is configured twice`);
+    names.add(ch.name);
+    if (ch.name.startsWith("hive:")) at(`bus.channels[${i}].name`, `use the pilox name, not the hive alias`);
+  });
+  if (c.api.listen) {
+    const host = c.api.listen.slice(0, c.api.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
+    if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) at("api.listen", "the agent API listens on loopback only (127.0.0.0/8, ::1, localhost)");
+    if (!c.api.token_file) at("api.token_file", "required when api.listen is set: the TCP agent API always needs a bearer token");
+  }
+  if (c.api.socket && Buffer.byteLength(c.api.socket) > 107) at("api.socket", "a unix socket path is at most 107 bytes");
+  return out;
+}

@@ -1,0 +1,74 @@
+/**
+ * Turning the configuration's secret file paths into the secrets themselves. Kept apart from
+ * loading so check-config and reload can validate secrets without starting anything.
+ */
+import { join } from "node:path";
+import { KeyRing, type BusKey } from "../bus/keyring.ts";
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+import type { LoadedConfig } from "./load.ts";
+import { originOf } from "./merge.ts";
+import { ensureSecretFile, readSecretFile, SecretFileError } from "./secrets.ts";
+
+export interface Secrets {
+  ring: KeyRing;
+  redisPassword?: string;
+  apiToken?: Buffer;
+}
+
+/** The key the embedded bus uses when no [[bus.keys]] are configured. */
+export function autoBusKeyPath(stateDir: string): string {
+  return join(stateDir, "bus.key");
+}
+
+/**
+ * Reads every secret file. `create` allows generating the embedded bus's own key on first
+ * start (check-config passes false and only reports).
+ */
+export function resolveSecrets({ config: c, origin }: LoadedConfig, create: boolean): Secrets {
+  const problems: ConfigProblem[] = [];
+  const read = (key: string, file: string): Buffer | undefined => {
+    try {
+      return readSecretFile(file);
+    } catch (err) {
+      if (!(err instanceof SecretFileError)) throw err;
+      problems.push({ file: originOf(origin, key.replace(/\[(\d+)\]/g, ".$1")), key, message: err.message });
+      return undefined;
+    }
+  };
+
+  const keys: BusKey[] = [];
+  let primaryId: string | undefined;
+  if (c.bus.keys.length === 0) {
+    const file = autoBusKeyPath(c.node.state_dir);
+    if (create) ensureSecretFile(file);
+    const secret = create ? read("bus.keys (generated)", file) : undefined;
+    if (secret) keys.push({ id: "local", secret });
+  } else {
+    c.bus.keys.forEach((k, i) => {
+      const secret = read(`bus.keys[${i}].secret_file`, k.secret_file);
+      if (!secret) return;
+      if (secret.length < 32) {
+        problems.push({ file: originOf(origin, `bus.keys.${i}`), key: `bus.keys[${i}].secret_file`, message: `${k.secret_file}: a bus secret is at least 32 bytes` });
+        return;
+      }
+      keys.push({ id: k.id, secret });
+      if (k.primary) primaryId = k.id;
+    });
+  }
+  const out: Partial<Secrets> = {};
+  if (c.bus.redis.password_file) {
+    const p = read("bus.redis.password_file", c.bus.redis.password_file);
+    if (p) out.redisPassword = p.toString("utf8");
+  }
+  if (c.api.token_file) {
+    const t = read("api.token_file", c.api.token_file);
+    if (t && t.length < 16) problems.push({ key: "api.token_file", file: originOf(origin, "api.token_file"), message: `${c.api.token_file}: a token is at least 16 bytes` });
+    else if (t) out.apiToken = t;
+  }
+  if (problems.length) throw new ConfigError(problems);
+  if (keys.length === 0) {
+    // check-config without a generated key yet: a throwaway ring keeps the shape valid.
+    return { ...out, ring: new KeyRing([{ id: "local", secret: Buffer.alloc(32, 1) }]) };
+  }
+  return { ...out, ring: new KeyRing(keys, primaryId) };
+}

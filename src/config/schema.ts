@@ -1,0 +1,106 @@
+/**
+ * The configuration file's schema: every key, its type, bound and default. docs/configuration.md
+ * documents each one; keep the two in step.
+ */
+import * as v from "valibot";
+import { CHANNEL_NAME } from "../bus/channels.ts";
+
+const int = (min: number, max: number) => v.pipe(v.number(), v.integer("expected an integer"), v.minValue(min), v.maxValue(max));
+const str = (max = 4096) => v.pipe(v.string(), v.maxLength(max));
+const path = () => v.pipe(v.string(), v.maxLength(4096));
+const HOSTPORT = v.pipe(
+  v.string(),
+  v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$/, 'expected "HOST:PORT", e.g. "127.0.0.1:7420"'),
+  v.check((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port out of range"),
+);
+const KEY_ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a key id is 1-64 letters, digits, . _ -"));
+
+export const ConfigSchema = v.strictObject({
+  node: v.optional(
+    v.strictObject({
+      name: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a node name is 1-64 letters, digits, . _ -"))),
+      state_dir: v.optional(path()),
+      runtime_dir: v.optional(path()),
+    }),
+    {},
+  ),
+  log: v.optional(
+    v.strictObject({
+      level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
+      format: v.optional(v.picklist(["text", "json"]), "text"),
+    }),
+    {},
+  ),
+  http: v.optional(
+    v.strictObject({
+      listen: v.optional(HOSTPORT, "127.0.0.1:7420"),
+    }),
+    {},
+  ),
+  api: v.optional(
+    v.strictObject({
+      socket: v.optional(path()),
+      socket_mode: v.optional(v.pipe(v.string(), v.regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')), "0660"),
+      listen: v.optional(v.union([v.literal(""), HOSTPORT]), ""),
+      token_file: v.optional(path(), ""),
+      max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
+      max_subscribers: v.optional(int(1, 100_000), 256),
+    }),
+    {},
+  ),
+  bus: v.optional(
+    v.strictObject({
+      backend: v.optional(v.picklist(["auto", "embedded", "redis"]), "auto"),
+      producer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), "pilox-mesh"),
+      max_message_bytes: v.optional(int(256, 16 * 1024 * 1024), 256 * 1024),
+      max_age_seconds: v.optional(int(1, 30 * 86_400), 300),
+      clock_skew_seconds: v.optional(int(0, 3_600), 30),
+      accept_v1_unextended: v.optional(v.boolean(), true),
+      replay_cache_size: v.optional(int(1_000, 100_000_000), 100_000),
+      keys: v.optional(
+        v.array(
+          v.strictObject({
+            id: KEY_ID,
+            secret_file: path(),
+            primary: v.optional(v.boolean(), false),
+          }),
+        ),
+        [],
+      ),
+      redis: v.optional(
+        v.strictObject({
+          url: v.optional(v.pipe(v.string(), v.regex(/^(rediss?:\/\/.*)?$/, 'expected a "redis://" or "rediss://" URL')), ""),
+          password_file: v.optional(path(), ""),
+          stream_prefix: v.optional(str(128), "pilox-mesh:stream:"),
+          stream_max_len: v.optional(int(100, 1_000_000_000), 1_000_000),
+          consumer_group: v.optional(str(128)),
+          consumer_name: v.optional(str(128)),
+          claim_idle_seconds: v.optional(int(1, 86_400), 60),
+          max_attempts: v.optional(int(1, 1_000), 10),
+          block_ms: v.optional(int(100, 60_000), 5_000),
+          connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
+        }),
+        {},
+      ),
+      spool: v.optional(
+        v.strictObject({
+          max_bytes: v.optional(int(4096, 1024 ** 4), 64 * 1024 * 1024),
+        }),
+        {},
+      ),
+      channels: v.optional(
+        v.array(
+          v.strictObject({
+            name: CHANNEL_NAME,
+            durable: v.optional(v.boolean(), false),
+            max_age_seconds: v.optional(int(1, 365 * 86_400)),
+          }),
+        ),
+        [],
+      ),
+    }),
+    {},
+  ),
+});
+
+export type FileConfig = v.InferOutput<typeof ConfigSchema>;

@@ -1,0 +1,82 @@
+/** Each suite runs its own redis-server on a free port, so it can kill and restart it at will. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createConnection, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const c = createConnection({ port, host: "127.0.0.1" });
+      c.once("connect", () => {
+        c.write("PING\r\n");
+        c.once("data", (d) => {
+          c.destroy();
+          resolve(d.toString().startsWith("+PONG"));
+        });
+      });
+      c.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`redis on ${port} did not start`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export interface TestRedis {
+  port: number;
+  url: string;
+  dir: string;
+  /** Sends a signal (SIGKILL by default) and waits for the process to exit. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startRedis(opts: { aof?: boolean } = {}): Promise<TestRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "pilox-redis-"));
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"];
+  if (opts.aof ?? true) args.push("--appendonly", "yes", "--appendfsync", "always");
+  else args.push("--appendonly", "no");
+  let proc: ChildProcess | undefined;
+  const launch = async () => {
+    proc = spawn("redis-server", args, { stdio: "ignore" });
+    await waitForPort(port);
+  };
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once("exit", () => resolve());
+      p.kill(signal);
+    });
+    proc = undefined;
+  };
+  await launch();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    kill,
+    restart: launch,
+    stop: async () => {
+      await kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
