@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
-import { canonicalChannel, wireNamesOf } from "./channels.ts";
+import { canonicalChannel, defaultProducer, wireNamesOf } from "./channels.ts";
 import type { MeshExt } from "./envelope/ext.ts";
 import { sealMessage, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
@@ -142,7 +142,7 @@ export class MeshBus {
     const name = canonicalChannel(channel);
     const withMeta: JsonObject =
       message["meshMeta"] === undefined
-        ? { ...message, meshMeta: { v: 1, producer: this.#opts.producer, eventId: randomUUID() } }
+        ? { ...message, meshMeta: { v: 1, producer: defaultProducer(name, this.#opts.producer), eventId: randomUUID() } }
         : message;
     // Sealing validates too, so a bad message is refused before it can reach the spool.
     const sealed = sealMessage(name, withMeta, this.#ring.primary, opts);

@@ -31,6 +31,14 @@ export function isPiloxChannel(name: string): boolean {
   return c === PILOX_AGENT_STATUS || c === PILOX_SYSTEM_EVENTS;
 }
 
+/**
+ * The producer written into a generated meshMeta: on the Pilox channels the reference's own
+ * value, so stock subscribers that pin it accept us; elsewhere the configured name.
+ */
+export function defaultProducer(channel: string, configured: string): string {
+  return isPiloxChannel(channel) ? "pilox-core" : configured;
+}
+
 /** Operator channel names: printable, no spaces, bounded. */
 export const CHANNEL_NAME = v.pipe(
   v.string(),

@@ -1,6 +1,6 @@
 /** Where a bus message is sealed: meshSig (Pilox v1) plus, unless asked not to, our extension. */
 import { randomUUID } from "node:crypto";
-import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
+import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { BusKey } from "../keyring.ts";
 import { extMac, type MeshExt } from "./ext.ts";
 import { coreOf, EXT_FIELD, macV1, type JsonObject } from "./v1.ts";
@@ -28,7 +28,7 @@ export function sealMessage(channel: string, message: JsonObject, key: BusKey, o
   const given = message["meshMeta"];
   const meshMeta =
     given === undefined
-      ? { v: 1, producer: "pilox-mesh", eventId: randomUUID() }
+      ? { v: 1, producer: defaultProducer(channel, "pilox-mesh"), eventId: randomUUID() }
       : (given as JsonObject);
   const pilox = isPiloxChannel(channel);
   const metaProblem = meshMetaProblem(meshMeta, pilox);

@@ -1,0 +1,70 @@
+/** Building a MeshBus from the effective configuration. */
+import { join } from "node:path";
+import type { Config, Secrets } from "../config/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { BusMetrics } from "../metrics/index.ts";
+import type { BusBackend } from "./backends/backend.ts";
+import { EmbeddedBackend } from "./backends/embedded.ts";
+import { RedisBackend } from "./backends/redis.ts";
+import { MeshBus, type ChannelOptions } from "./bus.ts";
+import type { VerifyPolicy } from "./envelope/verify.ts";
+
+export function policyOf(c: Config): VerifyPolicy {
+  return {
+    maxBytes: c.bus.max_message_bytes,
+    maxAgeMs: c.bus.max_age_seconds * 1000,
+    skewMs: c.bus.clock_skew_seconds * 1000,
+    acceptV1Unextended: c.bus.accept_v1_unextended,
+  };
+}
+
+export function channelsOf(c: Config): Map<string, ChannelOptions> {
+  const m = new Map<string, ChannelOptions>();
+  for (const ch of c.bus.channels) {
+    const o: ChannelOptions = { durable: ch.durable };
+    if (ch.max_age_seconds !== undefined) o.maxAgeMs = ch.max_age_seconds * 1000;
+    m.set(ch.name, o);
+  }
+  return m;
+}
+
+/** The redis URL with the password from its file, never from the config text. */
+export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string {
+  if (!s.redisPassword) return c.bus.redis.url;
+  const u = new URL(c.bus.redis.url);
+  u.password = encodeURIComponent(s.redisPassword);
+  return u.toString();
+}
+
+export function createBackend(c: Config, s: Secrets, log: Logger): BusBackend {
+  if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len);
+  return new RedisBackend({
+    url: redisUrlOf(c, s),
+    streamPrefix: c.bus.redis.stream_prefix,
+    streamMaxLen: c.bus.redis.stream_max_len,
+    blockMs: c.bus.redis.block_ms,
+    connectTimeoutMs: c.bus.redis.connect_timeout_ms,
+    log,
+  });
+}
+
+export function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetrics): MeshBus {
+  const opts: ConstructorParameters<typeof MeshBus>[0] = {
+    backend: createBackend(c, s, log),
+    ring: s.ring,
+    policy: policyOf(c),
+    channels: channelsOf(c),
+    producer: c.bus.producer,
+    consumerGroup: c.bus.redis.consumer_group,
+    consumerName: c.bus.redis.consumer_name,
+    claimIdleMs: c.bus.redis.claim_idle_seconds * 1000,
+    maxAttempts: c.bus.redis.max_attempts,
+    replayCacheSize: c.bus.replay_cache_size,
+    spoolMaxBytes: c.bus.spool.max_bytes,
+    log,
+  };
+  // The embedded bus has nothing to wait for; only a remote backend needs a spool.
+  if (c.bus.backend === "redis") opts.spoolDir = join(c.node.state_dir, "spool");
+  if (metrics) opts.metrics = metrics;
+  return new MeshBus(opts);
+}

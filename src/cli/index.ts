@@ -1,0 +1,2 @@
+export { run, USAGE } from "./main.ts";
+export { EXIT, type Io } from "./args.ts";

@@ -1,0 +1,93 @@
+/** The pilox-mesh command line: dispatch, error reporting and exit codes. */
+import { ConfigError, EX_CONFIG, formatProblem } from "../config/index.ts";
+import { versionLine } from "../version.ts";
+import { EXIT, UsageError, type Io } from "./args.ts";
+import { ApiUnreachableError } from "./client.ts";
+import { bus } from "./commands/bus.ts";
+import { checkConfig } from "./commands/config.ts";
+import { serve } from "./commands/serve.ts";
+
+export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
+
+usage: pilox-mesh [--config PATH] [--state-dir DIR] COMMAND [options]
+
+commands:
+  serve [--listen HOST:PORT]   run the appliance (SIGHUP reloads, SIGTERM drains and stops)
+  check-config                 validate the configuration and print it, secrets redacted
+  version                      print version, commit and runtime
+  bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
+
+configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
+plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.`;
+
+const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
+  serve,
+  "check-config": checkConfig,
+  bus,
+  version: async (_a, io) => {
+    io.stdout(versionLine() + "\n");
+    return EXIT.ok;
+  },
+};
+
+/** Global flags may come before the command; they are handed to it. */
+function splitArgs(argv: string[]): { command?: string; args: string[] } {
+  const globals: string[] = [];
+  let i = 0;
+  while (i < argv.length) {
+    const a = argv[i]!;
+    if (a === "--config" || a === "--state-dir") {
+      globals.push(a, argv[i + 1] ?? "");
+      i += 2;
+    } else if (a.startsWith("--config=") || a.startsWith("--state-dir=")) {
+      globals.push(a);
+      i++;
+    } else break;
+  }
+  const command = argv[i];
+  return command === undefined ? { args: globals } : { command, args: [...argv.slice(i + 1), ...globals] };
+}
+
+export async function run(argv: string[], io: Io): Promise<number> {
+  const { command, args } = splitArgs(argv);
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    (command ? io.stdout : io.stderr)(USAGE + "\n");
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === "--version") return COMMANDS["version"]!(args, io);
+  const fn = COMMANDS[command];
+  if (!fn) {
+    io.stderr(`pilox-mesh: unknown command "${command}"\n\n${USAGE}\n`);
+    return EXIT.usage;
+  }
+  if (args.includes("--help") || args.includes("-h")) {
+    io.stdout(USAGE + "\n");
+    return EXIT.ok;
+  }
+  try {
+    return await fn(args, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`pilox-mesh ${command}: ${err.message}\n`);
+      return EXIT.usage;
+    }
+    if (err instanceof ConfigError) {
+      io.stderr(`pilox-mesh: configuration error:\n${err.problems.map((p) => "  " + formatProblem(p)).join("\n")}\n`);
+      return EX_CONFIG;
+    }
+    if (err instanceof ApiUnreachableError) {
+      io.stderr(`pilox-mesh ${command}: ${err.message}\n`);
+      return EXIT.unavailable;
+    }
+    if ((err as NodeJS.ErrnoException)?.code === "EADDRINUSE" || (err as NodeJS.ErrnoException)?.code === "EACCES") {
+      io.stderr(`pilox-mesh ${command}: cannot listen: ${(err as Error).message}\n`);
+      return EXIT.unavailable;
+    }
+    if ((err as Error)?.name === "SecretFileError") {
+      io.stderr(`pilox-mesh ${command}: ${(err as Error).message}\n`);
+      return EX_CONFIG;
+    }
+    io.stderr(`pilox-mesh ${command}: ${(err as Error)?.message ?? String(err)}\n`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The running appliance: configuration, bus, agent API and public listener, with reload that
+ * keeps the old state when the new config is bad, and a stop that drains before it exits.
+ */
+import { mkdirSync } from "node:fs";
+import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
+import { loadConfig, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { agentApi } from "../http/agent-api.ts";
+import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
+import { publicApi } from "../http/public.ts";
+import { createLogger, type Logger } from "../log/index.ts";
+import { createMetrics, type Metrics } from "../metrics/index.ts";
+import { versionLine } from "../version.ts";
+
+export interface ApplianceOptions {
+  load: LoadOptions;
+  /** serve --listen: overrides http.listen. */
+  listen?: string;
+  log?: Logger;
+}
+
+/** Settings that only a restart can change; a reload that changes them says so. */
+function restartOnly(c: Config): string {
+  return JSON.stringify([c.http.listen, c.api.socket, c.api.socket_mode, c.api.listen, c.bus.backend, c.bus.redis, c.node]);
+}
+
+export class Appliance {
+  #config!: Config;
+  #secrets!: Secrets;
+  #bus!: MeshBus;
+  readonly #listeners: Listening[] = [];
+  readonly metrics: Metrics = createMetrics();
+  #log!: Logger;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(private readonly opts: ApplianceOptions) {}
+
+  get config(): Config {
+    return this.#config;
+  }
+  get bus(): MeshBus {
+    return this.#bus;
+  }
+  get listeners(): readonly Listening[] {
+    return this.#listeners;
+  }
+  get log(): Logger {
+    return this.#log;
+  }
+
+  static async start(opts: ApplianceOptions): Promise<Appliance> {
+    const a = new Appliance(opts);
+    await a.#start();
+    return a;
+  }
+
+  #load(): { config: Config; secrets: Secrets } {
+    const loaded = loadConfig(this.opts.load);
+    if (this.opts.listen) loaded.config.http.listen = this.opts.listen;
+    mkdirSync(loaded.config.node.state_dir, { recursive: true, mode: 0o700 });
+    return { config: loaded.config, secrets: resolveSecrets(loaded, true) };
+  }
+
+  async #start(): Promise<void> {
+    const { config, secrets } = this.#load();
+    this.#config = config;
+    this.#secrets = secrets;
+    this.#log = this.opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
+    this.#log.info("starting", { version: versionLine(), state_dir: config.node.state_dir, backend: config.bus.backend });
+    this.#bus = createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
+    await this.#bus.start();
+    try {
+      await this.#listen();
+    } catch (err) {
+      await this.#closeAll();
+      throw err;
+    }
+    const r = await this.#bus.ready();
+    for (const w of r.warnings) this.#log.warn(w);
+    this.#log.info("ready", { listeners: this.#listeners.map((l) => l.address).join(",") });
+  }
+
+  async #listen(): Promise<void> {
+    const c = this.#config;
+    const common = {
+      bus: () => this.#bus,
+      maxBodyBytes: () => this.#config.api.max_body_bytes,
+      maxSubscribers: () => this.#config.api.max_subscribers,
+      log: this.#log.child({ component: "agent-api" }),
+    };
+    if (c.api.socket) {
+      mkdirSync(c.node.runtime_dir, { recursive: true, mode: 0o755 });
+      this.#listeners.push(await listenUnix(agentApi(common), c.api.socket, parseInt(c.api.socket_mode, 8)));
+    }
+    if (c.api.listen) {
+      this.#listeners.push(await listenTcp(agentApi({ ...common, token: () => this.#secrets.apiToken }), c.api.listen));
+    }
+    this.#listeners.push(
+      await listenTcp(publicApi({ bus: () => this.#bus, metrics: this.metrics, log: this.#log.child({ component: "http" }) }), c.http.listen),
+    );
+  }
+
+  /** Re-reads config and secrets; on any error the running state stays as it was. */
+  async reload(): Promise<{ ok: true } | { ok: false; error: string }> {
+    let next: { config: Config; secrets: Secrets };
+    try {
+      next = this.#load();
+    } catch (err) {
+      this.metrics.reloads.inc({ result: "rejected" });
+      const error = (err as Error).message;
+      this.#log.error("reload rejected; keeping the running configuration", { error });
+      return { ok: false, error };
+    }
+    if (restartOnly(next.config) !== restartOnly(this.#config)) {
+      this.#log.warn("listeners, node or redis settings changed: they take effect at the next restart");
+    }
+    this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
+    this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
+    this.#secrets = next.secrets;
+    this.metrics.reloads.inc({ result: "ok" });
+    this.#log.info("configuration reloaded", { primary_key: next.secrets.ring.primary.id, keys: next.secrets.ring.ids().join(",") });
+    return { ok: true };
+  }
+
+  /** Stops accepting, drains requests and subscriptions, flushes the spool, closes the bus. */
+  stop(graceMs = 5_000): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#log.info("stopping");
+      await this.#closeAll(graceMs);
+      this.#log.info("stopped");
+    })();
+    return this.#stopping;
+  }
+
+  async #closeAll(graceMs = 5_000): Promise<void> {
+    await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+    await this.#bus.close();
+  }
+}

@@ -1,0 +1,90 @@
+/** Starting hono apps on TCP or a unix socket through @hono/node-server, with limits. */
+import { createAdaptorServer } from "@hono/node-server";
+import type { Hono } from "hono";
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import type { Server } from "node:http";
+import { createConnection } from "node:net";
+import { dirname } from "node:path";
+
+export interface Listening {
+  server: Server;
+  /** "host:port" or the socket path. */
+  address: string;
+  port?: number;
+  /** Stops accepting, lets requests finish for `graceMs`, then cuts what is left (SSE streams). */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function parseHostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(":");
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+}
+
+function adapt(app: Hono): Server {
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Slow or stuck clients must not pin resources: bound header size and time.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxHeadersCount = 100;
+  return server;
+}
+
+function closer(server: Server) {
+  return (graceMs = 5_000) =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), graceMs).unref();
+    });
+}
+
+export function listenTcp(app: Hono, hostPort: string): Promise<Listening> {
+  const { host, port } = parseHostPort(hostPort);
+  const server = adapt(app);
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      const a = server.address() as { port: number };
+      resolve({ server, address: `${host}:${a.port}`, port: a.port, close: closer(server) });
+    });
+  });
+}
+
+/** Listens on a unix socket with `mode`; replaces a stale socket file left by a crash. */
+export async function listenUnix(app: Hono, path: string, mode: number): Promise<Listening> {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  if (existsSync(path)) {
+    if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);
+    const alive = await new Promise<boolean>((r) => {
+      const c = createConnection(path);
+      c.once("connect", () => (c.destroy(), r(true)));
+      c.once("error", () => r(false));
+    });
+    if (alive) throw new Error(`${path} is in use by another process (is pilox-mesh already running?)`);
+    unlinkSync(path);
+  }
+  const server = adapt(app);
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  chmodSync(path, mode);
+  const close = closer(server);
+  return {
+    server,
+    address: path,
+    close: async (graceMs) => {
+      await close(graceMs);
+      try {
+        unlinkSync(path);
+      } catch {
+        /* already gone */
+      }
+    },
+  };
+}
