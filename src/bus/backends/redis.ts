@@ -27,7 +27,17 @@ export interface RedisBackendOptions {
   log: Logger;
 }
 
-type StreamReply = [string, [string, string[] | null][]][] | null;
+type Entries = [string, string[] | null][];
+
+/**
+ * The entries of a one-stream XREAD/XREADGROUP reply. Over RESP2 it is [[key, entries]];
+ * over RESP3 (ioredis' default from v6) the map arrives flattened as [key, entries].
+ */
+function firstStreamEntries(reply: unknown): Entries {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  if (Array.isArray(reply[0])) return (reply[0][1] ?? []) as Entries;
+  return (reply[1] ?? []) as Entries;
+}
 
 function isConnectionError(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
@@ -203,7 +213,7 @@ export class RedisBackend implements BusBackend {
       }
     };
 
-    const process = async (entries: [string, string[] | null][]): Promise<"ok" | "stop"> => {
+    const handleEntries = async (entries: Entries): Promise<"ok" | "stop"> => {
       for (const [id, fields] of entries) {
         if (closed) return "stop";
         // A pending entry that was trimmed away comes back with no fields: nothing to deliver.
@@ -249,18 +259,19 @@ export class RedisBackend implements BusBackend {
           if (Date.now() - lastClaim > opts.claimIdleMs / 2) {
             lastClaim = Date.now();
             // Entries another consumer of our group took and never acknowledged.
-            const claimed = (await r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch)) as [string, [string, string[] | null][], string[]];
-            if (claimed[1].length) await process(claimed[1]);
+            const claimed = (await r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch)) as [string, Entries, string[]];
+            if (claimed[1].length) await handleEntries(claimed[1]);
           }
           const from = pendingCursor ?? ">";
-          const res = (await r.call(
-            "XREADGROUP", "GROUP", opts.group, opts.consumer,
-            "COUNT", opts.batch,
-            ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
-            "STREAMS", key, from,
-          )) as StreamReply;
+          const entries = firstStreamEntries(
+            await r.call(
+              "XREADGROUP", "GROUP", opts.group, opts.consumer,
+              "COUNT", opts.batch,
+              ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
+              "STREAMS", key, from,
+            ),
+          );
           backoff = 100;
-          const entries = res?.[0]?.[1] ?? [];
           if (pendingCursor !== null) {
             // Our own history first: delivered before a restart or a failure, never acknowledged.
             if (entries.length === 0) {
@@ -269,7 +280,7 @@ export class RedisBackend implements BusBackend {
             }
             pendingCursor = entries[entries.length - 1]![0];
           }
-          if ((await process(entries)) === "stop") pendingCursor = "0";
+          if ((await handleEntries(entries)) === "stop") pendingCursor = "0";
         } catch (err) {
           if (closed) break;
           const msg = (err as Error).message;
@@ -286,6 +297,13 @@ export class RedisBackend implements BusBackend {
         }
       }
     };
+    // Create the group before returning, so what is published after subscribe() is kept for
+    // it; when Redis is away, the loop creates it once it can.
+    try {
+      await Promise.race([this.#ensureGroup(r, key, opts.group, "$").then(() => (firstGroup = false)), sleep(this.o.connectTimeoutMs)]);
+    } catch {
+      /* the loop retries */
+    }
     const done = loop();
     return {
       close: async () => {
@@ -320,8 +338,7 @@ export class RedisBackend implements BusBackend {
             const last = (await r.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];
             cursor = last[0]?.[0] ?? "0-0";
           }
-          const res = (await r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor)) as StreamReply;
-          const entries = res?.[0]?.[1] ?? [];
+          const entries = firstStreamEntries(await r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor));
           if (!entries.length) continue;
           cursor = entries[entries.length - 1]![0];
           const out: LogEntry[] = [];

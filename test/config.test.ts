@@ -1,0 +1,156 @@
+/** Every class of configuration error: its message names the file and key, and exit code 78. */
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { loadConfig, resolveSecrets, ConfigError } from "../src/config/index.ts";
+import { cli } from "./helpers/cli.ts";
+import { scratch, SECRET_A } from "./helpers/tmp.ts";
+
+const s = scratch();
+after(() => s.cleanup());
+
+function expectConfigError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected a ConfigError");
+}
+
+describe("config errors", () => {
+  it("syntax error: file, line and column, exit 78", async () => {
+    const f = s.write("syntax.toml", '[bus]\nmax_age_seconds = 30\nbackend = "redis\n');
+    const r = await cli(["check-config", "--config", f]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, new RegExp(`${f}:3:\\d+: TOML syntax`));
+  });
+
+  it("unknown key: file and key path, exit 78", async () => {
+    const f = s.write("unknown.toml", "[bus]\nmax_age_secnds = 30\n");
+    const r = await cli(["check-config", "--config", f]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, new RegExp(`${f}: bus.max_age_secnds: unknown key`));
+  });
+
+  it("wrong type: names expected and received", async () => {
+    const f = s.write("type.toml", '[bus]\nmax_age_seconds = "thirty"\n');
+    const r = await cli(["check-config", "--config", f]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /bus.max_age_seconds: expected number, got "thirty"/);
+  });
+
+  it("out of range and bad enum values", () => {
+    const f = s.write("range.toml", '[bus]\nmax_age_seconds = 0\n[log]\nlevel = "loud"\n');
+    const e = expectConfigError(() => loadConfig({ path: f, env: {} }));
+    const keys = e.problems.map((p) => p.key).sort();
+    assert.deepEqual(keys, ["bus.max_age_seconds", "log.level"]);
+  });
+
+  it("missing secret file: names the key and the path, exit 78", async () => {
+    const f = s.write("missing.toml", `[[bus.keys]]\nid = "k1"\nsecret_file = "${s.path("nope.key")}"\n`);
+    const r = await cli(["check-config", "--config", f]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /bus.keys\[0\].secret_file: secret file .*nope.key does not exist/);
+  });
+
+  it("loose permissions: says the chmod to run, exit 78", async () => {
+    const key = s.write("loose.key", SECRET_A, 0o644);
+    const f = s.write("loose.toml", `[[bus.keys]]\nid = "k1"\nsecret_file = "${key}"\n`);
+    const r = await cli(["check-config", "--config", f]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, new RegExp(`readable by group or others \\(mode 0644\\); run: chmod 600 ${key}`));
+  });
+
+  it("a short secret is refused", () => {
+    const key = s.write("short.key", "short");
+    const f = s.write("short.toml", `[[bus.keys]]\nid = "k1"\nsecret_file = "${key}"\n`);
+    const e = expectConfigError(() => resolveSecrets(loadConfig({ path: f, env: {} }), false));
+    assert.match(e.message, /at least 32 bytes/);
+  });
+
+  it("an explicit config path that does not exist is an error", async () => {
+    const r = await cli(["check-config", "--config", s.path("absent.toml")]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /absent.toml: configuration file does not exist/);
+  });
+
+  it("redis backend without keys, password in URL, non-loopback agent API", () => {
+    const f = s.write("sem.toml", '[bus]\nbackend = "redis"\n[bus.redis]\nurl = "redis://:hunter2@127.0.0.1:6379"\n[api]\nlisten = "0.0.0.0:7421"\n');
+    const e = expectConfigError(() => loadConfig({ path: f, env: {} }));
+    const msg = e.message;
+    assert.match(msg, /bus.keys: at least one/);
+    assert.match(msg, /bus.redis.url: holds a password; put it in bus.redis.password_file/);
+    assert.match(msg, /api.listen: the agent API listens on loopback only/);
+    assert.match(msg, /api.token_file: required/);
+    assert.doesNotMatch(msg, /hunter2/);
+  });
+
+  it("PILOX_MESH_CONFIG is used when --config is absent", async () => {
+    const f = s.write("env.toml", "[bus]\nbogus = 1\n");
+    const r = await cli(["check-config"], { env: { PILOX_MESH_CONFIG: f } });
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /bus.bogus: unknown key/);
+  });
+});
+
+describe("conf.d merging", () => {
+  const dir = s.path("etc");
+  mkdirSync(`${dir}/conf.d`, { recursive: true });
+  const key1 = s.write("k1.key", SECRET_A);
+  const key2 = s.write("k2.key", SECRET_A.replace("a", "b"));
+  s.write("etc/pilox-mesh.toml", `[bus]\nmax_age_seconds = 100\nreplay_cache_size = 5000\n[[bus.keys]]\nid = "k1"\nsecret_file = "${key1}"\n[[bus.channels]]\nname = "jobs"\n`);
+  s.write("etc/conf.d/20-later.toml", `[bus]\nmax_age_seconds = 300\n`);
+  s.write("etc/conf.d/10-keys.toml", `[[bus.keys]]\nid = "k2"\nsecret_file = "${key2}"\nprimary = true\n[[bus.channels]]\nname = "audit"\ndurable = true\n`);
+  s.write("etc/conf.d/30-typo.toml.disabled", `[bus]\nnope = 1\n`);
+
+  it("tables merge, later scalars win, arrays of tables append, in lexical order", () => {
+    const { config, files } = loadConfig({ path: `${dir}/pilox-mesh.toml`, env: {} });
+    assert.deepEqual(files.map((f) => f.slice(dir.length)), ["/pilox-mesh.toml", "/conf.d/10-keys.toml", "/conf.d/20-later.toml"]);
+    assert.equal(config.bus.max_age_seconds, 300);
+    assert.equal(config.bus.replay_cache_size, 5000);
+    assert.deepEqual(config.bus.keys.map((k) => k.id), ["k1", "k2"]);
+    assert.deepEqual(config.bus.channels.map((c) => [c.name, c.durable]), [["jobs", false], ["audit", true]]);
+    const secrets = resolveSecrets(loadConfig({ path: `${dir}/pilox-mesh.toml`, env: {} }), false);
+    assert.equal(secrets.ring.primary.id, "k2");
+  });
+
+  it("an error in a drop-in names the drop-in", async () => {
+    s.write("etc/conf.d/40-bad.toml", `[bus.redis]\nstream_max_len = "many"\n`);
+    const r = await cli(["check-config", "--config", `${dir}/pilox-mesh.toml`]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /conf\.d\/40-bad\.toml: bus\.redis\.stream_max_len: expected number/);
+  });
+});
+
+describe("defaults and check-config output", () => {
+  it("works with no file at all and prints the effective config", async () => {
+    const r = await cli(["check-config", "--state-dir", s.path("st")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /backend = "embedded"/);
+    assert.match(r.stdout, /listen = "127.0.0.1:7420"/);
+    assert.match(r.stderr, /configuration OK/);
+  });
+
+  it("non-root state dir falls back to XDG_STATE_HOME", () => {
+    const f = s.write("empty.toml", "");
+    const { config } = loadConfig({ path: f, env: { XDG_STATE_HOME: "/xdg/state" } });
+    if (process.getuid?.() === 0) assert.equal(config.node.state_dir, "/var/lib/pilox-mesh");
+    else assert.equal(config.node.state_dir, "/xdg/state/pilox-mesh");
+  });
+
+  it("systemd's STATE_DIRECTORY wins over the defaults", () => {
+    const f = s.write("empty2.toml", "");
+    const { config } = loadConfig({ path: f, env: { STATE_DIRECTORY: "/var/lib/pilox-mesh-x", RUNTIME_DIRECTORY: "/run/x" } });
+    assert.equal(config.node.state_dir, "/var/lib/pilox-mesh-x");
+    assert.equal(config.api.socket, "/run/x/api.sock");
+  });
+
+  it("check-config redacts a password in a URL (even though such a URL is refused)", async () => {
+    const { redactedToml } = await import("../src/config/index.ts");
+    const { config } = loadConfig({ path: s.write("r.toml", ""), env: {} });
+    config.bus.redis.url = "redis://user:hunter2@db:6379";
+    assert.doesNotMatch(redactedToml(config), /hunter2/);
+  });
+});

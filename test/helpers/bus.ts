@@ -1,0 +1,69 @@
+/** Builds MeshBus instances for tests straight from options (the appliance uses the config). */
+import { KeyRing, MeshBus, RedisBackend, EmbeddedBackend, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
+import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
+import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
+
+export interface TestBusOptions {
+  url?: string;
+  keys: BusKey[];
+  primary?: string;
+  channels?: Record<string, ChannelOptions>;
+  spoolDir?: string;
+  spoolMaxBytes?: number;
+  group?: string;
+  consumer?: string;
+  maxAgeMs?: number;
+  acceptV1Unextended?: boolean;
+  claimIdleMs?: number;
+  maxAttempts?: number;
+  blockMs?: number;
+  log?: Logger;
+}
+
+export function makeBus(o: TestBusOptions): { bus: MeshBus; metrics: Metrics } {
+  const metrics = createMetrics();
+  const log = o.log ?? (process.env["PILOX_TEST_LOG"] ? createLogger({ level: "debug", format: "text" }) : silentLogger);
+  const backend = o.url
+    ? new RedisBackend({ url: o.url, streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: o.blockMs ?? 1_000, connectTimeoutMs: 2_000, log })
+    : new EmbeddedBackend();
+  const opts: ConstructorParameters<typeof MeshBus>[0] = {
+    backend,
+    ring: new KeyRing(o.keys, o.primary),
+    policy: { maxBytes: 256 * 1024, maxAgeMs: o.maxAgeMs ?? 300_000, skewMs: 30_000, acceptV1Unextended: o.acceptV1Unextended ?? true },
+    channels: new Map(Object.entries(o.channels ?? {})),
+    producer: "test",
+    consumerGroup: o.group ?? "g1",
+    consumerName: o.consumer ?? "c1",
+    claimIdleMs: o.claimIdleMs ?? 5_000,
+    maxAttempts: o.maxAttempts ?? 5,
+    replayCacheSize: 100_000,
+    spoolMaxBytes: o.spoolMaxBytes ?? 64 * 1024 * 1024,
+    metrics: metrics.bus,
+    log,
+  };
+  if (o.spoolDir) opts.spoolDir = o.spoolDir;
+  return { bus: new MeshBus(opts), metrics };
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = "condition"): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export async function untilReady(bus: MeshBus): Promise<void> {
+  await waitFor(() => bus.backend.isReady(), 10_000, "bus ready");
+}
+
+export function collector() {
+  const got: Delivery[] = [];
+  return { got, handler: (d: Delivery) => void got.push(d) };
+}
+
+export async function counterValue(m: Metrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = metric?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return Number(v?.value ?? 0);
+}
