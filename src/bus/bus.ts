@@ -4,6 +4,7 @@
  * fall back to the on-disk spool while the backend is away.
  */
 import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
@@ -14,6 +15,7 @@ import type { JsonObject } from "./envelope/v1.ts";
 import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
 import type { KeyRing } from "./keyring.ts";
+import type { ReplayCache } from "./replay.ts";
 import { Spool, SpoolFullError } from "./spool.ts";
 
 export interface ChannelOptions {
@@ -35,6 +37,8 @@ export interface BusOptions {
   replayCacheSize: number;
   /** Directory of the durable spool; without one, durable publishes fail while the backend is away. */
   spoolDir?: string;
+  /** Where the replay memory is saved at close and read at start, so a restart forgets no id. */
+  replayFile?: string;
   spoolMaxBytes: number;
   metrics?: BusMetrics;
   log?: Logger;
@@ -89,6 +93,7 @@ export class MeshBus {
     this.#log = opts.log ?? silentLogger;
     this.#guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), opts.replayCacheSize, opts.metrics, this.#log);
     this.#spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
+    if (opts.replayFile) loadReplay(opts.replayFile, this.#guard.replay, this.#log);
     this.#updateSpoolGauges();
     opts.backend.onReady(() => void this.flushSpool());
   }
@@ -195,28 +200,28 @@ export class MeshBus {
   /** Sends spooled publishes in order; each is sealed now, so it is fresh when it lands. */
   flushSpool(): Promise<void> {
     if (!this.#spool || this.#spool.size === 0) return Promise.resolve();
-    this.#flushing ??= (async () => {
-      const spool = this.#spool!;
-      try {
-        while (spool.size > 0 && this.#opts.backend.isReady()) {
-          const batch = spool.peek(256);
-          // Consecutive entries of one channel go in one pipeline; order is kept per channel.
-          let n = 1;
-          while (n < batch.length && batch[n]!.channel === batch[0]!.channel) n++;
-          const now = Date.now();
-          const raws = batch.slice(0, n).map((e) => JSON.stringify(sealMessage(e.channel, e.message, this.#ring.primary, { now })));
-          await this.#opts.backend.append(batch[0]!.channel, raws);
-          spool.drop(n);
-          this.#updateSpoolGauges();
-        }
-        if (spool.size === 0) this.#log.info("spool flushed");
-      } catch (err) {
-        this.#log.limited("spool-flush", "warn", "spool flush paused", { error: (err as Error).message, waiting: spool.size });
-      } finally {
-        this.#flushing = undefined;
-      }
-    })();
+    // `finally` runs asynchronously, so the flag cannot be cleared before it is set.
+    this.#flushing ??= this.#drainSpool(this.#spool).finally(() => (this.#flushing = undefined));
     return this.#flushing;
+  }
+
+  async #drainSpool(spool: Spool): Promise<void> {
+    try {
+      while (spool.size > 0 && this.#opts.backend.isReady()) {
+        const batch = spool.peek(256);
+        // Consecutive entries of one channel go in one pipeline; order is kept per channel.
+        let n = 1;
+        while (n < batch.length && batch[n]!.channel === batch[0]!.channel) n++;
+        const now = Date.now();
+        const raws = batch.slice(0, n).map((e) => JSON.stringify(sealMessage(e.channel, e.message, this.#ring.primary, { now })));
+        await this.#opts.backend.append(batch[0]!.channel, raws);
+        spool.drop(n);
+        this.#updateSpoolGauges();
+      }
+      if (spool.size === 0) this.#log.info("spool flushed");
+    } catch (err) {
+      this.#log.limited("spool-flush", "warn", "spool flush paused", { error: (err as Error).message, waiting: spool.size });
+    }
   }
 
   /**
@@ -335,6 +340,26 @@ export class MeshBus {
     this.#taps.clear();
     if (this.#spool?.size && this.#opts.backend.isReady()) await this.flushSpool();
     await this.#opts.backend.close();
+    if (this.#opts.replayFile) saveReplay(this.#opts.replayFile, this.#guard.replay, this.#log);
+  }
+}
+
+function loadReplay(file: string, cache: ReplayCache, log: Logger): void {
+  if (!existsSync(file)) return;
+  try {
+    cache.restore(JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
+  } catch (err) {
+    log.warn("ignoring an unreadable replay memory file", { file, error: (err as Error).message });
+  }
+}
+
+function saveReplay(file: string, cache: ReplayCache, log: Logger): void {
+  try {
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, JSON.stringify(cache.snapshot()), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch (err) {
+    log.warn("cannot save the replay memory", { file, error: (err as Error).message });
   }
 }
 

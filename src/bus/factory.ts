@@ -48,7 +48,11 @@ export function createBackend(c: Config, s: Secrets, log: Logger): BusBackend {
   });
 }
 
-export function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetrics): MeshBus {
+/**
+ * `persistent: false` (a CLI run beside a live appliance) keeps off the appliance's spool and
+ * replay memory files.
+ */
+export function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetrics, persistent = true): MeshBus {
   const opts: ConstructorParameters<typeof MeshBus>[0] = {
     backend: createBackend(c, s, log),
     ring: s.ring,
@@ -63,8 +67,9 @@ export function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetri
     spoolMaxBytes: c.bus.spool.max_bytes,
     log,
   };
+  if (persistent) opts.replayFile = join(c.node.state_dir, "replay.json");
   // The embedded bus has nothing to wait for; only a remote backend needs a spool.
-  if (c.bus.backend === "redis") opts.spoolDir = join(c.node.state_dir, "spool");
+  if (persistent && c.bus.backend === "redis") opts.spoolDir = join(c.node.state_dir, "spool");
   if (metrics) opts.metrics = metrics;
   return new MeshBus(opts);
 }

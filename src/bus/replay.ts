@@ -43,4 +43,19 @@ export class ReplayCache {
       this.#seen.delete(first[0]);
     }
   }
+
+  /** The unexpired ids, oldest first, for saving across a restart (Infinity is written as 0). */
+  snapshot(nowMs: number = Date.now()): [string, number][] {
+    const out: [string, number][] = [];
+    for (const [id, exp] of this.#seen) if (exp > nowMs) out.push([id, Number.isFinite(exp) ? exp : 0]);
+    return out;
+  }
+
+  restore(entries: readonly [string, number][], nowMs: number = Date.now()): void {
+    for (const [id, exp] of entries) {
+      const e = exp === 0 ? Number.POSITIVE_INFINITY : exp;
+      if (typeof id === "string" && e > nowMs) this.#seen.set(id, e);
+    }
+    this.#prune(nowMs);
+  }
 }

@@ -9,6 +9,7 @@ export interface TestBusOptions {
   primary?: string;
   channels?: Record<string, ChannelOptions>;
   spoolDir?: string;
+  replayFile?: string;
   spoolMaxBytes?: number;
   group?: string;
   consumer?: string;
@@ -42,6 +43,7 @@ export function makeBus(o: TestBusOptions): { bus: MeshBus; metrics: Metrics } {
     log,
   };
   if (o.spoolDir) opts.spoolDir = o.spoolDir;
+  if (o.replayFile) opts.replayFile = o.replayFile;
   return { bus: new MeshBus(opts), metrics };
 }
 

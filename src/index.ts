@@ -1,0 +1,75 @@
+/**
+ * pilox-mesh as a library for TypeScript agents:
+ *
+ *   import { connectBus } from "pilox-mesh";
+ *   const bus = await connectBus({ redisUrl: "redis://10.0.0.5:6379", keys: [{ id: "k1", secretFile: "/etc/pilox-mesh/bus-k1.key" }] });
+ *   await bus.subscribe("jobs", async (d) => console.log(d.message));
+ *   await bus.publish("jobs", { task: "index" });
+ */
+import { hostname } from "node:os";
+import { EmbeddedBackend } from "./bus/backends/embedded.ts";
+import { RedisBackend } from "./bus/backends/redis.ts";
+import { MeshBus, type ChannelOptions } from "./bus/bus.ts";
+import { KeyRing, type BusKey } from "./bus/keyring.ts";
+import { readSecretFile } from "./config/secrets.ts";
+import { silentLogger, type Logger } from "./log/index.ts";
+
+export * from "./bus/index.ts";
+export { createLogger, silentLogger, type Logger } from "./log/index.ts";
+export { loadConfig, resolveSecrets, ConfigError, type Config } from "./config/index.ts";
+export { Appliance, type ApplianceOptions } from "./daemon/appliance.ts";
+export { VERSION } from "./version.ts";
+
+export interface ConnectOptions {
+  /** Redis URL; without one the bus is in-process (embedded). */
+  redisUrl?: string;
+  /** Bus keys: a secret (≥ 32 bytes) or a file holding it (mode 0600). */
+  keys: ({ id: string; primary?: boolean } & ({ secret: string | Buffer } | { secretFile: string }))[];
+  /** Channels with options; unlisted channels are best-effort pub/sub. */
+  channels?: Record<string, ChannelOptions>;
+  maxAgeSeconds?: number;
+  clockSkewSeconds?: number;
+  acceptV1Unextended?: boolean;
+  maxMessageBytes?: number;
+  producer?: string;
+  consumerGroup?: string;
+  consumerName?: string;
+  /** Directory for the durable spool (publishes while Redis is away wait there). */
+  spoolDir?: string;
+  spoolMaxBytes?: number;
+  log?: Logger;
+}
+
+/** A started bus with the same defaults as the appliance's configuration. */
+export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
+  const keys: BusKey[] = o.keys.map((k) => ({
+    id: k.id,
+    secret: "secretFile" in k ? readSecretFile(k.secretFile) : Buffer.from(k.secret),
+  }));
+  const log = o.log ?? silentLogger;
+  const name = hostname().replace(/[^A-Za-z0-9._\-]/g, "-") || "pilox-mesh";
+  const bus = new MeshBus({
+    backend: o.redisUrl
+      ? new RedisBackend({ url: o.redisUrl, streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: 5_000, connectTimeoutMs: 5_000, log })
+      : new EmbeddedBackend(),
+    ring: new KeyRing(keys, o.keys.find((k) => k.primary)?.id),
+    policy: {
+      maxBytes: o.maxMessageBytes ?? 256 * 1024,
+      maxAgeMs: (o.maxAgeSeconds ?? 300) * 1000,
+      skewMs: (o.clockSkewSeconds ?? 30) * 1000,
+      acceptV1Unextended: o.acceptV1Unextended ?? true,
+    },
+    channels: new Map(Object.entries(o.channels ?? {})),
+    producer: o.producer ?? "pilox-mesh",
+    consumerGroup: o.consumerGroup ?? name,
+    consumerName: o.consumerName ?? name,
+    claimIdleMs: 60_000,
+    maxAttempts: 10,
+    replayCacheSize: 100_000,
+    spoolMaxBytes: o.spoolMaxBytes ?? 64 * 1024 * 1024,
+    ...(o.spoolDir ? { spoolDir: o.spoolDir } : {}),
+    log,
+  });
+  await bus.start();
+  return bus;
+}

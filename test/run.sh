@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine or a CI clone: installs the service
+# binaries the suites start (redis-server, nats-server) when missing, the npm dependencies
+# when absent, type-checks, then runs every test file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian packages" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # The packages start system-wide services; the suites run their own on free ports.
+  $SUDO systemctl disable --now redis-server nats-server >/dev/null 2>&1 || true
+fi
+
+[ -d node_modules ] || npm ci --no-audit --no-fund
+
+npx tsc -p .
+# Unit tests sit beside the code (src/**/*.test.ts); suites against real services in test/.
+mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+exec node --import tsx --test --test-concurrency=1 "${files[@]}"
