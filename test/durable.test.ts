@@ -36,6 +36,7 @@ it(`${TOTAL} durable messages across Redis kills and a subscriber restart: each 
   let sub = await subscriber();
 
   let spooled = 0;
+  let gaveUp = false; // set when the fault script fails, so the publisher stops too
   const kills: number[] = [];
   const publishAll = async () => {
     const CONC = 20;
@@ -45,7 +46,8 @@ it(`${TOTAL} durable messages across Redis kills and a subscriber restart: each 
       await Promise.all(batch);
       // Stay at most a few hundred ahead of the subscriber, so the faults below land while
       // messages are in flight (rather than after everything sits in the spool).
-      while (published - delivered > 400) await new Promise((r) => setTimeout(r, 5));
+      while (published - delivered > 400 && !gaveUp) await new Promise((r) => setTimeout(r, 5));
+      if (gaveUp) return;
     }
   };
   const chaos = async () => {
@@ -58,10 +60,15 @@ it(`${TOTAL} durable messages across Redis kills and a subscriber restart: each 
       await redis.restart();
       if (at === 4_000) {
         // The subscriber restarts once, while publishing goes on.
+        const dbg = (m: string) => process.env["PILOX_TEST_LOG"] && console.error(m);
         await untilReady(pub);
+        dbg("closing subscription");
         await sub.sub.close();
+        dbg("closing subscriber bus");
         await sub.bus.close();
+        dbg("starting subscriber");
         sub = await subscriber();
+        dbg("subscriber restarted");
       }
     }
   };
@@ -73,9 +80,9 @@ it(`${TOTAL} durable messages across Redis kills and a subscriber restart: each 
     return r;
   };
 
-  await Promise.all([publishAll(), chaos()]);
-  assert.equal(published, TOTAL);
   const progress = setInterval(() => process.env["PILOX_TEST_LOG"] && console.error(`published=${published} delivered=${delivered} spool=${pub.spoolStats().messages}`), 2_000);
+  await Promise.all([publishAll(), chaos().catch((e) => ((gaveUp = true), Promise.reject(e)))]);
+  assert.equal(published, TOTAL);
   await waitFor(() => delivered >= TOTAL, 120_000, `all ${TOTAL} deliveries (got ${delivered})`);
   clearInterval(progress);
   // Give late redeliveries a chance to show up as duplicates.

@@ -91,7 +91,7 @@ export class RedisBackend implements BusBackend {
   async close(): Promise<void> {
     this.#closed = true;
     const all = [this.#cmd, this.#sub, ...this.#blocking];
-    await Promise.all(all.map((r) => r.quit().catch(() => r.disconnect())));
+    await Promise.all(all.map((r) => shut(r)));
   }
 
   isReady(): boolean {
@@ -185,7 +185,7 @@ export class RedisBackend implements BusBackend {
 
   async #release(r: Redis): Promise<void> {
     this.#blocking.delete(r);
-    await r.quit().catch(() => r.disconnect());
+    await shut(r);
   }
 
   async #ensureGroup(r: Redis, key: string, group: string, from: "$" | "0"): Promise<void> {
@@ -204,11 +204,12 @@ export class RedisBackend implements BusBackend {
     const unacked: string[] = [];
     let closed = false;
     let firstGroup = true;
+    const { abort, run } = abortable();
 
     const flushAcks = async () => {
       while (unacked.length) {
         const ids = unacked.slice(0, 500);
-        await r.xack(key, opts.group, ...ids);
+        await run(r.xack(key, opts.group, ...ids));
         unacked.splice(0, ids.length);
       }
     };
@@ -232,7 +233,7 @@ export class RedisBackend implements BusBackend {
         attempts.set(id, n);
         if (n >= opts.maxAttempts) {
           // Never drop an accepted message: park it where an operator can inspect and replay it.
-          await r.xadd(`${key}:dead`, "*", "m", raw, "failedId", id, "attempts", String(n));
+          await run(r.xadd(`${key}:dead`, "*", "m", raw, "failedId", id, "attempts", String(n)));
           attempts.delete(id);
           unacked.push(id);
           continue;
@@ -252,23 +253,25 @@ export class RedisBackend implements BusBackend {
       while (!closed) {
         try {
           if (firstGroup) {
-            await this.#ensureGroup(r, key, opts.group, "$");
+            await run(this.#ensureGroup(r, key, opts.group, "$"));
             firstGroup = false;
           }
           await flushAcks();
           if (Date.now() - lastClaim > opts.claimIdleMs / 2) {
             lastClaim = Date.now();
             // Entries another consumer of our group took and never acknowledged.
-            const claimed = (await r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch)) as [string, Entries, string[]];
+            const claimed = (await run(r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch))) as [string, Entries, string[]];
             if (claimed[1].length) await handleEntries(claimed[1]);
           }
           const from = pendingCursor ?? ">";
           const entries = firstStreamEntries(
-            await r.call(
-              "XREADGROUP", "GROUP", opts.group, opts.consumer,
-              "COUNT", opts.batch,
-              ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
-              "STREAMS", key, from,
+            await run(
+              r.call(
+                "XREADGROUP", "GROUP", opts.group, opts.consumer,
+                "COUNT", opts.batch,
+                ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
+                "STREAMS", key, from,
+              ),
             ),
           );
           backoff = 100;
@@ -287,7 +290,7 @@ export class RedisBackend implements BusBackend {
           if (/NOGROUP/.test(msg)) {
             // The stream or group vanished (a Redis without persistence restarted): recreate
             // it from the start of whatever the stream now holds.
-            await this.#ensureGroup(r, key, opts.group, "0").catch(() => {});
+            await run(this.#ensureGroup(r, key, opts.group, "0")).catch(() => {});
           } else {
             this.o.log.limited(`consume-${key}`, "warn", "durable consumer waiting for redis", { channel, error: msg });
           }
@@ -308,6 +311,7 @@ export class RedisBackend implements BusBackend {
     return {
       close: async () => {
         closed = true;
+        abort();
         r.disconnect(); // interrupts a blocked XREADGROUP; unacknowledged entries stay pending
         await done;
         if (unacked.length) {
@@ -329,16 +333,17 @@ export class RedisBackend implements BusBackend {
     const key = this.key(channel);
     const r = this.#blockingConnection(`tail:${channel}`);
     let closed = false;
+    const { abort, run } = abortable();
     const loop = async () => {
       let cursor = afterId;
       while (!closed) {
         try {
           if (cursor === "$") {
             // Pin "$" to a concrete id so a reconnect does not skip what arrived meanwhile.
-            const last = (await r.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];
+            const last = (await run(r.xrevrange(key, "+", "-", "COUNT", 1))) as [string, string[]][];
             cursor = last[0]?.[0] ?? "0-0";
           }
-          const entries = firstStreamEntries(await r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor));
+          const entries = firstStreamEntries(await run(r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor)));
           if (!entries.length) continue;
           cursor = entries[entries.length - 1]![0];
           const out: LogEntry[] = [];
@@ -358,12 +363,33 @@ export class RedisBackend implements BusBackend {
     return {
       close: async () => {
         closed = true;
+        abort();
         r.disconnect();
         await done;
         this.#blocking.delete(r);
       },
     };
   }
+}
+
+/**
+ * QUIT when connected (a clean goodbye), else just drop the socket: a QUIT queued on a
+ * connection that will never reconnect would wait forever.
+ */
+async function shut(r: Redis): Promise<void> {
+  if (r.status === "ready") await Promise.race([r.quit().catch(() => {}), sleep(1_000)]);
+  r.disconnect();
+}
+
+/**
+ * A promise that rejects when `abort()` is called: raced against commands so that closing a
+ * reader never waits on a command ioredis keeps queued for a reconnect that will not come.
+ */
+function abortable() {
+  let abort!: () => void;
+  const aborted = new Promise<never>((_, reject) => (abort = () => reject(new Error("closed"))));
+  aborted.catch(() => {});
+  return { abort, run: <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]) };
 }
 
 function fieldValue(fields: string[], name: string): string | undefined {
