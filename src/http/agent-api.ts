@@ -26,7 +26,11 @@ export interface AgentApiOptions {
 
 const PublishBody = v.strictObject({
   channel: CHANNEL_NAME,
-  message: v.record(v.string(), v.unknown()),
+  message: v.pipe(
+    v.unknown(),
+    v.check((x) => x !== null && typeof x === "object" && !Array.isArray(x), "message must be a JSON object"),
+    v.transform((x) => x as Record<string, unknown>),
+  ),
   /** Emit the plain Pilox v1 form (no meshExt), for stock Pilox subscribers on our channels. */
   v1: v.optional(v.boolean()),
 });
