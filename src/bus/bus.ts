@@ -10,7 +10,7 @@ import type { BusMetrics } from "../metrics/index.ts";
 import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
 import { canonicalChannel, defaultProducer, wireNamesOf } from "./channels.ts";
 import type { MeshExt } from "./envelope/ext.ts";
-import { sealMessage, type SealOptions } from "./envelope/seal.ts";
+import { sealToWire, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
 import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
@@ -150,12 +150,11 @@ export class MeshBus {
         ? { ...message, meshMeta: { v: 1, producer: defaultProducer(name, this.#opts.producer), eventId: randomUUID() } }
         : message;
     // Sealing validates too, so a bad message is refused before it can reach the spool.
-    const sealed = sealMessage(name, withMeta, this.#ring.primary, opts);
-    const eventId = (withMeta["meshMeta"] as { eventId: string }).eventId;
+    const { wire, eventId } = sealToWire(name, withMeta, this.#ring.primary, opts);
     const durable = this.isDurable(name);
     if (!durable) {
       try {
-        await this.#opts.backend.publish(name, JSON.stringify(sealed));
+        await this.#opts.backend.publish(name, wire);
       } catch (err) {
         if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
         throw err;
@@ -166,7 +165,7 @@ export class MeshBus {
     // Keep order: once anything is spooled, later publishes queue behind it.
     if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta, eventId);
     try {
-      const [id] = await this.#opts.backend.append(name, [JSON.stringify(sealed)]);
+      const [id] = await this.#opts.backend.append(name, [wire]);
       this.#opts.metrics?.published.inc({ durable: "true" });
       return { eventId, channel: name, durable, id: id!, spooled: false };
     } catch (err) {
@@ -213,7 +212,7 @@ export class MeshBus {
         let n = 1;
         while (n < batch.length && batch[n]!.channel === batch[0]!.channel) n++;
         const now = Date.now();
-        const raws = batch.slice(0, n).map((e) => JSON.stringify(sealMessage(e.channel, e.message, this.#ring.primary, { now })));
+        const raws = batch.slice(0, n).map((e) => sealToWire(e.channel, e.message, this.#ring.primary, { now }).wire);
         await this.#opts.backend.append(batch[0]!.channel, raws);
         spool.drop(n);
         this.#updateSpoolGauges();

@@ -2,7 +2,7 @@ export { MeshBus, BusUnavailableError, type BusOptions, type ChannelOptions, typ
 export { createBus, createBackend, channelsOf, policyOf } from "./factory.ts";
 export { KeyRing, type BusKey } from "./keyring.ts";
 export { ReplayCache } from "./replay.ts";
-export { sealMessage, SealError, type SealOptions } from "./envelope/seal.ts";
+export { sealMessage, sealToWire, SealError, type SealOptions } from "./envelope/seal.ts";
 export { verifyWire, verifyParsed, REJECT_REASONS, type RejectReason, type Verified, type VerifyPolicy } from "./envelope/verify.ts";
 export { macV1, signedStringV1, coreOf, hexMacEquals, EXT_FIELD, SIG_VERSION_V1, type JsonObject } from "./envelope/v1.ts";
 export { extMac, EXT_SIG_VERSION, type MeshExt } from "./envelope/ext.ts";

@@ -1,7 +1,11 @@
 /**
  * Canonical JSON as wire-v1 §0 defines it: keys sorted by UTF-16 code units, undefined
  * dropped, no whitespace. For values that came out of JSON.parse this equals RFC 8785.
+ * On the hot path of every seal and verify, hence the hand-rolled loop (about twice as fast
+ * as a JSON.stringify replacer here).
  */
+const PLAIN_KEY = /^[A-Za-z0-9_.:\-]*$/;
+
 export function canonicalize(value: unknown): string {
   if (value === null || typeof value !== "object") {
     // JSON.stringify of a top-level undefined/function returns undefined; treat as null.
@@ -20,7 +24,8 @@ export function canonicalize(value: unknown): string {
     return out + "]";
   }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
+  const keys = Object.keys(obj);
+  if (keys.length > 1) keys.sort();
   let out = "{";
   let first = true;
   for (const k of keys) {
@@ -28,7 +33,9 @@ export function canonicalize(value: unknown): string {
     if (v === undefined || typeof v === "function") continue;
     if (!first) out += ",";
     first = false;
-    out += JSON.stringify(k) + ":" + canonicalize(v);
+    // A key of plain characters needs no escaping: skip JSON.stringify for it.
+    out += PLAIN_KEY.test(k) ? `"${k}":` : JSON.stringify(k) + ":";
+    out += typeof v === "string" ? JSON.stringify(v) : canonicalize(v);
   }
   return out + "}";
 }

@@ -181,3 +181,16 @@ describe("malformed and oversized input", () => {
     );
   });
 });
+
+describe("extension canonical form", () => {
+  it("the hand-written canonical ext equals canonicalize()", async () => {
+    const { canonicalExt } = await import("./ext.ts");
+    const { canonicalize } = await import("../../canon/index.ts");
+    for (const e of [
+      { v: 1 as const, kid: "k1", ts: 1770026400123, ch: "pilox:system:events" },
+      { v: 1 as const, kid: 'we"ird\\', ts: 0, ch: "a/b", origin: "https://mesh-a.example" },
+    ]) {
+      assert.equal(canonicalExt(e), canonicalize(e));
+    }
+  });
+});

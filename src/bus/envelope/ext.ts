@@ -3,8 +3,7 @@
  * by a second, small HMAC chained to meshSig, so a stock Pilox peer ignores it and still
  * verifies meshSig, while we can check freshness, rotation and the intended channel.
  */
-import { createHmac } from "node:crypto";
-import { canonicalize } from "../../canon/index.ts";
+import { hmacHex } from "./v1.ts";
 
 export const EXT_SIG_VERSION = "pilox-mesh-ext-v1";
 
@@ -23,9 +22,12 @@ export interface MeshExt {
 
 export type UnsignedExt = Omit<MeshExt, "sig">;
 
+/** canon({v, kid, ts, ch, origin}) written out by hand: it runs twice per message. */
+export function canonicalExt(ext: UnsignedExt): string {
+  const origin = ext.origin === undefined ? "" : `"origin":${JSON.stringify(ext.origin)},`;
+  return `{"ch":${JSON.stringify(ext.ch)},"kid":${JSON.stringify(ext.kid)},${origin}"ts":${JSON.stringify(ext.ts)},"v":${JSON.stringify(ext.v)}}`;
+}
+
 export function extMac(secret: Buffer, meshSig: string, ext: UnsignedExt): string {
-  const { v, kid, ts, ch, origin } = ext;
-  return createHmac("sha256", secret)
-    .update(`${EXT_SIG_VERSION}\n${meshSig}\n${canonicalize({ v, kid, ts, ch, origin })}`)
-    .digest("hex");
+  return hmacHex(secret, `${EXT_SIG_VERSION}\n${meshSig}\n${canonicalExt(ext)}`);
 }

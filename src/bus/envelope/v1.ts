@@ -1,5 +1,5 @@
 /** The Pilox v1 bus MAC (wire-v1 §1): HMAC-SHA256 over canon({sigVersion, channel, core, meshMeta}). */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { canonicalize } from "../../canon/index.ts";
 
 export const SIG_VERSION_V1 = "pilox-mesh-hmac-v1";
@@ -16,13 +16,28 @@ export interface MeshMeta {
   [k: string]: unknown;
 }
 
-/** The signed input, exactly as the reference builds it. */
+/** The signed input, exactly as the reference builds it: canon({sigVersion, channel, core, meshMeta}). */
 export function signedStringV1(channel: string, core: JsonObject, meshMeta: unknown): string {
-  return canonicalize({ sigVersion: SIG_VERSION_V1, channel, core, meshMeta });
+  return signedStringFromCanon(channel, canonicalize(core), meshMeta === undefined ? undefined : canonicalize(meshMeta));
+}
+
+/** The same string from already canonical parts (the keys below are in canonical order). */
+export function signedStringFromCanon(channel: string, canonCore: string, canonMeta: string | undefined): string {
+  const meta = canonMeta === undefined ? "" : `"meshMeta":${canonMeta},`;
+  return `{"channel":${JSON.stringify(channel)},"core":${canonCore},${meta}"sigVersion":"${SIG_VERSION_V1}"}`;
+}
+
+const keyObjects = new WeakMap<Buffer, KeyObject>();
+
+/** HMAC-SHA256 in hex; the secret's KeyObject is cached (importing it is most of the cost). */
+export function hmacHex(secret: Buffer, data: string): string {
+  let k = keyObjects.get(secret);
+  if (!k) keyObjects.set(secret, (k = createSecretKey(secret)));
+  return createHmac("sha256", k).update(data).digest("hex");
 }
 
 export function macV1(secret: Buffer, channel: string, core: JsonObject, meshMeta: unknown): string {
-  return createHmac("sha256", secret).update(signedStringV1(channel, core, meshMeta)).digest("hex");
+  return hmacHex(secret, signedStringV1(channel, core, meshMeta));
 }
 
 /** The message without meshMeta, meshSig and our extension: what the MAC calls `core`. */
@@ -35,11 +50,18 @@ export function coreOf(message: JsonObject): JsonObject {
   return core;
 }
 
-const HEX64 = /^[0-9a-fA-F]{64}$/;
-
-/** Constant-time comparison of a received hex MAC against the computed one. */
+/**
+ * Constant-time comparison of a received hex MAC (either case) against the computed lower-case
+ * one: every character is looked at whatever the differences, with no allocation.
+ */
 export function hexMacEquals(receivedHex: unknown, expectedHex: string): boolean {
   if (typeof receivedHex !== "string" || receivedHex.length !== expectedHex.length) return false;
-  if (expectedHex.length === 64 && !HEX64.test(receivedHex)) return false;
-  return timingSafeEqual(Buffer.from(receivedHex.toLowerCase(), "hex"), Buffer.from(expectedHex, "hex"));
+  let diff = 0;
+  for (let i = 0; i < expectedHex.length; i++) {
+    let c = receivedHex.charCodeAt(i);
+    // Fold A-F onto a-f. The branch depends on the received text only, never on the secret MAC.
+    if (c >= 0x41 && c <= 0x46) c |= 0x20;
+    diff |= c ^ expectedHex.charCodeAt(i);
+  }
+  return diff === 0;
 }

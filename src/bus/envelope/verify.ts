@@ -5,7 +5,8 @@
 import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { KeyRing } from "../keyring.ts";
 import { extMac, type MeshExt } from "./ext.ts";
-import { coreOf, EXT_FIELD, hexMacEquals, macV1, type JsonObject } from "./v1.ts";
+import { canonicalize } from "../../canon/index.ts";
+import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
 export const REJECT_REASONS = [
   "oversized",
@@ -75,7 +76,26 @@ export function verifyWire(
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     return fail("malformed", "not a JSON object");
   }
-  return verifyParsed(wireChannel, parsed as JsonObject, ring, policy, refTimeMs);
+  return verifyParsed(wireChannel, parsed as JsonObject, ring, policy, refTimeMs, raw);
+}
+
+/**
+ * The canonical texts of core and meshMeta as they stand in a wire string that our sealer
+ * wrote (sealToWire lays the body out canonically, then meshMeta, meshSig, meshExt). They
+ * are only candidates: a MAC over them that verifies proves they are the sealer's canonical
+ * text; otherwise the caller canonicalises the parsed objects as usual.
+ */
+function canonicalPartsFromRaw(raw: string, msg: JsonObject): { core: string; meta: string } | undefined {
+  const ext = msg[EXT_FIELD];
+  const tail = `,"meshSig":"${msg["meshSig"] as string}"${ext === undefined ? "" : `,"${EXT_FIELD}":${JSON.stringify(ext)}`}}`;
+  if (!raw.endsWith(tail)) return undefined;
+  const end = raw.length - tail.length;
+  const metaKey = raw.lastIndexOf('"meshMeta":', end);
+  if (metaKey < 1) return undefined;
+  const meta = raw.slice(metaKey + 11, end);
+  if (metaKey === 1) return raw[0] === "{" ? { core: "{}", meta } : undefined;
+  if (raw[metaKey - 1] !== ",") return undefined;
+  return { core: raw.slice(0, metaKey - 1) + "}", meta };
 }
 
 export function verifyParsed(
@@ -84,6 +104,7 @@ export function verifyParsed(
   ring: KeyRing,
   policy: VerifyPolicy,
   refTimeMs: number = Date.now(),
+  raw?: string,
 ): VerifyResult {
   const meshSig = msg["meshSig"];
   if (meshSig === undefined) return fail("unsigned", "no meshSig");
@@ -91,16 +112,18 @@ export function verifyParsed(
   const meta = msg["meshMeta"];
   const metaProblem = meshMetaProblem(meta);
   if (metaProblem) return fail("invalid_schema", metaProblem);
-  const core = coreOf(msg);
   const eventId = (meta as { eventId: string }).eventId;
   const channel = canonicalChannel(wireChannel);
   const rawExt = msg[EXT_FIELD];
+  // The signed string is built from canonical core and meta: taken from the raw text when it
+  // is our sealer's layout (no second canonicalisation), else computed from the objects.
+  const m = new MacCheck(msg, meta, meshSig, raw === undefined ? undefined : canonicalPartsFromRaw(raw, msg));
 
   if (rawExt === undefined) {
     if (!policy.acceptV1Unextended) return fail("unextended", "no extension and accept_v1_unextended is off");
     for (const key of ring.all()) {
-      if (hexMacEquals(meshSig, macV1(key.secret, wireChannel, core, meta))) {
-        const schema = schemaProblem(wireChannel, core);
+      if (m.matches(key.secret, wireChannel)) {
+        const schema = schemaProblem(wireChannel, m.core());
         if (schema) return fail("invalid_schema", schema);
         return { ok: true, value: { message: msg, channel, eventId, kid: key.id } };
       }
@@ -115,16 +138,42 @@ export function verifyParsed(
   if (!hexMacEquals(ext.sig, extMac(key.secret, meshSig, ext))) return fail("forged", "extension MAC mismatch");
   if (ext.ch !== wireChannel) {
     // A genuine message moved to another channel is a different failure from a forgery.
-    return hexMacEquals(meshSig, macV1(key.secret, ext.ch, core, meta))
+    return m.matches(key.secret, ext.ch)
       ? fail("wrong_channel", `sealed for "${ext.ch}", received on "${wireChannel}"`)
       : fail("forged", "meshSig mismatch");
   }
-  if (!hexMacEquals(meshSig, macV1(key.secret, wireChannel, core, meta))) return fail("forged", "meshSig mismatch");
+  if (!m.matches(key.secret, wireChannel)) return fail("forged", "meshSig mismatch");
   if (ext.ts < refTimeMs - policy.maxAgeMs) return fail("stale", `sealed ${Math.round((refTimeMs - ext.ts) / 1000)} s ago`);
   if (ext.ts > refTimeMs + policy.skewMs) return fail("clock_skew", `sealed ${Math.round((ext.ts - refTimeMs) / 1000)} s in the future`);
-  const schema = schemaProblem(wireChannel, core);
-  if (schema) return fail("invalid_schema", schema);
+  if (isPiloxChannel(wireChannel)) {
+    const schema = schemaProblem(wireChannel, m.core());
+    if (schema) return fail("invalid_schema", schema);
+  }
   return { ok: true, value: { message: msg, channel, eventId, ext, kid: key.id } };
+}
+
+/** meshSig checks for one message, canonicalising the objects only when the raw text cannot serve. */
+class MacCheck {
+  #core: JsonObject | undefined;
+  #computed: { core: string; meta: string } | undefined;
+  constructor(
+    private readonly msg: JsonObject,
+    private readonly meta: unknown,
+    private readonly meshSig: string,
+    private readonly fromRaw: { core: string; meta: string } | undefined,
+  ) {}
+
+  core(): JsonObject {
+    return (this.#core ??= coreOf(this.msg));
+  }
+
+  matches(secret: Buffer, channel: string): boolean {
+    const r = this.fromRaw;
+    if (r && hexMacEquals(this.meshSig, hmacHex(secret, signedStringFromCanon(channel, r.core, r.meta)))) return true;
+    const c = (this.#computed ??= { core: canonicalize(this.core()), meta: canonicalize(this.meta) });
+    if (r && c.core === r.core && c.meta === r.meta) return false; // the same text was just checked
+    return hexMacEquals(this.meshSig, hmacHex(secret, signedStringFromCanon(channel, c.core, c.meta)));
+  }
 }
 
 function schemaProblem(channel: string, core: JsonObject): string | undefined {

@@ -1,0 +1,18 @@
+/** `npm run bench` runs every benchmark; `npm run bench -- NAME` runs one. */
+const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
+  "bus.pubsub": () => import("./bus.pubsub.ts"),
+  "bus.durable": () => import("./bus.durable.ts"),
+  "bus.embedded": () => import("./bus.embedded.ts"),
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !BENCHES[w]);
+if (unknown.length) {
+  process.stderr.write(`unknown benchmark(s): ${unknown.join(", ")}\navailable: ${Object.keys(BENCHES).join(", ")}\n`);
+  process.exit(2);
+}
+for (const name of wanted.length ? wanted : Object.keys(BENCHES)) {
+  const m = await BENCHES[name]!();
+  await m.run();
+}
+process.exit(0);
