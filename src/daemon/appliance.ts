@@ -21,7 +21,7 @@ export interface ApplianceOptions {
 
 /** Settings that only a restart can change; a reload that changes them says so. */
 function restartOnly(c: Config): string {
-  return JSON.stringify([c.http.listen, c.api.socket, c.api.socket_mode, c.api.listen, c.bus.backend, c.bus.redis, c.node]);
+  return JSON.stringify([c.http.listen, c.api.socket, c.api.socket_mode, c.api.listen, c.log, c.bus.backend, c.bus.redis, c.node]);
 }
 
 export class Appliance {
@@ -112,7 +112,7 @@ export class Appliance {
       return { ok: false, error };
     }
     if (restartOnly(next.config) !== restartOnly(this.#config)) {
-      this.#log.warn("listeners, node or redis settings changed: they take effect at the next restart");
+      this.#log.warn("listener, log, node or redis settings changed: they take effect at the next restart");
     }
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
