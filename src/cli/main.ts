@@ -6,6 +6,8 @@ import { ApiUnreachableError } from "./client.ts";
 import { bus } from "./commands/bus.ts";
 import { checkConfig } from "./commands/config.ts";
 import { serve } from "./commands/serve.ts";
+import { discover } from "./commands/discover.ts";
+import { keygen, pubkey } from "./commands/keys.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -15,6 +17,9 @@ commands:
   serve [--listen HOST:PORT]   run the appliance (SIGHUP reloads, SIGTERM drains and stops)
   check-config                 validate the configuration and print it, secrets redacted
   version                      print version, commit and runtime
+  keygen --out PATH            write a new Ed25519 identity seed (0600), print its public key
+  pubkey --key-file PATH       print the public key (hex) of a seed file
+  discover URL [--public-key HEX]   fetch and verify a peer's discovery document
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
@@ -24,6 +29,9 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   serve,
   "check-config": checkConfig,
   bus,
+  keygen,
+  pubkey,
+  discover,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

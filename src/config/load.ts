@@ -14,6 +14,7 @@ export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
 /** The effective configuration: the merged files with every default filled in. */
 export type Config = FileConfig & {
   node: Required<FileConfig["node"]>;
+  instance: FileConfig["instance"] & { origin: string; key_file: string };
   api: FileConfig["api"] & { socket: string };
   bus: FileConfig["bus"] & {
     backend: "embedded" | "redis";
@@ -34,6 +35,8 @@ export interface LoadOptions {
   path?: string;
   /** --state-dir overrides node.state_dir. */
   stateDir?: string;
+  /** serve --listen overrides http.listen. */
+  listen?: string;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -106,6 +109,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       }),
     );
   }
+  if (opts.listen) r.output.http.listen = opts.listen;
   const config = complete(r.output, opts, env, files[0] ? dirname(files[0]) : process.cwd());
   const semantic = checkSemantics(config, origin);
   if (semantic.length) throw new ConfigError(semantic);
@@ -133,6 +137,14 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
   return {
     ...c,
     node: { name, state_dir: stateDir, runtime_dir: runtimeDir },
+    instance: {
+      ...c.instance,
+      // Without a configured origin the listener's own address stands in (fine on a LAN).
+      origin: c.instance.origin ? new URL(c.instance.origin).origin : `http://${c.http.listen}`,
+      key_file: c.instance.key_file ? rel(c.instance.key_file) : join(stateDir, "identity.key"),
+      next_key_file: rel(c.instance.next_key_file),
+    },
+    http: { ...c.http, metrics_token_file: rel(c.http.metrics_token_file) },
     api: {
       ...c.api,
       socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : rel(c.api.socket),
@@ -186,6 +198,9 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     const host = c.api.listen.slice(0, c.api.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
     if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) at("api.listen", "the agent API listens on loopback only (127.0.0.0/8, ::1, localhost)");
     if (!c.api.token_file) at("api.token_file", "required when api.listen is set: the TCP agent API always needs a bearer token");
+  }
+  if (c.federation.token_lifetime_seconds > c.federation.max_token_lifetime_seconds) {
+    at("federation.token_lifetime_seconds", "exceeds federation.max_token_lifetime_seconds");
   }
   if (c.api.socket && Buffer.byteLength(c.api.socket) > 107) at("api.socket", "a unix socket path is at most 107 bytes");
   return out;

@@ -8,11 +8,17 @@ import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { LoadedConfig } from "./load.ts";
 import { originOf } from "./merge.ts";
 import { ensureSecretFile, readSecretFile, SecretFileError } from "./secrets.ts";
+import { existsSync } from "node:fs";
+import { readKeyFile, readOrCreateKeyFile, type Ed25519Key } from "../identity/index.ts";
 
 export interface Secrets {
   ring: KeyRing;
   redisPassword?: string;
   apiToken?: Buffer;
+  metricsToken?: Buffer;
+  /** The instance's Ed25519 identity (current), and the next one when rotation is staged. */
+  identity?: Ed25519Key;
+  nextIdentity?: Ed25519Key;
 }
 
 /** The key the embedded bus uses when no [[bus.keys]] are configured. */
@@ -64,6 +70,27 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
     const t = read("api.token_file", c.api.token_file);
     if (t && t.length < 16) problems.push({ key: "api.token_file", file: originOf(origin, "api.token_file"), message: `${c.api.token_file}: a token is at least 16 bytes` });
     else if (t) out.apiToken = t;
+  }
+  if (c.http.metrics_token_file) {
+    const t = read("http.metrics_token_file", c.http.metrics_token_file);
+    if (t) out.metricsToken = t;
+  }
+  const identity = (key: string, file: string, mayCreate: boolean): Ed25519Key | undefined => {
+    try {
+      return mayCreate ? readOrCreateKeyFile(file) : existsSync(file) ? readKeyFile(file) : undefined;
+    } catch (err) {
+      problems.push({ file: originOf(origin, key), key, message: (err as Error).message });
+      return undefined;
+    }
+  };
+  const id = identity("instance.key_file", c.instance.key_file, create);
+  if (id) out.identity = id;
+  if (c.instance.next_key_file) {
+    const next = identity("instance.next_key_file", c.instance.next_key_file, false);
+    if (next) out.nextIdentity = next;
+    else if (!problems.some((p) => p.key === "instance.next_key_file")) {
+      problems.push({ file: originOf(origin, "instance.next_key_file"), key: "instance.next_key_file", message: `${c.instance.next_key_file} does not exist (create it with pilox-mesh keygen)` });
+    }
   }
   if (problems.length) throw new ConfigError(problems);
   if (keys.length === 0) {

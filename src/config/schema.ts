@@ -31,9 +31,37 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  instance: v.optional(
+    v.strictObject({
+      origin: v.optional(
+        v.pipe(v.string(), v.regex(/^https?:\/\/[^\/?#\s]+$/, 'expected an origin such as "https://mesh.example.org" (no path)')),
+      ),
+      key_file: v.optional(path()),
+      next_key_file: v.optional(path(), ""),
+    }),
+    {},
+  ),
   http: v.optional(
     v.strictObject({
       listen: v.optional(HOSTPORT, "127.0.0.1:7420"),
+      metrics_token_file: v.optional(path(), ""),
+      max_body_bytes: v.optional(int(0, 64 * 1024 * 1024), 64 * 1024),
+    }),
+    {},
+  ),
+  discovery: v.optional(
+    v.strictObject({
+      bootstrap_urls: v.optional(v.array(v.pipe(v.string(), v.url(), v.maxLength(2048))), []),
+      dht_hints: v.optional(v.array(str(512)), []),
+      max_age_seconds: v.optional(int(0, 86_400), 120),
+    }),
+    {},
+  ),
+  federation: v.optional(
+    v.strictObject({
+      token_lifetime_seconds: v.optional(int(1, 300), 60),
+      max_token_lifetime_seconds: v.optional(int(1, 3_600), 300),
+      leeway_seconds: v.optional(int(0, 120), 30),
     }),
     {},
   ),

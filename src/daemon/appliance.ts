@@ -5,9 +5,10 @@
 import { mkdirSync } from "node:fs";
 import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
 import { loadConfig, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { buildDocument, buildJwks, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
-import { publicApi } from "../http/public.ts";
+import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { versionLine } from "../version.ts";
@@ -31,6 +32,7 @@ export class Appliance {
   readonly #listeners: Listening[] = [];
   readonly metrics: Metrics = createMetrics();
   #log!: Logger;
+  #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
 
   private constructor(private readonly opts: ApplianceOptions) {}
@@ -55,8 +57,7 @@ export class Appliance {
   }
 
   #load(): { config: Config; secrets: Secrets } {
-    const loaded = loadConfig(this.opts.load);
-    if (this.opts.listen) loaded.config.http.listen = this.opts.listen;
+    const loaded = loadConfig(this.opts.listen ? { ...this.opts.load, listen: this.opts.listen } : this.opts.load);
     mkdirSync(loaded.config.node.state_dir, { recursive: true, mode: 0o700 });
     return { config: loaded.config, secrets: resolveSecrets(loaded, true) };
   }
@@ -65,6 +66,7 @@ export class Appliance {
     const { config, secrets } = this.#load();
     this.#config = config;
     this.#secrets = secrets;
+    this.#render();
     this.#log = this.opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
     this.#log.info("starting", { version: versionLine(), state_dir: config.node.state_dir, backend: config.bus.backend });
     this.#bus = createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
@@ -96,8 +98,30 @@ export class Appliance {
       this.#listeners.push(await listenTcp(agentApi({ ...common, token: () => this.#secrets.apiToken }), c.api.listen));
     }
     this.#listeners.push(
-      await listenTcp(publicApi({ bus: () => this.#bus, metrics: this.metrics, log: this.#log.child({ component: "http" }) }), c.http.listen),
+      await listenTcp(
+        publicApi({
+          bus: () => this.#bus,
+          metrics: this.metrics,
+          log: this.#log.child({ component: "http" }),
+          discovery: () => this.#discovery,
+          metricsToken: () => this.#secrets.metricsToken,
+          maxBodyBytes: () => this.#config.http.max_body_bytes,
+        }),
+        c.http.listen,
+      ),
     );
+  }
+
+  /** Renders the discovery document and JWKS once per configuration (not per request). */
+  #render(): void {
+    const s = this.#secrets;
+    if (!s.identity) throw new Error("no instance identity");
+    const state: DiscoveryState = { config: this.#config, identity: s.identity, ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}) };
+    this.#discovery = { document: rendered(buildDocument(state)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
+  }
+
+  get identity() {
+    return this.#secrets.identity!;
   }
 
   /** Re-reads config and secrets; on any error the running state stays as it was. */
@@ -117,6 +141,7 @@ export class Appliance {
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     this.#secrets = next.secrets;
+    this.#render();
     this.metrics.reloads.inc({ result: "ok" });
     this.#log.info("configuration reloaded", { primary_key: next.secrets.ring.primary.id, keys: next.secrets.ring.ids().join(",") });
     return { ok: true };

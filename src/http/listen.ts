@@ -20,11 +20,16 @@ export function parseHostPort(s: string): { host: string; port: number } {
   return { host: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
 }
 
+/** A client has this long to send its request headers (then 408 and the socket is closed). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+
 function adapt(app: Hono): Server {
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
-  // Slow or stuck clients must not pin resources: bound header size and time.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
+  // Slow or stuck clients must not pin resources: bound header size and time, and check
+  // the timeouts every second (Node's default is every 30 s). 16 KiB of headers at most.
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 },
+  }) as Server;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
   return server;

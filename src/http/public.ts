@@ -1,20 +1,68 @@
-/** The public listener: liveness, readiness and metrics (discovery joins it later). */
-import { Hono } from "hono";
+/** The public listener: discovery, keys, liveness, readiness and metrics. */
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
+import { DISCOVERY_PATH, KEYS_PATH } from "../discovery/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
+import { bearerAuth } from "./auth.ts";
 import { jsonError } from "./errors.ts";
+
+export interface Rendered {
+  text: string;
+  etag: string;
+}
 
 export interface PublicApiOptions {
   bus: () => MeshBus;
   metrics: Metrics;
   log: Logger;
+  /** The signed discovery document and the JWKS, re-rendered on reload. */
+  discovery: () => { document: Rendered; keys: Rendered; maxAgeSeconds: number };
+  metricsToken: () => Buffer | undefined;
+  maxBodyBytes: () => number;
+}
+
+/** If-None-Match may list several tags or `*`. */
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
+}
+
+function serveCached(c: Context, r: Rendered, maxAge: number) {
+  c.header("Cache-Control", `public, max-age=${maxAge}`);
+  c.header("Access-Control-Allow-Origin", "*");
+  c.header("ETag", r.etag);
+  c.header("Vary", "Accept-Encoding");
+  if (matches(c.req.header("if-none-match"), r.etag)) return c.body(null, 304);
+  c.header("Content-Type", "application/json");
+  return c.body(r.text, 200);
 }
 
 export function publicApi(o: PublicApiOptions): Hono {
   const app = new Hono();
-  app.use("*", secureHeaders());
+  app.use("*", secureHeaders({ crossOriginResourcePolicy: "cross-origin" }));
+  // Nothing here takes a body; anything larger than the bound is refused before it is read.
+  app.use("*", (c, next) =>
+    bodyLimit({ maxSize: o.maxBodyBytes(), onError: (c) => jsonError(c, 413, "payload_too_large", "request body too large") })(c, next),
+  );
+
+  app.get(DISCOVERY_PATH, (c) => {
+    const d = o.discovery();
+    return serveCached(c, d.document, d.maxAgeSeconds);
+  });
+  app.get(KEYS_PATH, (c) => {
+    const d = o.discovery();
+    return serveCached(c, d.keys, d.maxAgeSeconds);
+  });
+  app.options("/.well-known/*", (c) => {
+    c.header("Access-Control-Allow-Origin", "*");
+    c.header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    c.header("Access-Control-Allow-Headers", "If-None-Match");
+    c.header("Access-Control-Max-Age", "86400");
+    return c.body(null, 204);
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -31,10 +79,14 @@ export function publicApi(o: PublicApiOptions): Hono {
     return c.json(body, r.ok ? 200 : 503);
   });
 
-  app.get("/metrics", async (c) => {
-    c.header("Content-Type", o.metrics.registry.contentType);
-    return c.body(await o.metrics.registry.metrics());
-  });
+  app.get(
+    "/metrics",
+    async (c, next) => (o.metricsToken() ? bearerAuth(o.metricsToken)(c, next) : next()),
+    async (c) => {
+      c.header("Content-Type", o.metrics.registry.contentType);
+      return c.body(await o.metrics.registry.metrics());
+    },
+  );
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {

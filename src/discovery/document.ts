@@ -1,0 +1,93 @@
+/**
+ * The discovery document, GET /.well-known/pilox-mesh.json: every field of the Pilox v1
+ * descriptor (wire-v1 §4) filled from the running state, plus our own top-level keys (instance
+ * keys with kids, token policy, manifest, endpoints) and a detached Ed25519 signature over
+ * canon(document without `documentSignature`), so a peer that pinned our key can check it.
+ */
+import { createHash } from "node:crypto";
+import { canonicalize } from "../canon/index.ts";
+import type { Config } from "../config/index.ts";
+import { signHex, type Ed25519Key } from "../identity/index.ts";
+
+export const DISCOVERY_PATH = "/.well-known/pilox-mesh.json";
+export const KEYS_PATH = "/.well-known/pilox-mesh/keys.json";
+export const SIGNATURE_FIELD = "documentSignature";
+
+export interface DiscoveryState {
+  config: Config;
+  identity: Ed25519Key;
+  nextIdentity?: Ed25519Key;
+}
+
+const keyEntry = (k: Ed25519Key) => ({ kid: k.kid, alg: "Ed25519", publicKeyHex: k.publicKeyHex });
+
+export function buildDocument(s: DiscoveryState): Record<string, unknown> {
+  const c = s.config;
+  const origin = c.instance.origin;
+  const doc: Record<string, unknown> = {
+    schema: "pilox-mesh-descriptor-v1",
+    meshV2: "2.10.0",
+    planetaryReferenceVersion: "1.3.1",
+    instanceOrigin: origin,
+    a2aEnabled: false,
+    a2a: null,
+    federation: {
+      // Federation (peers, relay, tokens) is not part of this build: say so plainly.
+      enabled: false,
+      phase: "2.0-config",
+      transportActive: false,
+      jwtAlg: null,
+      localEd25519PublicKeyHex: s.identity.publicKeyHex,
+      directoryUrl: origin + DISCOVERY_PATH,
+      federationStatusUrl: origin + "/v1/federation/status",
+      wanMesh: null,
+    },
+    publicMesh: {
+      bootstrapMeshDescriptorUrls: c.discovery.bootstrap_urls,
+      ...(c.discovery.dht_hints.length ? { dhtBootstrapHints: c.discovery.dht_hints } : {}),
+    },
+    // Ours (new top-level keys; the Pilox fields above keep their types).
+    instanceKeys: {
+      current: keyEntry(s.identity),
+      next: s.nextIdentity ? keyEntry(s.nextIdentity) : null,
+      keysUrl: origin + KEYS_PATH,
+    },
+    tokenPolicy: {
+      algorithms: ["EdDSA"],
+      defaultLifetimeSeconds: c.federation.token_lifetime_seconds,
+      maxLifetimeSeconds: c.federation.max_token_lifetime_seconds,
+      leewaySeconds: c.federation.leeway_seconds,
+      replayProtection: "jti-once-per-issuer",
+    },
+    signedManifest: null,
+    federationEndpoints: null,
+  };
+  return signDocument(doc, s.identity);
+}
+
+export function signDocument(doc: Record<string, unknown>, key: Ed25519Key): Record<string, unknown> {
+  const { [SIGNATURE_FIELD]: _drop, ...body } = doc;
+  return {
+    ...body,
+    [SIGNATURE_FIELD]: { alg: "Ed25519", kid: key.kid, covers: "canon(document without documentSignature)", sigHex: signHex(key, canonicalize(body)) },
+  };
+}
+
+/** JWKS (RFC 7517/8037) of the instance keys, current first. */
+export function buildJwks(s: DiscoveryState): { keys: Record<string, string>[] } {
+  const jwk = (k: Ed25519Key, use: string) => ({
+    kty: "OKP",
+    crv: "Ed25519",
+    x: Buffer.from(k.publicKeyHex, "hex").toString("base64url"),
+    kid: k.kid,
+    alg: "EdDSA",
+    use,
+  });
+  return { keys: [jwk(s.identity, "sig"), ...(s.nextIdentity ? [jwk(s.nextIdentity, "sig")] : [])] };
+}
+
+/** The bytes served and their strong ETag, computed once per state change. */
+export function rendered(body: unknown): { text: string; etag: string } {
+  const text = JSON.stringify(body);
+  return { text, etag: `"${createHash("sha256").update(text).digest("base64url").slice(0, 32)}"` };
+}

@@ -1,0 +1,2 @@
+export { keyFromSeedHex, publicKeyFromHex, signHex, thumbprint, verifyHex, type Ed25519Key } from "./ed25519.ts";
+export { createKeyFile, readKeyFile, readOrCreateKeyFile } from "./keyfile.ts";
