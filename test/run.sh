@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian machine or a CI clone: installs the service
-# binaries the suites start (redis-server, nats-server) when missing, the npm dependencies
-# when absent, type-checks, then runs every test file.
+# The whole test suite, from a fresh Debian machine or a CI clone: installs what the suites
+# use from Debian packages when missing (redis-server and nats-server, which they start on
+# free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze), the
+# npm dependencies when absent, type-checks, builds the single executables, then runs every
+# test file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
+[ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
+[ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || missing+=(libstdc++6-arm64-cross)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v dash >/dev/null 2>&1 || missing+=(dash)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian packages" >&2
   SUDO=""
@@ -21,6 +28,7 @@ fi
 [ -d node_modules ] || npm ci --no-audit --no-fund
 
 npx tsc -p .
+npm run build --silent
 # Unit tests sit beside the code (src/**/*.test.ts); suites against real services in test/.
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
 exec node --import tsx --test --test-concurrency=1 "${files[@]}"

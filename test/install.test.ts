@@ -1,0 +1,155 @@
+/** install.sh into a scratch root, and the systemd unit it installs. */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { ROOT } from "./helpers/cli.ts";
+import { scratch } from "./helpers/tmp.ts";
+
+const run = promisify(execFile);
+const s = scratch();
+after(() => s.cleanup());
+
+async function install(args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    const r = await run("sh", [`${ROOT}/install.sh`, ...args], { env: { PATH: process.env["PATH"]! } });
+    return { code: 0, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stderr: string };
+    return { code: e.code, stderr: e.stderr };
+  }
+}
+
+/** A stand-in binary: a shell script that answers `version` and `keygen` like the real one. */
+function fakeBinary(name: string, version: string): { path: string; sha: string } {
+  const path = s.write(
+    name,
+    `#!/bin/sh\ncase "$1" in\n  version) echo "pilox-mesh ${version}" ;;\n  keygen) printf '%064d\\n' 7 > "$3"; chmod 600 "$3"; echo pub ;;\nesac\n`,
+    0o755,
+  );
+  return { path, sha: createHash("sha256").update(readFileSync(path)).digest("hex") };
+}
+
+const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, "0");
+
+describe("install.sh", () => {
+  const root = s.path("root");
+  const v1 = fakeBinary("pilox-mesh-v1", "1.0.0");
+
+  it("installs files, user, directories with the right owners and modes", async () => {
+    const r = await install(["--root", root, "--binary", v1.path, "--sha256", v1.sha]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(readFileSync(`${root}/usr/local/bin/pilox-mesh`, "utf8"), readFileSync(v1.path, "utf8"));
+    assert.equal(mode(`${root}/usr/local/bin/pilox-mesh`), "0755");
+    const passwd = readFileSync(`${root}/etc/passwd`, "utf8");
+    const m = /^pilox-mesh:x:(\d+):(\d+):pilox-mesh:\/var\/lib\/pilox-mesh:\/usr\/sbin\/nologin$/m.exec(passwd);
+    assert.ok(m, passwd);
+    const [uid, gid] = [Number(m[1]), Number(m[2])];
+    assert.ok(uid < 1000, "a system account");
+    assert.match(readFileSync(`${root}/etc/group`, "utf8"), new RegExp(`^pilox-mesh:x:${gid}:$`, "m"));
+    assert.equal(mode(`${root}/etc/pilox-mesh`), "0750");
+    assert.equal(statSync(`${root}/etc/pilox-mesh`).gid, gid);
+    assert.equal(mode(`${root}/etc/pilox-mesh/pilox-mesh.toml`), "0640");
+    assert.equal(mode(`${root}/var/lib/pilox-mesh`), "0700");
+    assert.equal(statSync(`${root}/var/lib/pilox-mesh`).uid, uid);
+    assert.equal(mode(`${root}/var/lib/pilox-mesh/identity.key`), "0600");
+    assert.equal(statSync(`${root}/var/lib/pilox-mesh/identity.key`).uid, uid);
+    assert.equal(readFileSync(`${root}/etc/systemd/system/pilox-mesh.service`, "utf8"), readFileSync(`${ROOT}/systemd/pilox-mesh.service`, "utf8"));
+  });
+
+  it("the default config it writes is valid", async () => {
+    const { loadConfig } = await import("../src/config/index.ts");
+    assert.doesNotThrow(() => loadConfig({ path: `${root}/etc/pilox-mesh/pilox-mesh.toml`, stateDir: s.path("st"), env: {} }));
+  });
+
+  it("is idempotent and never overwrites the config or the identity", async () => {
+    writeFileSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`, "# mine\n");
+    const key = readFileSync(`${root}/var/lib/pilox-mesh/identity.key`, "utf8");
+    const r = await install(["--root", root, "--binary", v1.path, "--sha256", v1.sha]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /keeping the existing/);
+    assert.equal(readFileSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`, "utf8"), "# mine\n");
+    assert.equal(readFileSync(`${root}/var/lib/pilox-mesh/identity.key`, "utf8"), key);
+    assert.equal(readFileSync(`${root}/etc/passwd`, "utf8").match(/^pilox-mesh:/gm)?.length, 1);
+    assert.equal(readFileSync(`${root}/etc/group`, "utf8").match(/^pilox-mesh:/gm)?.length, 1);
+  });
+
+  it("upgrades in place; a wrong SHA-256 changes nothing", async () => {
+    const v2 = fakeBinary("pilox-mesh-v2", "2.0.0");
+    const bad = await install(["--root", root, "--binary", v2.path, "--sha256", "0".repeat(64)]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /SHA-256 mismatch/);
+    assert.equal(readFileSync(`${root}/usr/local/bin/pilox-mesh`, "utf8"), readFileSync(v1.path, "utf8"));
+    const ok = await install(["--root", root, "--binary", v2.path, "--sha256", v2.sha]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(readFileSync(`${root}/usr/local/bin/pilox-mesh`, "utf8"), readFileSync(v2.path, "utf8"));
+    assert.ok(!existsSync(`${root}/usr/local/bin/pilox-mesh.new`));
+  });
+
+  it("checks the binary against a SHA256SUMS beside it", async () => {
+    const dir = s.path("rel");
+    mkdirSync(dir);
+    const b = fakeBinary("rel/pilox-mesh-linux-x64", "3.0.0");
+    writeFileSync(`${dir}/SHA256SUMS`, `${"1".repeat(64)}  pilox-mesh-linux-x64\n`);
+    const r = await install(["--root", s.path("root2"), "--binary", b.path]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /SHA-256 mismatch/);
+    writeFileSync(`${dir}/SHA256SUMS`, `${b.sha}  pilox-mesh-linux-x64\n`);
+    assert.equal((await install(["--root", s.path("root2"), "--binary", b.path])).code, 0);
+  });
+
+  it("--no-systemd leaves the unit out; DESTDIR works like --root", async () => {
+    const r = await run("sh", [`${ROOT}/install.sh`, "--binary", v1.path, "--sha256", v1.sha, "--no-systemd"], {
+      env: { PATH: process.env["PATH"]!, DESTDIR: s.path("root3") },
+    });
+    assert.ok(r.stderr.includes("installed"));
+    assert.ok(existsSync(s.path("root3/usr/local/bin/pilox-mesh")));
+    assert.ok(!existsSync(s.path("root3/etc/systemd/system/pilox-mesh.service")));
+  });
+
+  it("--uninstall keeps config and state; --purge removes them and the user", async () => {
+    assert.equal((await install(["--root", root, "--uninstall"])).code, 0);
+    assert.ok(!existsSync(`${root}/usr/local/bin/pilox-mesh`));
+    assert.ok(!existsSync(`${root}/etc/systemd/system/pilox-mesh.service`));
+    assert.ok(existsSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`));
+    assert.ok(existsSync(`${root}/var/lib/pilox-mesh/identity.key`));
+    assert.equal((await install(["--root", root, "--uninstall", "--purge"])).code, 0);
+    assert.ok(!existsSync(`${root}/etc/pilox-mesh`));
+    assert.ok(!existsSync(`${root}/var/lib/pilox-mesh`));
+    assert.doesNotMatch(readFileSync(`${root}/etc/passwd`, "utf8"), /pilox-mesh/);
+  });
+
+  it("refuses unknown options and a missing source", async () => {
+    assert.equal((await install(["--root", root, "--frobnicate"])).code, 1);
+    const r = await install(["--root", root]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /--url RELEASE_URL or --binary PATH/);
+  });
+
+  it("is POSIX sh (dash parses it) and its embedded unit is systemd/pilox-mesh.service", async () => {
+    await run("dash", ["-n", `${ROOT}/install.sh`]);
+    const script = readFileSync(`${ROOT}/install.sh`, "utf8");
+    const embedded = /cat > "\$UNIT\.tmp" <<'UNIT'\n([\s\S]*?)\nUNIT\n/.exec(script)![1] + "\n";
+    assert.equal(embedded, readFileSync(`${ROOT}/systemd/pilox-mesh.service`, "utf8"));
+  });
+});
+
+describe("systemd unit", () => {
+  it("passes systemd-analyze verify", async () => {
+    const dir = s.path("unit");
+    mkdirSync(dir);
+    // verify checks that ExecStart exists: point it at a real executable.
+    writeFileSync(`${dir}/pilox-mesh.service`, readFileSync(`${ROOT}/systemd/pilox-mesh.service`, "utf8").replaceAll("/usr/local/bin/pilox-mesh", process.execPath));
+    const r = await run("systemd-analyze", ["verify", `${dir}/pilox-mesh.service`]);
+    assert.equal(r.stderr.trim(), "");
+  });
+
+  it("systemd-analyze security rates it OK (exposure ≤ 2.0)", async () => {
+    const r = await run("systemd-analyze", ["security", "--offline=yes", "--no-pager", `${ROOT}/systemd/pilox-mesh.service`]).catch((e) => e as { stdout: string });
+    const m = /Overall exposure level for pilox-mesh\.service: (\d+\.\d+)/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    assert.ok(Number(m[1]) <= 2.0, `exposure ${m[1]}`);
+  });
+});
