@@ -15,6 +15,7 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 [ -e /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ] || missing+=(libstdc++6-arm64-cross)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v dash >/dev/null 2>&1 || missing+=(dash)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian packages" >&2
   SUDO=""

@@ -144,7 +144,12 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
       key_file: c.instance.key_file ? rel(c.instance.key_file) : join(stateDir, "identity.key"),
       next_key_file: rel(c.instance.next_key_file),
     },
-    http: { ...c.http, metrics_token_file: rel(c.http.metrics_token_file) },
+    http: {
+      ...c.http,
+      metrics_token_file: rel(c.http.metrics_token_file),
+      tls_cert_file: rel(c.http.tls_cert_file),
+      tls_key_file: rel(c.http.tls_key_file),
+    },
     api: {
       ...c.api,
       socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : rel(c.api.socket),
@@ -198,6 +203,9 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     const host = c.api.listen.slice(0, c.api.listen.lastIndexOf(":")).replace(/^\[|\]$/g, "");
     if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) at("api.listen", "the agent API listens on loopback only (127.0.0.0/8, ::1, localhost)");
     if (!c.api.token_file) at("api.token_file", "required when api.listen is set: the TCP agent API always needs a bearer token");
+  }
+  if (Boolean(c.http.tls_cert_file) !== Boolean(c.http.tls_key_file)) {
+    at(c.http.tls_cert_file ? "http.tls_key_file" : "http.tls_cert_file", "TLS needs both http.tls_cert_file and http.tls_key_file");
   }
   if (c.federation.token_lifetime_seconds > c.federation.max_token_lifetime_seconds) {
     at("federation.token_lifetime_seconds", "exceeds federation.max_token_lifetime_seconds");

@@ -8,7 +8,8 @@ import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { LoadedConfig } from "./load.ts";
 import { originOf } from "./merge.ts";
 import { ensureSecretFile, readSecretFile, SecretFileError } from "./secrets.ts";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import { readKeyFile, readOrCreateKeyFile, type Ed25519Key } from "../identity/index.ts";
 
 export interface Secrets {
@@ -16,6 +17,8 @@ export interface Secrets {
   redisPassword?: string;
   apiToken?: Buffer;
   metricsToken?: Buffer;
+  /** PEM certificate chain and private key of the public listener. */
+  tls?: { cert: Buffer; key: Buffer };
   /** The instance's Ed25519 identity (current), and the next one when rotation is staged. */
   identity?: Ed25519Key;
   nextIdentity?: Ed25519Key;
@@ -74,6 +77,23 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   if (c.http.metrics_token_file) {
     const t = read("http.metrics_token_file", c.http.metrics_token_file);
     if (t) out.metricsToken = t;
+  }
+  if (c.http.tls_cert_file && c.http.tls_key_file) {
+    const key = read("http.tls_key_file", c.http.tls_key_file);
+    let cert: Buffer | undefined;
+    try {
+      cert = readFileSync(c.http.tls_cert_file);
+    } catch (err) {
+      problems.push({ file: originOf(origin, "http.tls_cert_file"), key: "http.tls_cert_file", message: `cannot read ${c.http.tls_cert_file}: ${(err as NodeJS.ErrnoException).code}` });
+    }
+    if (key && cert) {
+      try {
+        createSecureContext({ cert, key });
+        out.tls = { cert, key };
+      } catch (err) {
+        problems.push({ file: originOf(origin, "http.tls_cert_file"), key: "http.tls_cert_file", message: `certificate and key do not make a TLS context: ${(err as Error).message}` });
+      }
+    }
   }
   const identity = (key: string, file: string, mayCreate: boolean): Ed25519Key | undefined => {
     try {

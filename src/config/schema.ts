@@ -44,6 +44,8 @@ export const ConfigSchema = v.strictObject({
   http: v.optional(
     v.strictObject({
       listen: v.optional(HOSTPORT, "127.0.0.1:7420"),
+      tls_cert_file: v.optional(path(), ""),
+      tls_key_file: v.optional(path(), ""),
       metrics_token_file: v.optional(path(), ""),
       max_body_bytes: v.optional(int(0, 64 * 1024 * 1024), 64 * 1024),
     }),

@@ -32,6 +32,7 @@ export class Appliance {
   readonly #listeners: Listening[] = [];
   readonly metrics: Metrics = createMetrics();
   #log!: Logger;
+  #public: Listening | undefined;
   #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
 
@@ -108,8 +109,10 @@ export class Appliance {
           maxBodyBytes: () => this.#config.http.max_body_bytes,
         }),
         c.http.listen,
+        this.#secrets.tls,
       ),
     );
+    this.#public = this.#listeners[this.#listeners.length - 1];
   }
 
   /** Renders the discovery document and JWKS once per configuration (not per request). */
@@ -140,6 +143,8 @@ export class Appliance {
     }
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
+    if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
+    else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
     this.#secrets = next.secrets;
     this.#render();
     this.metrics.reloads.inc({ result: "ok" });

@@ -3,6 +3,7 @@ import { createAdaptorServer } from "@hono/node-server";
 import type { Hono } from "hono";
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import type { Server } from "node:http";
+import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
 
@@ -11,6 +12,8 @@ export interface Listening {
   /** "host:port" or the socket path. */
   address: string;
   port?: number;
+  /** Present on HTTPS listeners: replaces the certificate for new connections. */
+  setTls?: (tls: { cert: Buffer; key: Buffer }) => void;
   /** Stops accepting, lets requests finish for `graceMs`, then cuts what is left (SSE streams). */
   close(graceMs?: number): Promise<void>;
 }
@@ -23,13 +26,15 @@ export function parseHostPort(s: string): { host: string; port: number } {
 /** A client has this long to send its request headers (then 408 and the socket is closed). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
-function adapt(app: Hono): Server {
+function adapt(app: Hono, tls?: { cert: Buffer; key: Buffer }): Server {
   // Slow or stuck clients must not pin resources: bound header size and time, and check
   // the timeouts every second (Node's default is every 30 s). 16 KiB of headers at most.
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 },
-  }) as Server;
+  const common = { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 };
+  const server = (
+    tls
+      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...common, cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" } })
+      : createAdaptorServer({ fetch: app.fetch, serverOptions: common })
+  ) as Server;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
   return server;
@@ -44,15 +49,18 @@ function closer(server: Server) {
     });
 }
 
-export function listenTcp(app: Hono, hostPort: string): Promise<Listening> {
+/** With `tls`, an HTTPS listener whose certificate `setTls` swaps without a restart. */
+export function listenTcp(app: Hono, hostPort: string, tls?: { cert: Buffer; key: Buffer }): Promise<Listening> {
   const { host, port } = parseHostPort(hostPort);
-  const server = adapt(app);
+  const server = adapt(app, tls);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
       server.off("error", reject);
       const a = server.address() as { port: number };
-      resolve({ server, address: `${host}:${a.port}`, port: a.port, close: closer(server) });
+      const l: Listening = { server, address: `${host}:${a.port}`, port: a.port, close: closer(server) };
+      if (tls) l.setTls = (t) => (server as unknown as HttpsServer).setSecureContext({ cert: t.cert, key: t.key });
+      resolve(l);
     });
   });
 }
