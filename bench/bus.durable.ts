@@ -3,7 +3,8 @@
  * → XACK) against raw XADD + XREADGROUP + XACK of the same payload, same Redis, same run.
  */
 import { Redis } from "ioredis";
-import { KeyRing, MeshBus, RedisBackend } from "../src/bus/index.ts";
+import { KeyRing, MeshBus } from "../src/bus/index.ts";
+import { RedisBackend } from "../src/bus/backends/redis.ts";
 import { silentLogger } from "../src/log/index.ts";
 import { startRedis } from "../test/helpers/redis.ts";
 import { BENCH_SECRET, payload, report, windowed } from "./lib.ts";

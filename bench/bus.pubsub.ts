@@ -4,7 +4,8 @@
  * latency at a moderate fixed rate, p50 and p99, for both.
  */
 import { Redis } from "ioredis";
-import { KeyRing, MeshBus, RedisBackend } from "../src/bus/index.ts";
+import { KeyRing, MeshBus } from "../src/bus/index.ts";
+import { RedisBackend } from "../src/bus/backends/redis.ts";
 import { silentLogger } from "../src/log/index.ts";
 import { startRedis } from "../test/helpers/redis.ts";
 import { BENCH_SECRET, payload, percentile, report, windowed } from "./lib.ts";

@@ -3,6 +3,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "bus.pubsub": () => import("./bus.pubsub.ts"),
   "bus.durable": () => import("./bus.durable.ts"),
   "bus.embedded": () => import("./bus.embedded.ts"),
+  "http.discovery": () => import("./http.discovery.ts"),
+  binary: () => import("./binary.ts"),
 };
 
 const wanted = process.argv.slice(2);

@@ -15,6 +15,7 @@ import { readSecretFile } from "./config/secrets.ts";
 import { silentLogger, type Logger } from "./log/index.ts";
 
 export * from "./bus/index.ts";
+export { RedisBackend, type RedisBackendOptions } from "./bus/backends/redis.ts";
 export { createLogger, silentLogger, type Logger } from "./log/index.ts";
 export { loadConfig, resolveSecrets, ConfigError, type Config } from "./config/index.ts";
 export { Appliance, type ApplianceOptions } from "./daemon/appliance.ts";

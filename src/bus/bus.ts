@@ -209,11 +209,14 @@ export class MeshBus {
       while (spool.size > 0 && this.#opts.backend.isReady()) {
         const batch = spool.peek(256);
         // Consecutive entries of one channel go in one pipeline; order is kept per channel.
-        let n = 1;
-        while (n < batch.length && batch[n]!.channel === batch[0]!.channel) n++;
+        // Corrupt lines (null) are dropped with the batch they sit in.
+        const channel = batch.find((e) => e !== null)?.channel;
+        let n = 0;
+        while (n < batch.length && (batch[n] === null || batch[n]!.channel === channel)) n++;
         const now = Date.now();
-        const raws = batch.slice(0, n).map((e) => sealToWire(e.channel, e.message, this.#ring.primary, { now }).wire);
-        await this.#opts.backend.append(batch[0]!.channel, raws);
+        const raws: string[] = [];
+        for (const e of batch.slice(0, n)) if (e) raws.push(sealToWire(e.channel, e.message, this.#ring.primary, { now }).wire);
+        if (channel !== undefined) await this.#opts.backend.append(channel, raws);
         spool.drop(n);
         this.#updateSpoolGauges();
       }

@@ -5,7 +5,6 @@ import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import type { BusBackend } from "./backends/backend.ts";
 import { EmbeddedBackend } from "./backends/embedded.ts";
-import { RedisBackend } from "./backends/redis.ts";
 import { MeshBus, type ChannelOptions } from "./bus.ts";
 import type { VerifyPolicy } from "./envelope/verify.ts";
 
@@ -36,8 +35,10 @@ export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string
   return u.toString();
 }
 
-export function createBackend(c: Config, s: Secrets, log: Logger): BusBackend {
+/** ioredis is loaded only when Redis is configured: it is a fifth of the idle heap. */
+export async function createBackend(c: Config, s: Secrets, log: Logger): Promise<BusBackend> {
   if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len);
+  const { RedisBackend } = await import("./backends/redis.ts");
   return new RedisBackend({
     url: redisUrlOf(c, s),
     streamPrefix: c.bus.redis.stream_prefix,
@@ -52,9 +53,9 @@ export function createBackend(c: Config, s: Secrets, log: Logger): BusBackend {
  * `persistent: false` (a CLI run beside a live appliance) keeps off the appliance's spool and
  * replay memory files.
  */
-export function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetrics, persistent = true): MeshBus {
+export async function createBus(c: Config, s: Secrets, log: Logger, metrics?: BusMetrics, persistent = true): Promise<MeshBus> {
   const opts: ConstructorParameters<typeof MeshBus>[0] = {
-    backend: createBackend(c, s, log),
+    backend: await createBackend(c, s, log),
     ring: s.ring,
     policy: policyOf(c),
     channels: channelsOf(c),

@@ -1,5 +1,7 @@
 export { MeshBus, BusUnavailableError, type BusOptions, type ChannelOptions, type Delivery, type Handler, type PublishResult } from "./bus.ts";
 export { createBus, createBackend, channelsOf, policyOf } from "./factory.ts";
+// RedisBackend is not re-exported here: the appliance loads ioredis only when Redis is configured
+// (src/index.ts exports it for library users).
 export { KeyRing, type BusKey } from "./keyring.ts";
 export { ReplayCache } from "./replay.ts";
 export { sealMessage, sealToWire, SealError, type SealOptions } from "./envelope/seal.ts";
@@ -8,5 +10,4 @@ export { macV1, signedStringV1, coreOf, hexMacEquals, EXT_FIELD, SIG_VERSION_V1,
 export { extMac, EXT_SIG_VERSION, type MeshExt } from "./envelope/ext.ts";
 export { canonicalChannel, isPiloxChannel, wireNamesOf, PILOX_AGENT_STATUS, PILOX_SYSTEM_EVENTS } from "./channels.ts";
 export { EmbeddedBackend } from "./backends/embedded.ts";
-export { RedisBackend, type RedisBackendOptions } from "./backends/redis.ts";
 export { BackendUnavailableError, type BusBackend, type Closer } from "./backends/backend.ts";

@@ -1,11 +1,13 @@
 /**
  * The on-disk spool for durable publishes made while Redis is unreachable. Entries are JSON
  * lines, appended before the publish is acknowledged, flushed in order when Redis returns.
+ * Only counters live in memory (a full spool must not cost the heap its size); flushing
+ * reads the file from a persisted offset.
  * Bounded by bytes: at the bound a publish is refused (503 spool_full), never dropped.
  * A crash during a flush resends a few entries; receivers drop them by event id.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 
 export interface SpoolEntry {
   channel: string;
@@ -17,16 +19,22 @@ export class SpoolFullError extends Error {
   override name = "SpoolFullError";
 }
 
+/** How much of the file one peek reads at most. */
+const READ_CHUNK = 1024 * 1024;
+
 export class Spool {
+  readonly #dir: string;
   readonly #file: string;
   readonly #offsetFile: string;
-  #entries: { e: SpoolEntry; bytes: number }[] = [];
-  #head = 0;
+  #count = 0;
   #bytes = 0;
   /** Byte offset in the file of the first entry not yet flushed. */
   #offset = 0;
+  /** Lengths (bytes) of the entries the last peek returned, for drop(). */
+  #peeked: number[] = [];
 
   constructor(dir: string, readonly maxBytes: number) {
+    this.#dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#file = join(dir, "durable.jsonl");
     this.#offsetFile = join(dir, "durable.offset");
@@ -37,23 +45,21 @@ export class Spool {
     if (!existsSync(this.#file)) return;
     const buf = readFileSync(this.#file);
     this.#offset = existsSync(this.#offsetFile) ? Number(readFileSync(this.#offsetFile, "utf8").trim()) || 0 : 0;
+    if (this.#offset > buf.length) this.#offset = 0;
+    // Count complete lines; a torn last line was never acknowledged, so it is cut off.
     let pos = this.#offset;
-    while (pos < buf.length) {
+    for (;;) {
       const nl = buf.indexOf(10, pos);
-      if (nl < 0) break; // a torn last line: its publish was never acknowledged
-      const line = buf.subarray(pos, nl).toString("utf8");
-      try {
-        this.#entries.push({ e: JSON.parse(line) as SpoolEntry, bytes: nl + 1 - pos });
-        this.#bytes += nl + 1 - pos;
-      } catch {
-        /* skip a corrupt line rather than refuse to start */
-      }
+      if (nl < 0) break;
+      this.#count++;
       pos = nl + 1;
     }
+    this.#bytes = pos - this.#offset;
+    if (pos < buf.length) writeFileSync(this.#file, buf.subarray(0, pos), { mode: 0o600 });
   }
 
   get size(): number {
-    return this.#entries.length - this.#head;
+    return this.#count;
   }
 
   get bytes(): number {
@@ -64,42 +70,74 @@ export class Spool {
     const line = JSON.stringify(entry) + "\n";
     const bytes = Buffer.byteLength(line);
     if (this.#bytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
-    if (!existsSync(dirname(this.#file))) mkdirSync(dirname(this.#file), { recursive: true, mode: 0o700 });
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     appendFileSync(this.#file, line, { mode: 0o600 });
-    this.#entries.push({ e: entry, bytes });
+    this.#count++;
     this.#bytes += bytes;
   }
 
-  peek(n: number): SpoolEntry[] {
-    return this.#entries.slice(this.#head, this.#head + n).map((x) => x.e);
+  /**
+   * Up to `n` entries from the head, in order, one per line: a corrupt line comes back as
+   * null (it is dropped with its batch rather than block the spool).
+   */
+  peek(n: number): (SpoolEntry | null)[] {
+    this.#peeked = [];
+    if (this.#count === 0) return [];
+    const buf = Buffer.alloc(Math.min(READ_CHUNK, this.#bytes));
+    const fd = openSync(this.#file, "r");
+    let got: number;
+    try {
+      got = readSync(fd, buf, 0, buf.length, this.#offset);
+    } finally {
+      closeSync(fd);
+    }
+    const out: (SpoolEntry | null)[] = [];
+    let pos = 0;
+    while (out.length < n) {
+      const nl = buf.indexOf(10, pos);
+      if (nl < 0 || nl >= got) {
+        // A single entry larger than one chunk: read exactly that line.
+        if (pos === 0 && this.#peeked.length === 0) return this.#peekLong();
+        break;
+      }
+      this.#peeked.push(nl + 1 - pos);
+      out.push(parseLine(buf.subarray(pos, nl)));
+      pos = nl + 1;
+    }
+    return out;
   }
 
-  /** Marks the first `n` entries as sent. */
-  drop(n: number): void {
-    for (let i = 0; i < n && this.#head < this.#entries.length; i++) {
-      const x = this.#entries[this.#head++]!;
-      this.#bytes -= x.bytes;
-      this.#offset += x.bytes;
+  #peekLong(): (SpoolEntry | null)[] {
+    const rest = readFileSync(this.#file).subarray(this.#offset);
+    const nl = rest.indexOf(10);
+    this.#peeked = [nl + 1];
+    return [parseLine(rest.subarray(0, nl))];
+  }
+
+  /** Marks the first `lines` lines of the last peek as sent. */
+  drop(lines: number): void {
+    for (let i = 0; i < lines && this.#count > 0; i++) {
+      const len = this.#peeked.shift() ?? 0;
+      this.#offset += len;
+      this.#bytes -= len;
+      this.#count--;
     }
-    if (this.size === 0) {
-      this.#entries = [];
-      this.#head = 0;
+    if (this.#count === 0) {
       this.#offset = 0;
       this.#bytes = 0;
       closeSync(openSync(this.#file, "w", 0o600));
-      this.#writeOffset();
-      return;
     }
-    this.#writeOffset();
-    if (this.#head > 4096) {
-      this.#entries = this.#entries.slice(this.#head);
-      this.#head = 0;
-    }
-  }
-
-  #writeOffset(): void {
     const tmp = this.#offsetFile + ".tmp";
     writeFileSync(tmp, String(this.#offset), { mode: 0o600 });
     renameSync(tmp, this.#offsetFile);
+  }
+}
+
+function parseLine(b: Buffer): SpoolEntry | null {
+  try {
+    const e = JSON.parse(b.toString("utf8")) as SpoolEntry;
+    return typeof e?.channel === "string" && e.message && typeof e.message === "object" ? e : null;
+  } catch {
+    return null;
   }
 }

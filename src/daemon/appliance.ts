@@ -70,7 +70,7 @@ export class Appliance {
     this.#render();
     this.#log = this.opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
     this.#log.info("starting", { version: versionLine(), state_dir: config.node.state_dir, backend: config.bus.backend });
-    this.#bus = createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
+    this.#bus = await createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
     await this.#bus.start();
     try {
       await this.#listen();

@@ -44,8 +44,11 @@ export function publicApi(o: PublicApiOptions): Hono {
   const app = new Hono();
   app.use("*", secureHeaders({ crossOriginResourcePolicy: "cross-origin" }));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
+  // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   app.use("*", (c, next) =>
-    bodyLimit({ maxSize: o.maxBodyBytes(), onError: (c) => jsonError(c, 413, "payload_too_large", "request body too large") })(c, next),
+    c.req.method === "GET" || c.req.method === "HEAD"
+      ? next()
+      : bodyLimit({ maxSize: o.maxBodyBytes(), onError: (c) => jsonError(c, 413, "payload_too_large", "request body too large") })(c, next),
   );
 
   app.get(DISCOVERY_PATH, (c) => {

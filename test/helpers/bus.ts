@@ -1,5 +1,6 @@
 /** Builds MeshBus instances for tests straight from options (the appliance uses the config). */
-import { KeyRing, MeshBus, RedisBackend, EmbeddedBackend, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
+import { KeyRing, MeshBus, EmbeddedBackend, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
+import { RedisBackend } from "../../src/bus/backends/redis.ts";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
 import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
 

@@ -151,7 +151,7 @@ async function directBus(values: TargetValues): Promise<MeshBus> {
     secrets = resolveSecrets(loaded, false);
   }
   // A CLI run does not share the appliance's spool: a publish it cannot send fails.
-  const b = createBus({ ...c, bus: { ...c.bus, backend: "redis" } }, secrets, silentLogger, undefined, false);
+  const b = await createBus({ ...c, bus: { ...c.bus, backend: "redis" } }, secrets, silentLogger, undefined, false);
   await b.start();
   await waitReady(b);
   return b;

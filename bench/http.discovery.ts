@@ -1,0 +1,56 @@
+/**
+ * http.discovery: requests/s for GET /.well-known/pilox-mesh.json from the appliance, against a
+ * bare node:http server returning the same bytes, both on the embedded Node 24 runtime, the
+ * load generator in this process over keep-alive connections.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort } from "../test/helpers/redis.ts";
+import { bareServerScript, BUNDLE, load, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
+import { report } from "./lib.ts";
+
+const CONNECTIONS = 32;
+const DURATION_MS = Number(process.env["BENCH_MS"] ?? 5_000);
+
+function fetchBody(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request({ host: "127.0.0.1", port, path }, (res) => {
+      let b = "";
+      res.on("data", (d) => (b += d));
+      res.on("end", () => resolve(b));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
+export async function run(): Promise<void> {
+  requireBuild();
+  const node = runtimeNode();
+  const dir = mkdtempSync(join(tmpdir(), "pilox-bench-"));
+  const cfg = join(dir, "b.toml");
+  writeFileSync(cfg, `[instance]\norigin = "https://bench.example"\n[api]\nsocket = "${join(dir, "api.sock")}"\n[log]\nlevel = "warn"\n`);
+  const ours = await freePort();
+  const mesh = start(node, [BUNDLE, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${ours}`]);
+  try {
+    await waitHttp(ours);
+    const body = await fetchBody(ours, "/.well-known/pilox-mesh.json");
+    const basePort = await freePort();
+    const bare = start(node, ["-e", bareServerScript(basePort, body)]);
+    try {
+      await waitHttp(basePort, "/");
+      await load(basePort, "/", CONNECTIONS, 1_000); // warm-up
+      await load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, 1_000);
+      const baseline = await load(basePort, "/", CONNECTIONS, DURATION_MS);
+      const value = await load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, DURATION_MS);
+      report("http.discovery", "req/s", baseline, value, { connections: CONNECTIONS, bytes: Buffer.byteLength(body), target_ratio: 0.7 });
+    } finally {
+      await stop(bare);
+    }
+  } finally {
+    await stop(mesh);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { Spool, SpoolFullError } from "./spool.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "spool-test-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("Spool", () => {
+  it("keeps order across peek/drop and survives a reopen", () => {
+    const d = join(dir, "a");
+    const s = new Spool(d, 1 << 20);
+    for (let i = 0; i < 10; i++) s.append({ channel: "c", message: { i } });
+    assert.deepEqual(s.peek(3).map((e) => e!.message["i"]), [0, 1, 2]);
+    s.drop(3);
+    const again = new Spool(d, 1 << 20);
+    assert.equal(again.size, 7);
+    assert.deepEqual(again.peek(100).map((e) => e!.message["i"]), [3, 4, 5, 6, 7, 8, 9]);
+    again.drop(7);
+    assert.equal(again.size, 0);
+    assert.equal(again.bytes, 0);
+    assert.equal(new Spool(d, 1 << 20).size, 0);
+  });
+
+  it("refuses at the byte bound", () => {
+    const s = new Spool(join(dir, "b"), 200);
+    assert.throws(() => {
+      for (let i = 0; i < 100; i++) s.append({ channel: "c", message: { i } });
+    }, SpoolFullError);
+    assert.ok(s.bytes <= 200);
+  });
+
+  it("cuts a torn last line and skips a corrupt one", () => {
+    const d = join(dir, "c");
+    const s = new Spool(d, 1 << 20);
+    s.append({ channel: "c", message: { i: 1 } });
+    appendFileSync(join(d, "durable.jsonl"), "{not json}\n");
+    s.append({ channel: "c", message: { i: 2 } });
+    appendFileSync(join(d, "durable.jsonl"), '{"channel":"c","mess');
+    const r = new Spool(d, 1 << 20);
+    assert.equal(r.size, 3);
+    const batch = r.peek(10);
+    assert.deepEqual(batch.map((e) => e?.message["i"] ?? null), [1, null, 2]);
+  });
+
+  it("an entry larger than one read chunk still comes out whole", () => {
+    const s = new Spool(join(dir, "d"), 8 << 20);
+    s.append({ channel: "c", message: { big: "x".repeat(2 * 1024 * 1024) } });
+    s.append({ channel: "c", message: { i: 2 } });
+    const first = s.peek(10);
+    assert.equal(first.length, 1);
+    assert.equal((first[0]!.message["big"] as string).length, 2 * 1024 * 1024);
+    s.drop(1);
+    assert.deepEqual(s.peek(10).map((e) => e!.message["i"]), [2]);
+  });
+});
