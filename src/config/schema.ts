@@ -2,6 +2,7 @@
  * The configuration file's schema: every key, its type, bound and default. docs/configuration.md
  * documents each one; keep the two in step.
  */
+import { isIP } from "node:net";
 import * as v from "valibot";
 import { CHANNEL_NAME } from "../bus/channels.ts";
 
@@ -13,6 +14,15 @@ const HOSTPORT = v.pipe(
   v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$/, 'expected "HOST:PORT", e.g. "127.0.0.1:7420"'),
   v.check((s) => Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, "port out of range"),
 );
+function isCidr(s: string): boolean {
+  const [addr, bits, extra] = s.split("/");
+  if (extra !== undefined || !addr) return false;
+  const v = isIP(addr);
+  if (v === 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128);
+}
+
 const KEY_ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a key id is 1-64 letters, digits, . _ -"));
 
 export const ConfigSchema = v.strictObject({
@@ -47,6 +57,15 @@ export const ConfigSchema = v.strictObject({
       tls_cert_file: v.optional(path(), ""),
       tls_key_file: v.optional(path(), ""),
       metrics_token_file: v.optional(path(), ""),
+      trusted_proxies: v.optional(
+        v.array(
+          v.pipe(
+            v.string(),
+            v.check((s) => isCidr(s), "expected an IP address or CIDR, e.g. \"10.0.0.0/8\""),
+          ),
+        ),
+        [],
+      ),
       max_body_bytes: v.optional(int(0, 64 * 1024 * 1024), 64 * 1024),
     }),
     {},

@@ -7,6 +7,7 @@ import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
 import { loadConfig, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
+import { trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
 import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
@@ -33,6 +34,7 @@ export class Appliance {
   readonly metrics: Metrics = createMetrics();
   #log!: Logger;
   #public: Listening | undefined;
+  #trusted = trustedProxyList([]);
   #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
 
@@ -106,6 +108,7 @@ export class Appliance {
           log: this.#log.child({ component: "http" }),
           discovery: () => this.#discovery,
           metricsToken: () => this.#secrets.metricsToken,
+          trustedProxies: () => this.#trusted,
           maxBodyBytes: () => this.#config.http.max_body_bytes,
         }),
         c.http.listen,
@@ -117,6 +120,7 @@ export class Appliance {
 
   /** Renders the discovery document and JWKS once per configuration (not per request). */
   #render(): void {
+    this.#trusted = trustedProxyList(this.#config.http.trusted_proxies);
     const s = this.#secrets;
     if (!s.identity) throw new Error("no instance identity");
     const state: DiscoveryState = { config: this.#config, identity: s.identity, ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}) };

@@ -1,6 +1,6 @@
 /** Starting hono apps on TCP or a unix socket through @hono/node-server, with limits. */
 import { createAdaptorServer } from "@hono/node-server";
-import type { Hono } from "hono";
+import type { Env, Hono } from "hono";
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import type { Server } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
@@ -26,7 +26,7 @@ export function parseHostPort(s: string): { host: string; port: number } {
 /** A client has this long to send its request headers (then 408 and the socket is closed). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
-function adapt(app: Hono, tls?: { cert: Buffer; key: Buffer }): Server {
+function adapt<E extends Env>(app: Hono<E>, tls?: { cert: Buffer; key: Buffer }): Server {
   // Slow or stuck clients must not pin resources: bound header size and time, and check
   // the timeouts every second (Node's default is every 30 s). 16 KiB of headers at most.
   const common = { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 };
@@ -50,7 +50,7 @@ function closer(server: Server) {
 }
 
 /** With `tls`, an HTTPS listener whose certificate `setTls` swaps without a restart. */
-export function listenTcp(app: Hono, hostPort: string, tls?: { cert: Buffer; key: Buffer }): Promise<Listening> {
+export function listenTcp<E extends Env>(app: Hono<E>, hostPort: string, tls?: { cert: Buffer; key: Buffer }): Promise<Listening> {
   const { host, port } = parseHostPort(hostPort);
   const server = adapt(app, tls);
   return new Promise((resolve, reject) => {
@@ -66,7 +66,7 @@ export function listenTcp(app: Hono, hostPort: string, tls?: { cert: Buffer; key
 }
 
 /** Listens on a unix socket with `mode`; replaces a stale socket file left by a crash. */
-export async function listenUnix(app: Hono, path: string, mode: number): Promise<Listening> {
+export async function listenUnix<E extends Env>(app: Hono<E>, path: string, mode: number): Promise<Listening> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   if (existsSync(path)) {
     if (!lstatSync(path).isSocket()) throw new Error(`${path} exists and is not a socket`);

@@ -6,7 +6,9 @@ import type { MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH, KEYS_PATH } from "../discovery/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
+import type { BlockList } from "node:net";
 import { bearerAuth } from "./auth.ts";
+import { clientIp } from "./client-ip.ts";
 import { jsonError } from "./errors.ts";
 
 export interface Rendered {
@@ -21,6 +23,7 @@ export interface PublicApiOptions {
   /** The signed discovery document and the JWKS, re-rendered on reload. */
   discovery: () => { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   metricsToken: () => Buffer | undefined;
+  trustedProxies: () => BlockList;
   maxBodyBytes: () => number;
 }
 
@@ -30,7 +33,7 @@ function matches(ifNoneMatch: string | undefined, etag: string): boolean {
   return ifNoneMatch.trim() === "*" || ifNoneMatch.split(",").some((t) => t.trim().replace(/^W\//, "") === etag);
 }
 
-function serveCached(c: Context, r: Rendered, maxAge: number) {
+function serveCached(c: Context<{ Variables: { clientIp: string } }>, r: Rendered, maxAge: number) {
   c.header("Cache-Control", `public, max-age=${maxAge}`);
   c.header("Access-Control-Allow-Origin", "*");
   c.header("ETag", r.etag);
@@ -40,9 +43,10 @@ function serveCached(c: Context, r: Rendered, maxAge: number) {
   return c.body(r.text, 200);
 }
 
-export function publicApi(o: PublicApiOptions): Hono {
-  const app = new Hono();
+export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: string } }> {
+  const app = new Hono<{ Variables: { clientIp: string } }>();
   app.use("*", secureHeaders({ crossOriginResourcePolicy: "cross-origin" }));
+  app.use("*", clientIp(o.trustedProxies));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   app.use("*", (c, next) =>
@@ -93,7 +97,7 @@ export function publicApi(o: PublicApiOptions): Hono {
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {
-    o.log.error("public API error", { path: c.req.path, error: err.message });
+    o.log.error("public API error", { path: c.req.path, client: c.get("clientIp"), error: err.message });
     return jsonError(c, 500, "internal", "internal error");
   });
   return app;

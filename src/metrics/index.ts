@@ -1,6 +1,7 @@
 /** The appliance's Prometheus metrics (prom-client), one registry per appliance instance. */
 import { Counter, Gauge, Registry } from "prom-client";
 import { REJECT_REASONS } from "../bus/envelope/verify.ts";
+import { COMMIT, VERSION } from "../version.ts";
 
 export interface BusMetrics {
   published: Counter<"durable">;
@@ -30,6 +31,10 @@ export function createMetrics(): Metrics {
     spoolRefused: new Counter({ name: "pilox_mesh_bus_spool_refused_total", help: "Durable publishes refused because the spool was full.", registers: [registry] }),
   };
   for (const r of REJECT_REASONS) bus.rejected.inc({ reason: r }, 0);
+  new Gauge({ name: "pilox_mesh_build_info", help: "Version, commit and runtime of this build (value 1).", labelNames: ["version", "commit", "node"], registers: [registry] }).set(
+    { version: VERSION, commit: COMMIT, node: process.versions.node },
+    1,
+  );
   const reloads = new Counter({ name: "pilox_mesh_config_reloads_total", help: "Configuration reloads, by result.", labelNames: ["result"], registers: [registry] });
   return { registry, bus, reloads };
 }
