@@ -5,6 +5,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "bus.embedded": () => import("./bus.embedded.ts"),
   "http.discovery": () => import("./http.discovery.ts"),
   binary: () => import("./binary.ts"),
+  "federation.verify": () => import("./federation.verify.ts"),
 };
 
 const wanted = process.argv.slice(2);

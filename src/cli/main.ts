@@ -8,6 +8,7 @@ import { checkConfig } from "./commands/config.ts";
 import { serve } from "./commands/serve.ts";
 import { discover } from "./commands/discover.ts";
 import { keygen, pubkey } from "./commands/keys.ts";
+import { manifest, token } from "./commands/federation.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -20,6 +21,8 @@ commands:
   keygen --out PATH            write a new Ed25519 identity seed (0600), print its public key
   pubkey --key-file PATH       print the public key (hex) of a seed file
   discover URL [--public-key HEX]   fetch and verify a peer's discovery document
+  token mint|verify            federation tokens (EdDSA JWT, Pilox-compatible)
+  manifest sign|verify         signed peer manifests (Pilox-compatible, with anti-rollback)
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
@@ -32,6 +35,8 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   keygen,
   pubkey,
   discover,
+  token,
+  manifest,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

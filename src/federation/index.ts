@@ -1,0 +1,4 @@
+export { normalizeOrigin } from "./origin.ts";
+export { bodySha256, mintToken, verifyToken, TOKEN_REJECT_REASONS, TOKEN_SUB, type PeerKeys, type TokenClaims, type TokenRejectReason, type TokenResult, type VerifyPolicy } from "./token.ts";
+export { MemoryTokenReplayStore, RedisTokenReplayStore, ReplayStoreUnavailableError, type TokenReplayStore } from "./replay-store.ts";
+export { signManifest, verifyManifest, MANIFEST_EXT, type ManifestPayload, type ManifestPeer, type ManifestResult, type SignedManifest } from "./manifest.ts";
