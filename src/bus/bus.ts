@@ -4,7 +4,6 @@
  * fall back to the on-disk spool while the backend is away.
  */
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
@@ -15,7 +14,7 @@ import type { JsonObject } from "./envelope/v1.ts";
 import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
 import type { KeyRing } from "./keyring.ts";
-import type { ReplayCache } from "./replay.ts";
+import { loadReplayFile, saveReplayFile } from "./replay.ts";
 import { Spool, SpoolFullError } from "./spool.ts";
 
 export interface ChannelOptions {
@@ -93,7 +92,7 @@ export class MeshBus {
     this.#log = opts.log ?? silentLogger;
     this.#guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), opts.replayCacheSize, opts.metrics, this.#log);
     this.#spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
-    if (opts.replayFile) loadReplay(opts.replayFile, this.#guard.replay, this.#log);
+    if (opts.replayFile) loadReplayFile(opts.replayFile, this.#guard.replay, this.#log);
     this.#updateSpoolGauges();
     opts.backend.onReady(() => void this.flushSpool());
   }
@@ -342,26 +341,7 @@ export class MeshBus {
     this.#taps.clear();
     if (this.#spool?.size && this.#opts.backend.isReady()) await this.flushSpool();
     await this.#opts.backend.close();
-    if (this.#opts.replayFile) saveReplay(this.#opts.replayFile, this.#guard.replay, this.#log);
-  }
-}
-
-function loadReplay(file: string, cache: ReplayCache, log: Logger): void {
-  if (!existsSync(file)) return;
-  try {
-    cache.restore(JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
-  } catch (err) {
-    log.warn("ignoring an unreadable replay memory file", { file, error: (err as Error).message });
-  }
-}
-
-function saveReplay(file: string, cache: ReplayCache, log: Logger): void {
-  try {
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(cache.snapshot()), { mode: 0o600 });
-    renameSync(tmp, file);
-  } catch (err) {
-    log.warn("cannot save the replay memory", { file, error: (err as Error).message });
+    if (this.#opts.replayFile) saveReplayFile(this.#opts.replayFile, this.#guard.replay, this.#log);
   }
 }
 

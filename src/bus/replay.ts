@@ -1,3 +1,6 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Logger } from "../log/index.ts";
+
 /**
  * Remembers delivered event ids for as long as a replay could still pass the freshness check.
  * Bounded: past `maxEntries` the oldest id is forgotten (unextended v1 messages have no send
@@ -57,5 +60,25 @@ export class ReplayCache {
       if (typeof id === "string" && e > nowMs) this.#seen.set(id, e);
     }
     this.#prune(nowMs);
+  }
+}
+
+/** Reads a saved replay memory (a missing or unreadable file just starts empty). */
+export function loadReplayFile(file: string, cache: ReplayCache, log: Logger): void {
+  if (!existsSync(file)) return;
+  try {
+    cache.restore(JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
+  } catch (err) {
+    log.warn("ignoring an unreadable replay memory file", { file, error: (err as Error).message });
+  }
+}
+
+export function saveReplayFile(file: string, cache: ReplayCache, log: Logger): void {
+  try {
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, JSON.stringify(cache.snapshot()), { mode: 0o600 });
+    renameSync(tmp, file);
+  } catch (err) {
+    log.warn("cannot save the replay memory", { file, error: (err as Error).message });
   }
 }

@@ -9,6 +9,7 @@ import { serve } from "./commands/serve.ts";
 import { discover } from "./commands/discover.ts";
 import { keygen, pubkey } from "./commands/keys.ts";
 import { manifest, token } from "./commands/federation.ts";
+import { audit, peers } from "./commands/peers.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -23,6 +24,8 @@ commands:
   discover URL [--public-key HEX]   fetch and verify a peer's discovery document
   token mint|verify            federation tokens (EdDSA JWT, Pilox-compatible)
   manifest sign|verify         signed peer manifests (Pilox-compatible, with anti-rollback)
+  peers [--json]               federation peers of the running appliance: keys, queue, last contact
+  audit verify FILE            check the hash chain of the federation audit log
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
@@ -37,6 +40,8 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   discover,
   token,
   manifest,
+  peers,
+  audit,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

@@ -207,6 +207,13 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   if (Boolean(c.http.tls_cert_file) !== Boolean(c.http.tls_key_file)) {
     at(c.http.tls_cert_file ? "http.tls_key_file" : "http.tls_cert_file", "TLS needs both http.tls_cert_file and http.tls_key_file");
   }
+  const origins = new Set<string>();
+  c.federation.peers.forEach((peer, i) => {
+    const o = new URL(peer.origin).origin;
+    if (origins.has(o)) at(`federation.peers[${i}].origin`, `peer ${o} is configured twice`);
+    if (o === c.instance.origin) at(`federation.peers[${i}].origin`, "is this instance's own origin");
+    origins.add(o);
+  });
   if (c.federation.token_lifetime_seconds > c.federation.max_token_lifetime_seconds) {
     at("federation.token_lifetime_seconds", "exceeds federation.max_token_lifetime_seconds");
   }

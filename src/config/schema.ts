@@ -83,6 +83,23 @@ export const ConfigSchema = v.strictObject({
       token_lifetime_seconds: v.optional(int(1, 300), 60),
       max_token_lifetime_seconds: v.optional(int(1, 3_600), 300),
       leeway_seconds: v.optional(int(0, 120), 30),
+      max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
+      per_ip_rate: v.optional(int(1, 100_000), 20),
+      batch_size: v.optional(int(1, 10_000), 256),
+      queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
+      peers: v.optional(
+        v.array(
+          v.strictObject({
+            origin: v.pipe(v.string(), v.regex(/^https?:\/\/[^\/?#\s]+\/?$/, "expected an origin such as \"https://mesh-b.example\"")),
+            url: v.optional(v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL"))),
+            public_keys: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), v.minLength(1)),
+            accept_channels: v.optional(v.array(CHANNEL_NAME), []),
+            forward_channels: v.optional(v.array(CHANNEL_NAME), []),
+            rate_per_second: v.optional(int(1, 1_000_000), 100),
+          }),
+        ),
+        [],
+      ),
     }),
     {},
   ),

@@ -11,6 +11,7 @@ import { trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
 import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
+import { Federation, MemoryTokenReplayStore, type TokenReplayStore } from "../federation/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { versionLine } from "../version.ts";
 
@@ -37,6 +38,7 @@ export class Appliance {
   #trusted = trustedProxyList([]);
   #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
+  #federation!: Federation;
 
   private constructor(private readonly opts: ApplianceOptions) {}
 
@@ -69,12 +71,20 @@ export class Appliance {
     const { config, secrets } = this.#load();
     this.#config = config;
     this.#secrets = secrets;
-    this.#render();
     this.#log = this.opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
     this.#log.info("starting", { version: versionLine(), state_dir: config.node.state_dir, backend: config.bus.backend });
     this.#bus = await createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
     await this.#bus.start();
+    this.#federation = new Federation(config, {
+      bus: () => this.#bus,
+      identity: () => this.#secrets.identity!,
+      replay: await tokenReplayStore(config, secrets, this.#log),
+      metrics: this.metrics,
+      log: this.#log.child({ component: "federation" }),
+    });
+    this.#render();
     try {
+      await this.#federation.start();
       await this.#listen();
     } catch (err) {
       await this.#closeAll();
@@ -89,6 +99,7 @@ export class Appliance {
     const c = this.#config;
     const common = {
       bus: () => this.#bus,
+      federationStatus: () => this.#federation.status(),
       maxBodyBytes: () => this.#config.api.max_body_bytes,
       maxSubscribers: () => this.#config.api.max_subscribers,
       log: this.#log.child({ component: "agent-api" }),
@@ -109,6 +120,9 @@ export class Appliance {
           discovery: () => this.#discovery,
           metricsToken: () => this.#secrets.metricsToken,
           trustedProxies: () => this.#trusted,
+          relay: (c, client) => this.#federation.relay(c, client),
+          relayMaxBytes: () => this.#config.federation.max_body_bytes,
+          onScrape: () => this.metrics.federation.queueDepth.set(this.#federation.queueDepth()),
           maxBodyBytes: () => this.#config.http.max_body_bytes,
         }),
         c.http.listen,
@@ -123,8 +137,17 @@ export class Appliance {
     this.#trusted = trustedProxyList(this.#config.http.trusted_proxies);
     const s = this.#secrets;
     if (!s.identity) throw new Error("no instance identity");
-    const state: DiscoveryState = { config: this.#config, identity: s.identity, ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}) };
+    const state: DiscoveryState = {
+      config: this.#config,
+      identity: s.identity,
+      federationActive: this.#federation.enabled,
+      ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}),
+    };
     this.#discovery = { document: rendered(buildDocument(state)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
+  }
+
+  get federation(): Federation {
+    return this.#federation;
   }
 
   get identity() {
@@ -146,6 +169,7 @@ export class Appliance {
       this.#log.warn("listener, log, node or redis settings changed: they take effect at the next restart");
     }
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
+    await this.#federation.reconfigure(next.config);
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
@@ -168,6 +192,21 @@ export class Appliance {
 
   async #closeAll(graceMs = 5_000): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+    await this.#federation?.close();
     await this.#bus.close();
   }
+}
+
+/** jti memory: in Redis (shared by the mesh's appliances) when the bus uses Redis. */
+async function tokenReplayStore(c: Config, s: Secrets, log: Logger): Promise<TokenReplayStore> {
+  if (c.bus.backend !== "redis") return new MemoryTokenReplayStore();
+  const [{ Redis }, { RedisTokenReplayStore }, { redisUrlOf }] = await Promise.all([
+    import("ioredis"),
+    import("../federation/replay-store.ts"),
+    import("../bus/factory.ts"),
+  ]);
+  const r = new Redis(redisUrlOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  r.on("error", (err: Error) => log.limited("redis-jti", "warn", "redis connection error", { role: "jti", error: err.message }));
+  r.connect().catch(() => {});
+  return new RedisTokenReplayStore(r);
 }

@@ -17,6 +17,8 @@ export interface DiscoveryState {
   config: Config;
   identity: Ed25519Key;
   nextIdentity?: Ed25519Key;
+  /** Whether peers are configured (the relay then runs). */
+  federationActive?: boolean;
 }
 
 const keyEntry = (k: Ed25519Key) => ({ kid: k.kid, alg: "Ed25519", publicKeyHex: k.publicKeyHex });
@@ -32,11 +34,10 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
     a2aEnabled: false,
     a2a: null,
     federation: {
-      // Federation (peers, relay, tokens) is not part of this build: say so plainly.
-      enabled: false,
-      phase: "2.0-config",
-      transportActive: false,
-      jwtAlg: null,
+      enabled: s.federationActive === true,
+      phase: s.federationActive ? "2.1-transport" : "2.0-config",
+      transportActive: s.federationActive === true,
+      jwtAlg: s.federationActive ? "Ed25519" : null,
       localEd25519PublicKeyHex: s.identity.publicKeyHex,
       directoryUrl: origin + DISCOVERY_PATH,
       federationStatusUrl: origin + "/v1/federation/status",
@@ -60,7 +61,7 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
       replayProtection: "jti-once-per-issuer",
     },
     signedManifest: null,
-    federationEndpoints: null,
+    federationEndpoints: s.federationActive ? { relay: origin + "/v1/federation/relay", tokenHeader: "X-Pilox-Federation-JWT", bodyBinding: "body_sha256" } : null,
   };
   return signDocument(doc, s.identity);
 }

@@ -12,6 +12,7 @@ export class ReplayStoreUnavailableError extends Error {
 export interface TokenReplayStore {
   /** True the first time (iss, jti) is seen; false for a replay. Throws ReplayStoreUnavailableError. */
   claimOnce(iss: string, jti: string, ttlSeconds: number): Promise<boolean>;
+  close?(): Promise<void>;
 }
 
 export class MemoryTokenReplayStore implements TokenReplayStore {
@@ -47,5 +48,9 @@ export class RedisTokenReplayStore implements TokenReplayStore {
     } catch (err) {
       throw new ReplayStoreUnavailableError(`redis: ${(err as Error).message}`);
     }
+  }
+
+  async close(): Promise<void> {
+    this.redis.disconnect();
   }
 }

@@ -20,6 +20,8 @@ export interface AgentApiOptions {
   /** When set, every request needs `Authorization: Bearer <token>` (the TCP listener). */
   token?: () => Buffer | undefined;
   log: Logger;
+  /** GET /v1/federation/status. */
+  federationStatus: () => unknown;
   /** Interval of SSE keep-alive comments. */
   heartbeatMs?: number;
 }
@@ -116,6 +118,8 @@ export function agentApi(o: AgentApiOptions): Hono {
       }
     });
   });
+
+  app.get("/v1/federation/status", (c) => c.json(o.federationStatus() as object));
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {

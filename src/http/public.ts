@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH, KEYS_PATH } from "../discovery/index.ts";
+import { RELAY_PATH } from "../federation/inbound.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import type { BlockList } from "node:net";
@@ -24,6 +25,11 @@ export interface PublicApiOptions {
   discovery: () => { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   metricsToken: () => Buffer | undefined;
   trustedProxies: () => BlockList;
+  /** The federation relay (POST /v1/federation/relay). */
+  relay: (c: Context, client: string) => Promise<Response>;
+  relayMaxBytes: () => number;
+  /** Runs before /metrics renders (gauges computed on demand). */
+  onScrape?: () => void;
   maxBodyBytes: () => number;
 }
 
@@ -49,11 +55,14 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   app.use("*", clientIp(o.trustedProxies));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
+  const tooLarge = (c: Context) => jsonError(c, 413, "payload_too_large", "request body too large");
   app.use("*", (c, next) =>
     c.req.method === "GET" || c.req.method === "HEAD"
       ? next()
-      : bodyLimit({ maxSize: o.maxBodyBytes(), onError: (c) => jsonError(c, 413, "payload_too_large", "request body too large") })(c, next),
+      : bodyLimit({ maxSize: c.req.path === RELAY_PATH ? o.relayMaxBytes() : o.maxBodyBytes(), onError: tooLarge })(c, next),
   );
+
+  app.post(RELAY_PATH, (c) => o.relay(c, c.get("clientIp")));
 
   app.get(DISCOVERY_PATH, (c) => {
     const d = o.discovery();
@@ -90,6 +99,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     "/metrics",
     async (c, next) => (o.metricsToken() ? bearerAuth(o.metricsToken)(c, next) : next()),
     async (c) => {
+      o.onScrape?.();
       c.header("Content-Type", o.metrics.registry.contentType);
       return c.body(await o.metrics.registry.metrics());
     },

@@ -13,9 +13,16 @@ export interface BusMetrics {
   spoolRefused: Counter;
 }
 
+export interface FederationMetrics {
+  requests: Counter<"direction" | "outcome" | "reason">;
+  messages: Counter<"direction">;
+  queueDepth: Gauge;
+}
+
 export interface Metrics {
   registry: Registry;
   bus: BusMetrics;
+  federation: FederationMetrics;
   reloads: Counter<"result">;
 }
 
@@ -36,5 +43,10 @@ export function createMetrics(): Metrics {
     1,
   );
   const reloads = new Counter({ name: "pilox_mesh_config_reloads_total", help: "Configuration reloads, by result.", labelNames: ["result"], registers: [registry] });
-  return { registry, bus, reloads };
+  const federation: FederationMetrics = {
+    requests: new Counter({ name: "pilox_mesh_federation_requests_total", help: "Federation relay requests, by direction, outcome and refusal reason.", labelNames: ["direction", "outcome", "reason"], registers: [registry] }),
+    messages: new Counter({ name: "pilox_mesh_federation_messages_total", help: "Messages relayed between meshes.", labelNames: ["direction"], registers: [registry] }),
+    queueDepth: new Gauge({ name: "pilox_mesh_federation_queue_messages", help: "Messages waiting in the outbound federation queues.", registers: [registry] }),
+  };
+  return { registry, bus, federation, reloads };
 }

@@ -23,7 +23,9 @@ export function http(
   headers: Record<string, string> = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = request({ ...("socketPath" in target ? { socketPath: target.socketPath } : { host: "127.0.0.1", port: target.port }), method, path, headers }, (res) => {
+    // A fresh connection per request: a keep-alive socket the server closed after an early
+    // answer (413) must not fail the next test.
+    const req = request({ ...("socketPath" in target ? { socketPath: target.socketPath } : { host: "127.0.0.1", port: target.port }), method, path, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () => {

@@ -1,0 +1,66 @@
+/** `peers`: the federation status of the running appliance. `audit verify`: check the log's chain. */
+import { loadConfig } from "../../config/index.ts";
+import { verifyAuditFile } from "../../federation/index.ts";
+import { EXIT, parse, required, UsageError, type Io } from "../args.ts";
+import { apiRequest } from "../client.ts";
+
+interface PeerStatus {
+  origin: string;
+  keys: { kid: string }[];
+  queue: { messages: number };
+  lastContact: string | null;
+  lastError: string | null;
+  acceptChannels: string[];
+  forwardChannels: string[];
+}
+
+export async function peers(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { socket: { type: "string" }, json: { type: "boolean" } });
+  const o: { path?: string; stateDir?: string } = {};
+  if (values.config) o.path = values.config;
+  if (values["state-dir"]) o.stateDir = values["state-dir"];
+  const socketPath = values.socket ?? loadConfig(o).config.api.socket;
+  const { status, json } = await apiRequest({ socketPath }, "GET", "/v1/federation/status");
+  if (status !== 200) {
+    io.stderr(`pilox-mesh peers: the appliance answered ${status}\n`);
+    return EXIT.failure;
+  }
+  if (values.json) {
+    io.stdout(JSON.stringify(json, null, 2) + "\n");
+    return EXIT.ok;
+  }
+  const list = (json as { peers: PeerStatus[] }).peers;
+  if (list.length === 0) {
+    io.stdout("no federation peers configured\n");
+    return EXIT.ok;
+  }
+  const rows = [["PEER", "KEYS", "QUEUE", "LAST CONTACT", "ACCEPT", "FORWARD", "LAST ERROR"]];
+  for (const p of list) {
+    rows.push([
+      p.origin,
+      p.keys.map((k) => k.kid.slice(0, 8)).join(","),
+      String(p.queue.messages),
+      p.lastContact ?? "-",
+      p.acceptChannels.join(",") || "-",
+      p.forwardChannels.join(",") || "-",
+      p.lastError ?? "-",
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) io.stdout(r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd() + "\n");
+  return EXIT.ok;
+}
+
+export async function audit(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub !== "verify") throw new UsageError("usage: pilox-mesh audit verify FILE");
+  const { positionals } = parse(rest, {}, true);
+  const file = required(positionals[0], "FILE");
+  const r = verifyAuditFile(file);
+  if (!r.ok) {
+    io.stdout(`broken at line ${r.line}: ${r.reason}\n`);
+    return EXIT.failure;
+  }
+  io.stdout(`intact: ${r.lines} lines\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,136 @@
+/**
+ * Where messages from a federated mesh enter: POST /v1/federation/relay. Checks in this order:
+ * body size and the client address's rate (before any cryptography), the token (EdDSA, bound
+ * to this exact body, jti once), the peer's rate, then each message's channel against what the
+ * peer may send. Accepted messages are re-sealed on the local bus with meshExt.origin = the
+ * peer. Refusals get a generic body (no oracle); the reason goes to the audit log.
+ */
+import type { Context } from "hono";
+import * as v from "valibot";
+import { BusUnavailableError, SealError, type MeshBus } from "../bus/index.ts";
+import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
+import { coreOf, type JsonObject } from "../bus/envelope/v1.ts";
+import type { ReplayCache } from "../bus/replay.ts";
+import type { Logger } from "../log/index.ts";
+import type { AuditLog } from "./audit.ts";
+import type { Peer } from "./peers.ts";
+import type { RateLimiter } from "./rate-limit.ts";
+import { verifyToken } from "./token.ts";
+import type { TokenReplayStore } from "./replay-store.ts";
+
+export const RELAY_PATH = "/v1/federation/relay";
+export const MAX_BATCH = 10_000;
+
+export const RelayBody = v.strictObject({
+  messages: v.pipe(
+    v.array(
+      v.strictObject({
+        channel: CHANNEL_NAME,
+        message: v.pipe(
+          v.looseObject({ meshMeta: v.looseObject({ eventId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)) }) }),
+          v.transform((x) => x as JsonObject),
+        ),
+      }),
+    ),
+    v.maxLength(MAX_BATCH),
+  ),
+});
+export type RelayBatch = v.InferOutput<typeof RelayBody>;
+
+export interface InboundDeps {
+  bus: () => MeshBus;
+  ourOrigin: () => string;
+  peers: () => ReadonlyMap<string, Peer>;
+  policy: () => { leewaySeconds: number; maxLifetimeSeconds: number };
+  replay: TokenReplayStore;
+  ipLimit: RateLimiter;
+  peerLimit: RateLimiter;
+  /** (peer, eventId) pairs already republished: retried batches are not delivered twice. */
+  delivered: ReplayCache;
+  audit: AuditLog;
+  log: Logger;
+  onRefused: (reason: string) => void;
+  onAccepted: (peer: string, n: number) => void;
+}
+
+const refuse = (c: Context, status: 401 | 429 | 400 | 503, code: string) =>
+  c.json({ error: { code, message: "federation request refused" } }, status);
+
+export async function handleRelay(c: Context, d: InboundDeps, client: string): Promise<Response> {
+  const audit = (outcome: "accepted" | "refused", extra: Record<string, unknown>) => d.audit.append({ direction: "inbound", outcome, client, ...extra });
+  if (!d.ipLimit.take(client)) {
+    d.onRefused("ip_rate_limited");
+    audit("refused", { reason: "ip_rate_limited" });
+    return refuse(c, 429, "rate_limited");
+  }
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  const token = c.req.header("x-pilox-federation-jwt") ?? c.req.header("x-hive-federation-jwt") ?? "";
+  const r = await verifyToken(token, {
+    audience: d.ourOrigin(),
+    peers: d.peers(),
+    ...d.policy(),
+    replay: d.replay,
+    body,
+    requireBodyBinding: true,
+  });
+  if (!r.ok) {
+    d.onRefused(r.reason);
+    audit("refused", { reason: r.reason, detail: r.detail });
+    return r.reason === "store_unavailable" ? refuse(c, 503, "unavailable") : refuse(c, 401, "unauthorized");
+  }
+  const peer = d.peers().get(r.peer)!;
+  if (!d.peerLimit.take(peer.origin)) {
+    d.onRefused("peer_rate_limited");
+    audit("refused", { peer: peer.origin, reason: "peer_rate_limited" });
+    return refuse(c, 429, "rate_limited");
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
+  } catch {
+    parsed = undefined;
+  }
+  const batch = v.safeParse(RelayBody, parsed);
+  if (!batch.success) {
+    d.onRefused("malformed_batch");
+    audit("refused", { peer: peer.origin, reason: "malformed_batch", detail: describeIssues(batch.issues) });
+    return c.json({ error: { code: "invalid_request", message: describeIssues(batch.issues) } }, 400);
+  }
+  let accepted = 0;
+  let duplicates = 0;
+  const refused: { index: number; reason: string }[] = [];
+  const bus = d.bus();
+  for (const [index, { channel, message }] of batch.output.messages.entries()) {
+    if (!peer.accept.has(channel)) {
+      refused.push({ index, reason: "channel_not_allowed" });
+      continue;
+    }
+    const meta = message["meshMeta"] as JsonObject;
+    const key = `${peer.origin}\n${meta["eventId"] as string}`;
+    if (d.delivered.has(key)) {
+      duplicates++;
+      continue;
+    }
+    try {
+      // Re-sealed with our key; meshMeta (and so the event id) is kept, the origin recorded.
+      await bus.publish(channel, { ...coreOf(message), meshMeta: meta }, { origin: peer.origin });
+      d.delivered.claim(key, Number.POSITIVE_INFINITY);
+      accepted++;
+    } catch (err) {
+      if (err instanceof SealError) {
+        refused.push({ index, reason: "invalid_message" });
+        continue;
+      }
+      if (err instanceof BusUnavailableError) {
+        // What was published stays marked; the sender retries the batch and those are skipped.
+        audit("refused", { peer: peer.origin, reason: "bus_unavailable", messages: accepted });
+        return refuse(c, 503, "unavailable");
+      }
+      throw err;
+    }
+  }
+  for (const x of refused) d.onRefused(x.reason);
+  d.onAccepted(peer.origin, accepted);
+  audit("accepted", { peer: peer.origin, messages: accepted, ...(duplicates ? { detail: `${duplicates} duplicates` } : {}), ...(refused.length ? { reason: `${refused.length} refused` } : {}) });
+  return c.json({ accepted, duplicates, refused });
+}

@@ -1,0 +1,25 @@
+/** Token buckets by key (client address, peer origin), bounded in the number of keys kept. */
+export class RateLimiter {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  constructor(
+    private readonly ratePerSecond: (key: string) => number,
+    private readonly maxKeys = 10_000,
+  ) {}
+
+  /** Takes one token; false when the key is over its rate. */
+  take(key: string, now: number = Date.now()): boolean {
+    const rate = this.ratePerSecond(key);
+    const burst = rate * 2;
+    let b = this.#buckets.get(key);
+    if (!b) {
+      if (this.#buckets.size >= this.maxKeys) this.#buckets.delete(this.#buckets.keys().next().value as string);
+      b = { tokens: burst, at: now };
+      this.#buckets.set(key, b);
+    }
+    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,136 @@
+/** Federation in the running appliance: peers, inbound relay, forwarders, audit, status. */
+import type { Context } from "hono";
+import { join } from "node:path";
+import { loadReplayFile, ReplayCache, saveReplayFile, type MeshBus } from "../bus/index.ts";
+import type { Config } from "../config/index.ts";
+import type { Ed25519Key } from "../identity/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { Metrics } from "../metrics/index.ts";
+import { AuditLog } from "./audit.ts";
+import { handleRelay } from "./inbound.ts";
+import { Forwarder, queueDirFor } from "./outbound.ts";
+import { peersOf, type Peer } from "./peers.ts";
+import { RateLimiter } from "./rate-limit.ts";
+import type { TokenReplayStore } from "./replay-store.ts";
+
+export interface FederationDeps {
+  bus: () => MeshBus;
+  identity: () => Ed25519Key;
+  replay: TokenReplayStore;
+  metrics: Metrics;
+  log: Logger;
+}
+
+export class Federation {
+  #config: Config;
+  #peers: Map<string, Peer>;
+  readonly #forwarders = new Map<string, Forwarder>();
+  readonly audit: AuditLog;
+  readonly #delivered = new ReplayCache(1_000_000);
+  readonly #deliveredFile: string;
+  readonly #ipLimit: RateLimiter;
+  readonly #peerLimit: RateLimiter;
+
+  constructor(config: Config, private readonly d: FederationDeps) {
+    this.#config = config;
+    this.#peers = peersOf(config);
+    this.audit = new AuditLog(join(config.node.state_dir, "federation", "audit.jsonl"));
+    this.#deliveredFile = join(config.node.state_dir, "federation", "inbound-delivered.json");
+    loadReplayFile(this.#deliveredFile, this.#delivered, d.log);
+    this.#ipLimit = new RateLimiter(() => this.#config.federation.per_ip_rate);
+    this.#peerLimit = new RateLimiter((origin) => this.#peers.get(origin)?.ratePerSecond ?? 1);
+  }
+
+  get enabled(): boolean {
+    return this.#peers.size > 0;
+  }
+
+  async start(): Promise<void> {
+    for (const p of this.#peers.values()) await this.#startForwarder(p);
+  }
+
+  async #startForwarder(p: Peer): Promise<void> {
+    if (p.forward.size === 0) return;
+    const c = () => this.#config;
+    const f = new Forwarder(p, {
+      bus: this.d.bus,
+      identity: this.d.identity,
+      ourOrigin: () => c().instance.origin,
+      tokenTtl: () => c().federation.token_lifetime_seconds,
+      batchSize: () => c().federation.batch_size,
+      queueDir: queueDirFor(c().node.state_dir, p.origin),
+      queueMaxBytes: c().federation.queue_max_bytes,
+      audit: this.audit,
+      log: this.d.log,
+    });
+    this.#forwarders.set(p.origin, f);
+    await f.start();
+  }
+
+  /** Applies a reloaded configuration: peers, keys and channels change without a restart. */
+  async reconfigure(config: Config): Promise<void> {
+    this.#config = config;
+    this.#peers = peersOf(config);
+    for (const [origin, f] of this.#forwarders) {
+      const p = this.#peers.get(origin);
+      if (!p || p.forward.size === 0) {
+        this.#forwarders.delete(origin);
+        await f.close(); // its queue stays on disk, sent if the peer comes back
+      } else await f.update(p);
+    }
+    for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
+  }
+
+  relay(c: Context, client: string): Promise<Response> {
+    const m = this.d.metrics.federation;
+    return handleRelay(
+      c,
+      {
+        bus: this.d.bus,
+        ourOrigin: () => this.#config.instance.origin,
+        peers: () => this.#peers,
+        policy: () => ({ leewaySeconds: this.#config.federation.leeway_seconds, maxLifetimeSeconds: this.#config.federation.max_token_lifetime_seconds }),
+        replay: this.d.replay,
+        ipLimit: this.#ipLimit,
+        peerLimit: this.#peerLimit,
+        delivered: this.#delivered,
+        audit: this.audit,
+        log: this.d.log,
+        onRefused: (reason) => m.requests.inc({ direction: "inbound", outcome: "refused", reason }),
+        onAccepted: (_peer, n) => {
+          m.requests.inc({ direction: "inbound", outcome: "accepted", reason: "" });
+          m.messages.inc({ direction: "inbound" }, n);
+        },
+      },
+      client,
+    );
+  }
+
+  status() {
+    return {
+      enabled: this.enabled,
+      origin: this.#config.instance.origin,
+      peers: [...this.#peers.values()].map((p) => ({
+        origin: p.origin,
+        url: p.url,
+        keys: p.keys.map((k) => ({ kid: k.kid, publicKeyHex: k.publicKeyHex })),
+        acceptChannels: [...p.accept],
+        forwardChannels: [...p.forward],
+        ratePerSecond: p.ratePerSecond,
+        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0 }),
+      })),
+    };
+  }
+
+  queueDepth(): number {
+    let n = 0;
+    for (const f of this.#forwarders.values()) n += f.status().queue.messages;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#forwarders.values()].map((f) => f.close()));
+    saveReplayFile(this.#deliveredFile, this.#delivered, this.d.log);
+    await this.d.replay.close?.();
+  }
+}
