@@ -238,3 +238,39 @@ describe("durability", () => {
     await sub.close();
   });
 });
+
+describe("peers from a signed manifest", () => {
+  it("admits the listed peer; a newer manifest removes it; replaying the older one does not bring it back", { timeout: 60_000 }, async () => {
+    const signer = createKeyFile(s.path("manifest-signer.key"));
+    const { signManifest } = await import("../src/federation/index.ts");
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    const v1 = signManifest({ v: 1, peers: [{ origin: originA(), ed25519PublicKeyHex: keyA.publicKeyHex }] }, signer, { seq: 1, expiresAt });
+    const v2 = signManifest({ v: 1, peers: [] }, signer, { seq: 2, expiresAt });
+    const manifestFile = s.write("manifest.json", JSON.stringify(v1));
+    // B trusts A only through the manifest now (no static peer for A).
+    const cfg = readFileSync(s.path("b.toml"), "utf8");
+    const base = cfg.slice(0, cfg.indexOf("[[federation.peers]]"));
+    const durable = cfg.slice(cfg.indexOf("[[bus.channels]]"));
+    s.write("b.toml", `${base}[federation.manifest]\nurl = "file://${manifestFile}"\nsigner_public_keys = ["${signer.publicKeyHex}"]\naccept_channels = ["a2b"]\n${durable}`);
+    assert.deepEqual(await b.reload(), { ok: true });
+    const body = JSON.stringify({ messages: [{ channel: "a2b", message: { via: "manifest", meshMeta: { v: 1, producer: "t", eventId: `m-${Date.now()}` } } }] });
+    const send = async () =>
+      (await http({ port: portB }, "POST", "/v1/federation/relay", body, { "content-type": "application/json", "x-pilox-federation-jwt": await mintToken({ key: keyA, iss: originA(), aud: originB(), ttlSeconds: 60, body }) })).status;
+    assert.equal(await send(), 200);
+    assert.equal(b.federation.status().manifest?.seq, 1);
+
+    s.write("manifest.json", JSON.stringify(v2));
+    assert.deepEqual(await b.reload(), { ok: true });
+    assert.equal(await send(), 401, "removed from the manifest");
+
+    s.write("manifest.json", JSON.stringify(v1)); // the older roster, replayed
+    assert.deepEqual(await b.reload(), { ok: true });
+    assert.equal(await send(), 401, "rollback refused");
+    const st = b.federation.status().manifest!;
+    assert.equal(st.lastSyncOk, false);
+    assert.match(st.lastError!, /rollback/);
+    assert.equal(st.seq, 2);
+    const doc = await http({ port: portB }, "GET", "/.well-known/pilox-mesh.json");
+    assert.equal(doc.json.signedManifest.url, `file://${manifestFile}`);
+  });
+});

@@ -214,6 +214,9 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     if (o === c.instance.origin) at(`federation.peers[${i}].origin`, "is this instance's own origin");
     origins.add(o);
   });
+  if (c.federation.manifest.url && c.federation.manifest.signer_public_keys.length === 0) {
+    at("federation.manifest.signer_public_keys", "a manifest URL needs at least one pinned signer key");
+  }
   if (c.federation.token_lifetime_seconds > c.federation.max_token_lifetime_seconds) {
     at("federation.token_lifetime_seconds", "exceeds federation.max_token_lifetime_seconds");
   }

@@ -87,6 +87,17 @@ export const ConfigSchema = v.strictObject({
       per_ip_rate: v.optional(int(1, 100_000), 20),
       batch_size: v.optional(int(1, 10_000), 256),
       queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
+      manifest: v.optional(
+        v.strictObject({
+          url: v.optional(v.pipe(v.string(), v.regex(/^((https?|file):\/\/\S+)?$/, "expected an https://, http:// or file:// URL")), ""),
+          signer_public_keys: v.optional(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), []),
+          refresh_seconds: v.optional(int(10, 86_400), 300),
+          accept_channels: v.optional(v.array(CHANNEL_NAME), []),
+          forward_channels: v.optional(v.array(CHANNEL_NAME), []),
+          rate_per_second: v.optional(int(1, 1_000_000), 100),
+        }),
+        {},
+      ),
       peers: v.optional(
         v.array(
           v.strictObject({

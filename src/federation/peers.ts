@@ -2,6 +2,7 @@
 import type { KeyObject } from "node:crypto";
 import type { Config } from "../config/index.ts";
 import { publicKeyFromHex, thumbprint } from "../identity/index.ts";
+import type { ManifestPeer } from "./manifest.ts";
 import type { PeerKeys } from "./token.ts";
 
 export interface Peer extends PeerKeys {
@@ -13,8 +14,21 @@ export interface Peer extends PeerKeys {
   ratePerSecond: number;
 }
 
-export function peersOf(c: Config): Map<string, Peer> {
+/**
+ * Peers from the signed manifest get the manifest's default channels and rate; a static
+ * [[federation.peers]] entry for the same origin overrides them.
+ */
+export function peersOf(c: Config, fromManifest: readonly ManifestPeer[] = []): Map<string, Peer> {
   const m = new Map<string, Peer>();
+  const d = c.federation.manifest;
+  for (const p of fromManifest) {
+    if (!p.ed25519PublicKeyHex || p.origin === c.instance.origin) continue; // no key: nothing to verify with
+    const h = p.ed25519PublicKeyHex;
+    const prev = m.get(p.origin);
+    const key = { kid: thumbprint(h), publicKey: publicKeyFromHex(h), publicKeyHex: h };
+    if (prev) prev.keys.push(key);
+    else m.set(p.origin, { origin: p.origin, url: p.origin, keys: [key], accept: new Set(d.accept_channels), forward: new Set(d.forward_channels), ratePerSecond: d.rate_per_second });
+  }
   for (const p of c.federation.peers) {
     const origin = new URL(p.origin).origin;
     m.set(origin, {

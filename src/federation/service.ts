@@ -12,6 +12,7 @@ import { Forwarder, queueDirFor } from "./outbound.ts";
 import { peersOf, type Peer } from "./peers.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
+import { Roster } from "./roster.ts";
 
 export interface FederationDeps {
   bus: () => MeshBus;
@@ -30,10 +31,13 @@ export class Federation {
   readonly #deliveredFile: string;
   readonly #ipLimit: RateLimiter;
   readonly #peerLimit: RateLimiter;
+  readonly #roster: Roster;
+  #refreshTimer: NodeJS.Timeout | undefined;
 
   constructor(config: Config, private readonly d: FederationDeps) {
     this.#config = config;
-    this.#peers = peersOf(config);
+    this.#roster = new Roster(config);
+    this.#peers = peersOf(config, this.#roster.peers());
     this.audit = new AuditLog(join(config.node.state_dir, "federation", "audit.jsonl"));
     this.#deliveredFile = join(config.node.state_dir, "federation", "inbound-delivered.json");
     loadReplayFile(this.#deliveredFile, this.#delivered, d.log);
@@ -42,11 +46,34 @@ export class Federation {
   }
 
   get enabled(): boolean {
-    return this.#peers.size > 0;
+    return this.#peers.size > 0 || this.#roster.configured;
   }
 
   async start(): Promise<void> {
+    if (this.#roster.configured) {
+      await this.#syncManifest();
+      this.#peers = peersOf(this.#config, this.#roster.peers());
+    }
     for (const p of this.#peers.values()) await this.#startForwarder(p);
+    this.#scheduleRefresh();
+  }
+
+  #scheduleRefresh(): void {
+    clearInterval(this.#refreshTimer);
+    if (!this.#roster.configured) return;
+    this.#refreshTimer = setInterval(() => {
+      void this.#syncManifest().then((changed) => (changed ? this.#applyPeers() : undefined));
+    }, this.#config.federation.manifest.refresh_seconds * 1000);
+    this.#refreshTimer.unref();
+  }
+
+  async #syncManifest(config?: Config): Promise<boolean> {
+    const changed = await this.#roster.refresh(config);
+    const st = this.#roster.status();
+    if (!st) return changed;
+    this.d.metrics.federation.manifestSyncs.inc({ result: st?.lastSyncOk ? "ok" : "failed" });
+    if (!st.lastSyncOk) this.d.log.warn("manifest refresh failed; keeping the last good roster", { url: st.url, error: st.lastError ?? "" });
+    return changed;
   }
 
   async #startForwarder(p: Peer): Promise<void> {
@@ -67,10 +94,16 @@ export class Federation {
     await f.start();
   }
 
-  /** Applies a reloaded configuration: peers, keys and channels change without a restart. */
+  /** Applies a reloaded configuration (and re-reads the manifest): no restart, no gap. */
   async reconfigure(config: Config): Promise<void> {
     this.#config = config;
-    this.#peers = peersOf(config);
+    await this.#syncManifest(config);
+    this.#scheduleRefresh();
+    await this.#applyPeers();
+  }
+
+  async #applyPeers(): Promise<void> {
+    this.#peers = peersOf(this.#config, this.#roster.peers());
     for (const [origin, f] of this.#forwarders) {
       const p = this.#peers.get(origin);
       if (!p || p.forward.size === 0) {
@@ -110,6 +143,7 @@ export class Federation {
     return {
       enabled: this.enabled,
       origin: this.#config.instance.origin,
+      manifest: this.#roster.status(),
       peers: [...this.#peers.values()].map((p) => ({
         origin: p.origin,
         url: p.url,
@@ -128,7 +162,12 @@ export class Federation {
     return n;
   }
 
+  manifestStatus() {
+    return this.#roster.status();
+  }
+
   async close(): Promise<void> {
+    clearInterval(this.#refreshTimer);
     await Promise.all([...this.#forwarders.values()].map((f) => f.close()));
     saveReplayFile(this.#deliveredFile, this.#delivered, this.d.log);
     await this.d.replay.close?.();

@@ -17,6 +17,7 @@ export interface FederationMetrics {
   requests: Counter<"direction" | "outcome" | "reason">;
   messages: Counter<"direction">;
   queueDepth: Gauge;
+  manifestSyncs: Counter<"result">;
 }
 
 export interface Metrics {
@@ -47,6 +48,7 @@ export function createMetrics(): Metrics {
     requests: new Counter({ name: "pilox_mesh_federation_requests_total", help: "Federation relay requests, by direction, outcome and refusal reason.", labelNames: ["direction", "outcome", "reason"], registers: [registry] }),
     messages: new Counter({ name: "pilox_mesh_federation_messages_total", help: "Messages relayed between meshes.", labelNames: ["direction"], registers: [registry] }),
     queueDepth: new Gauge({ name: "pilox_mesh_federation_queue_messages", help: "Messages waiting in the outbound federation queues.", registers: [registry] }),
+    manifestSyncs: new Counter({ name: "pilox_mesh_federation_manifest_syncs_total", help: "Signed manifest refreshes, by result (a failed one keeps the last good roster).", labelNames: ["result"], registers: [registry] }),
   };
   return { registry, bus, federation, reloads };
 }

@@ -1,0 +1,139 @@
+/**
+ * The signed manifest as a source of peers: fetched from its URL, verified against the pinned
+ * signer keys with our anti-rollback extension (sequence and expiry), kept on disk as the last
+ * good roster. A failed refresh keeps serving that roster and is reported (status, metrics).
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../config/index.ts";
+import { publicKeyFromHex } from "../identity/index.ts";
+import { MAX_MANIFEST_BYTES, verifyManifest, type ManifestPeer } from "./manifest.ts";
+
+export interface RosterStatus {
+  url: string;
+  seq: number | null;
+  expiresAt: string | null;
+  peers: number;
+  lastSyncOk: boolean | null;
+  lastSyncAt: string | null;
+  lastError: string | null;
+}
+
+interface Stored {
+  body: unknown;
+  seq: number;
+  expiresAt: string;
+}
+
+export class Roster {
+  #config: Config;
+  #peers: ManifestPeer[] = [];
+  #seq: number | undefined;
+  #expiresAt: string | undefined;
+  #lastSyncOk: boolean | undefined;
+  #lastSyncAt: number | undefined;
+  #lastError: string | undefined;
+  readonly #file: string;
+
+  constructor(config: Config) {
+    this.#config = config;
+    this.#file = join(config.node.state_dir, "federation", "manifest.json");
+    this.#loadStored();
+  }
+
+  get configured(): boolean {
+    return this.#config.federation.manifest.url !== "";
+  }
+
+  peers(): readonly ManifestPeer[] {
+    // An expired roster admits nobody: the signer's expiry is a promise we keep.
+    if (this.#expiresAt && Date.parse(this.#expiresAt) <= Date.now()) return [];
+    return this.configured ? this.#peers : [];
+  }
+
+  #signers() {
+    return this.#config.federation.manifest.signer_public_keys.map((h) => publicKeyFromHex(h));
+  }
+
+  #loadStored(): void {
+    if (!this.configured || !existsSync(this.#file)) return;
+    try {
+      const s = JSON.parse(readFileSync(this.#file, "utf8")) as Stored;
+      // Re-verify what is on disk: the pinned keys may have changed since it was stored.
+      const r = verifyManifest(s.body, { signers: this.#signers(), requireExt: true, now: 0 });
+      if (r.ok) {
+        this.#peers = r.peers;
+        this.#seq = r.seq;
+        this.#expiresAt = r.expiresAt;
+      }
+    } catch {
+      /* an unreadable last-good file: start empty and fetch */
+    }
+  }
+
+  /** Fetches and applies the manifest; returns whether the roster changed. */
+  async refresh(config: Config = this.#config): Promise<boolean> {
+    const urlChanged = config.federation.manifest.url !== this.#config.federation.manifest.url;
+    this.#config = config;
+    if (urlChanged) {
+      this.#peers = [];
+      this.#seq = undefined;
+      this.#expiresAt = undefined;
+      this.#loadStored();
+    }
+    if (!this.configured) return false;
+    this.#lastSyncAt = Date.now();
+    try {
+      const body = await fetchBody(config.federation.manifest.url);
+      const policy: Parameters<typeof verifyManifest>[1] = { signers: this.#signers(), requireExt: true };
+      if (this.#seq !== undefined) policy.minSeq = this.#seq;
+      const r = verifyManifest(body, policy);
+      if (!r.ok) throw new Error(`${r.reason}: ${r.detail}`);
+      const changed = r.seq !== this.#seq || JSON.stringify(r.peers) !== JSON.stringify(this.#peers);
+      this.#peers = r.peers;
+      this.#seq = r.seq;
+      this.#expiresAt = r.expiresAt;
+      const tmp = `${this.#file}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ body, seq: r.seq!, expiresAt: r.expiresAt! } satisfies Stored), { mode: 0o600 });
+      renameSync(tmp, this.#file);
+      this.#lastSyncOk = true;
+      this.#lastError = undefined;
+      return changed;
+    } catch (err) {
+      this.#lastSyncOk = false;
+      this.#lastError = (err as Error).message;
+      return false;
+    }
+  }
+
+  status(): RosterStatus | null {
+    if (!this.configured) return null;
+    return {
+      url: this.#config.federation.manifest.url,
+      seq: this.#seq ?? null,
+      expiresAt: this.#expiresAt ?? null,
+      peers: this.peers().length,
+      lastSyncOk: this.#lastSyncOk ?? null,
+      lastSyncAt: this.#lastSyncAt ? new Date(this.#lastSyncAt).toISOString() : null,
+      lastError: this.#lastError ?? null,
+    };
+  }
+}
+
+async function fetchBody(url: string): Promise<unknown> {
+  let text: string;
+  if (url.startsWith("file://")) {
+    text = readFileSync(fileURLToPath(url), "utf8");
+  } else {
+    const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error" });
+    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+    text = await res.text();
+  }
+  if (text.length > MAX_MANIFEST_BYTES) throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error("manifest is not JSON");
+  }
+}
