@@ -6,6 +6,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "http.discovery": () => import("./http.discovery.ts"),
   binary: () => import("./binary.ts"),
   "federation.verify": () => import("./federation.verify.ts"),
+  "federation.relay": () => import("./federation.relay.ts"),
 };
 
 const wanted = process.argv.slice(2);

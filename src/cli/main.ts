@@ -9,7 +9,7 @@ import { serve } from "./commands/serve.ts";
 import { discover } from "./commands/discover.ts";
 import { keygen, pubkey } from "./commands/keys.ts";
 import { manifest, token } from "./commands/federation.ts";
-import { audit, peers } from "./commands/peers.ts";
+import { audit, peers, reload } from "./commands/peers.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -18,6 +18,7 @@ usage: pilox-mesh [--config PATH] [--state-dir DIR] COMMAND [options]
 commands:
   serve [--listen HOST:PORT]   run the appliance (SIGHUP reloads, SIGTERM drains and stops)
   check-config                 validate the configuration and print it, secrets redacted
+  reload                       make the running appliance re-read its configuration (as SIGHUP)
   version                      print version, commit and runtime
   keygen --out PATH            write a new Ed25519 identity seed (0600), print its public key
   pubkey --key-file PATH       print the public key (hex) of a seed file
@@ -42,6 +43,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   manifest,
   peers,
   audit,
+  reload,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

@@ -150,6 +150,7 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
       tls_cert_file: rel(c.http.tls_cert_file),
       tls_key_file: rel(c.http.tls_key_file),
     },
+    federation: { ...c.federation, hs256: { ...c.federation.hs256, secret_file: rel(c.federation.hs256.secret_file) } },
     api: {
       ...c.api,
       socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : rel(c.api.socket),
@@ -214,6 +215,7 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     if (o === c.instance.origin) at(`federation.peers[${i}].origin`, "is this instance's own origin");
     origins.add(o);
   });
+  if (c.federation.hs256.enabled && !c.federation.hs256.secret_file) at("federation.hs256.secret_file", "required when federation.hs256.enabled = true");
   if (c.federation.manifest.url && c.federation.manifest.signer_public_keys.length === 0) {
     at("federation.manifest.signer_public_keys", "a manifest URL needs at least one pinned signer key");
   }

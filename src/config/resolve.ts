@@ -19,6 +19,8 @@ export interface Secrets {
   metricsToken?: Buffer;
   /** PEM certificate chain and private key of the public listener. */
   tls?: { cert: Buffer; key: Buffer };
+  /** The shared HS256 federation secret, only when federation.hs256.enabled. */
+  hs256Secret?: Buffer;
   /** The instance's Ed25519 identity (current), and the next one when rotation is staged. */
   identity?: Ed25519Key;
   nextIdentity?: Ed25519Key;
@@ -94,6 +96,11 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
         problems.push({ file: originOf(origin, "http.tls_cert_file"), key: "http.tls_cert_file", message: `certificate and key do not make a TLS context: ${(err as Error).message}` });
       }
     }
+  }
+  if (c.federation.hs256.enabled && c.federation.hs256.secret_file) {
+    const h = read("federation.hs256.secret_file", c.federation.hs256.secret_file);
+    if (h && h.length < 32) problems.push({ key: "federation.hs256.secret_file", file: originOf(origin, "federation.hs256.secret_file"), message: "an HS256 secret is at least 32 bytes" });
+    else if (h) out.hs256Secret = h;
   }
   const identity = (key: string, file: string, mayCreate: boolean): Ed25519Key | undefined => {
     try {

@@ -87,6 +87,14 @@ export const ConfigSchema = v.strictObject({
       per_ip_rate: v.optional(int(1, 100_000), 20),
       batch_size: v.optional(int(1, 10_000), 256),
       queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
+      hs256: v.optional(
+        v.strictObject({
+          enabled: v.optional(v.boolean(), false),
+          secret_file: v.optional(path(), ""),
+          accept_channels: v.optional(v.array(CHANNEL_NAME), []),
+        }),
+        {},
+      ),
       manifest: v.optional(
         v.strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^((https?|file):\/\/\S+)?$/, "expected an https://, http:// or file:// URL")), ""),

@@ -78,6 +78,7 @@ export class Appliance {
     this.#federation = new Federation(config, {
       bus: () => this.#bus,
       identity: () => this.#secrets.identity!,
+      hs256Secret: () => this.#secrets.hs256Secret,
       replay: await tokenReplayStore(config, secrets, this.#log),
       metrics: this.metrics,
       log: this.#log.child({ component: "federation" }),
@@ -100,6 +101,7 @@ export class Appliance {
     const common = {
       bus: () => this.#bus,
       federationStatus: () => this.#federation.status(),
+      reload: () => this.reload(),
       maxBodyBytes: () => this.#config.api.max_body_bytes,
       maxSubscribers: () => this.#config.api.max_subscribers,
       log: this.#log.child({ component: "agent-api" }),

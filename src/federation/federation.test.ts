@@ -152,3 +152,33 @@ describe("signed manifests", () => {
     assert.match((r as { detail: string }).detail, /payload\.peers\.0\.origin/);
   });
 });
+
+describe("HS256 (only when enabled)", () => {
+  const secret = Buffer.from("shared-federation-secret-0123456789abcdef");
+  const hsToken = (claims: Record<string, unknown>, key = secret) => {
+    const h = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString("base64url");
+    const c = Buffer.from(JSON.stringify(claims)).toString("base64url");
+    return `${h}.${c}.${createHmac("sha256", key).update(`${h}.${c}`).digest("base64url")}`;
+  };
+  const now = Math.floor(AT / 1000);
+  const claims = { iss: "pilox-mesh-federation", sub: "federation-peer", jti: "hs-1", iat: now, exp: now + 60, aud: "https://mesh-b.example" };
+  const hsPeers = new Map<string, PeerKeys>([["pilox-mesh-federation", { origin: "pilox-mesh-federation", keys: [] }]]);
+
+  it("is refused by default", async () => {
+    const r = await verifyToken(hsToken(claims), policy({ peers: hsPeers }));
+    assert.equal(r.ok ? "ok" : r.reason, "alg_not_allowed");
+  });
+  it("is accepted with the secret when enabled, with the same claim policy", async () => {
+    const replay = new MemoryTokenReplayStore();
+    const ok = await verifyToken(hsToken(claims), policy({ peers: hsPeers, hs256Secret: secret, replay }));
+    assert.ok(ok.ok && ok.peer === "pilox-mesh-federation");
+    const again = await verifyToken(hsToken(claims), policy({ peers: hsPeers, hs256Secret: secret, replay }));
+    assert.equal(again.ok ? "ok" : again.reason, "replayed");
+    const wrong = await verifyToken(hsToken({ ...claims, jti: "hs-2" }, Buffer.from("another-secret-0123456789abcdef0123")), policy({ peers: hsPeers, hs256Secret: secret }));
+    assert.equal(wrong.ok ? "ok" : wrong.reason, "bad_signature");
+    const year = await verifyToken(hsToken({ ...claims, jti: "hs-3", exp: now + 365 * 86_400 }), policy({ peers: hsPeers, hs256Secret: secret }));
+    assert.equal(year.ok ? "ok" : year.reason, "lifetime_too_long");
+    const other = await verifyToken(hsToken({ ...claims, jti: "hs-4", iss: "https://mesh-a.example" }), policy({ peers: hsPeers, hs256Secret: secret }));
+    assert.equal(other.ok ? "ok" : other.reason, "unknown_issuer");
+  });
+});

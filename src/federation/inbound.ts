@@ -41,7 +41,7 @@ export interface InboundDeps {
   bus: () => MeshBus;
   ourOrigin: () => string;
   peers: () => ReadonlyMap<string, Peer>;
-  policy: () => { leewaySeconds: number; maxLifetimeSeconds: number };
+  policy: () => { leewaySeconds: number; maxLifetimeSeconds: number; hs256Secret?: Buffer };
   replay: TokenReplayStore;
   ipLimit: RateLimiter;
   peerLimit: RateLimiter;

@@ -3,7 +3,7 @@ import type { KeyObject } from "node:crypto";
 import type { Config } from "../config/index.ts";
 import { publicKeyFromHex, thumbprint } from "../identity/index.ts";
 import type { ManifestPeer } from "./manifest.ts";
-import type { PeerKeys } from "./token.ts";
+import { HS256_ISSUER, type PeerKeys } from "./token.ts";
 
 export interface Peer extends PeerKeys {
   /** Base URL of the peer's public listener (default: its origin). */
@@ -28,6 +28,10 @@ export function peersOf(c: Config, fromManifest: readonly ManifestPeer[] = []): 
     const key = { kid: thumbprint(h), publicKey: publicKeyFromHex(h), publicKeyHex: h };
     if (prev) prev.keys.push(key);
     else m.set(p.origin, { origin: p.origin, url: p.origin, keys: [key], accept: new Set(d.accept_channels), forward: new Set(d.forward_channels), ratePerSecond: d.rate_per_second });
+  }
+  if (c.federation.hs256.enabled) {
+    // The shared-secret mode has no identity: one pseudo-peer, with its own channel list.
+    m.set(HS256_ISSUER, { origin: HS256_ISSUER, url: "", keys: [], accept: new Set(c.federation.hs256.accept_channels), forward: new Set(), ratePerSecond: d.rate_per_second });
   }
   for (const p of c.federation.peers) {
     const origin = new URL(p.origin).origin;

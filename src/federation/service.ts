@@ -17,6 +17,8 @@ import { Roster } from "./roster.ts";
 export interface FederationDeps {
   bus: () => MeshBus;
   identity: () => Ed25519Key;
+  /** Set only when federation.hs256.enabled. */
+  hs256Secret: () => Buffer | undefined;
   replay: TokenReplayStore;
   metrics: Metrics;
   log: Logger;
@@ -122,7 +124,10 @@ export class Federation {
         bus: this.d.bus,
         ourOrigin: () => this.#config.instance.origin,
         peers: () => this.#peers,
-        policy: () => ({ leewaySeconds: this.#config.federation.leeway_seconds, maxLifetimeSeconds: this.#config.federation.max_token_lifetime_seconds }),
+        policy: () => {
+          const hs = this.#config.federation.hs256.enabled ? this.d.hs256Secret() : undefined;
+          return { leewaySeconds: this.#config.federation.leeway_seconds, maxLifetimeSeconds: this.#config.federation.max_token_lifetime_seconds, ...(hs ? { hs256Secret: hs } : {}) };
+        },
         replay: this.d.replay,
         ipLimit: this.#ipLimit,
         peerLimit: this.#peerLimit,

@@ -6,7 +6,7 @@
  * Signing goes through jose; verification calls node:crypto directly (the hot path of every
  * inbound request: measured in bench/federation.verify.ts).
  */
-import { createHash, randomUUID, verify as cryptoVerify, type KeyObject } from "node:crypto";
+import { createHash, createHmac, randomUUID, timingSafeEqual, verify as cryptoVerify, type KeyObject } from "node:crypto";
 import { CompactSign } from "jose";
 import type { Ed25519Key } from "../identity/index.ts";
 import { normalizeOrigin } from "./origin.ts";
@@ -71,7 +71,14 @@ export interface VerifyPolicy {
   body?: Uint8Array | string;
   /** Require the body binding (the relay does). */
   requireBodyBinding?: boolean;
+  /**
+   * The reference's shared-secret mode, only when the operator enabled it: HS256 with
+   * iss = "pilox-mesh-federation". It proves knowledge of the secret, not a peer's identity.
+   */
+  hs256Secret?: Buffer;
 }
+
+export const HS256_ISSUER = "pilox-mesh-federation";
 
 export const TOKEN_REJECT_REASONS = [
   "malformed",
@@ -117,11 +124,19 @@ export async function verifyToken(token: string, p: VerifyPolicy): Promise<Token
   const header = decodePart(h);
   const claims = decodePart(c);
   if (!header || !claims) return no("malformed", "undecodable header or claims");
-  // Only Ed25519. `none`, HS256 and everything else are refused here (HS256 is not enabled in this build).
-  if (header["alg"] !== "EdDSA" && header["alg"] !== "Ed25519") return no("alg_not_allowed", `alg ${JSON.stringify(header["alg"])}`);
+  const hs = header["alg"] === "HS256" && p.hs256Secret !== undefined;
+  // Ed25519 only, unless the operator enabled HS256; `none` and everything else are refused.
+  if (header["alg"] !== "EdDSA" && header["alg"] !== "Ed25519" && !hs) return no("alg_not_allowed", `alg ${JSON.stringify(header["alg"])}`);
   if (!B64URL.test(s)) return no("malformed", "undecodable signature");
   if (header["crit"] !== undefined) return no("malformed", "crit headers are not supported");
   if (typeof claims["iss"] !== "string") return no("malformed", "iss missing");
+  if (hs) {
+    if (claims["iss"] !== HS256_ISSUER) return no("unknown_issuer", `HS256 tokens are issued by ${HS256_ISSUER}`);
+    const mac = createHmac("sha256", p.hs256Secret!).update(`${h}.${c}`).digest();
+    const got = Buffer.from(s, "base64url");
+    if (got.length !== mac.length || !timingSafeEqual(got, mac)) return no("bad_signature", "HS256 MAC mismatch");
+    return checkClaims(claims, HS256_ISSUER, p, undefined);
+  }
   const iss = normalizeOrigin(claims["iss"]);
   const peer = iss ? p.peers.get(iss) : undefined;
   if (!iss || !peer) return no("unknown_issuer", `issuer ${JSON.stringify(claims["iss"])} is not a configured peer`);
@@ -133,8 +148,11 @@ export async function verifyToken(token: string, p: VerifyPolicy): Promise<Token
   const candidates = kid ? peer.keys.filter((k) => k.kid === kid) : peer.keys;
   const used = candidates.find((k) => cryptoVerify(null, input, k.publicKey, sig));
   if (!used) return no("bad_signature", kid ? `no key of ${iss} with kid ${kid} verifies it` : `no key of ${iss} verifies it`);
+  return checkClaims(claims, iss, p, used.kid);
+}
 
-  // Claims, only after the signature holds (no oracle on unsigned content).
+/** Claims, only after the signature holds (no oracle on unsigned content). */
+async function checkClaims(claims: Record<string, unknown>, iss: string, p: VerifyPolicy, usedKid: string | undefined): Promise<TokenResult> {
   const aud = typeof claims["aud"] === "string" ? normalizeOrigin(claims["aud"]) : undefined;
   if (!aud || aud !== normalizeOrigin(p.audience)) return no("wrong_audience", `aud ${JSON.stringify(claims["aud"])}`);
   if (claims["sub"] !== TOKEN_SUB) return no("wrong_subject", `sub ${JSON.stringify(claims["sub"])}`);
@@ -165,6 +183,6 @@ export async function verifyToken(token: string, p: VerifyPolicy): Promise<Token
     throw err;
   }
   const out: TokenResult = { ok: true, claims: claims as TokenClaims, peer: iss };
-  if (used.kid) out.kid = used.kid;
+  if (usedKid) out.kid = usedKid;
   return out;
 }

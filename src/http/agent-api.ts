@@ -22,6 +22,8 @@ export interface AgentApiOptions {
   log: Logger;
   /** GET /v1/federation/status. */
   federationStatus: () => unknown;
+  /** POST /v1/admin/reload: what SIGHUP does. */
+  reload: () => Promise<{ ok: true } | { ok: false; error: string }>;
   /** Interval of SSE keep-alive comments. */
   heartbeatMs?: number;
 }
@@ -120,6 +122,11 @@ export function agentApi(o: AgentApiOptions): Hono {
   });
 
   app.get("/v1/federation/status", (c) => c.json(o.federationStatus() as object));
+
+  app.post("/v1/admin/reload", async (c) => {
+    const r = await o.reload();
+    return r.ok ? c.json({ reloaded: true }) : jsonError(c, 422, "config_rejected", r.error);
+  });
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {

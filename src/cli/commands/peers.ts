@@ -64,3 +64,19 @@ export async function audit(args: string[], io: Io): Promise<number> {
   io.stdout(`intact: ${r.lines} lines\n`);
   return EXIT.ok;
 }
+
+/** `reload`: ask the running appliance to re-read its configuration (like SIGHUP). */
+export async function reload(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { socket: { type: "string" } });
+  const o: { path?: string; stateDir?: string } = {};
+  if (values.config) o.path = values.config;
+  if (values["state-dir"]) o.stateDir = values["state-dir"];
+  const socketPath = values.socket ?? loadConfig(o).config.api.socket;
+  const { status, json } = await apiRequest({ socketPath }, "POST", "/v1/admin/reload");
+  if (status === 200) {
+    io.stdout("reloaded\n");
+    return EXIT.ok;
+  }
+  io.stderr(`pilox-mesh reload: rejected, the running configuration stays:\n${json?.error?.message ?? JSON.stringify(json)}\n`);
+  return status === 422 ? EXIT.config : EXIT.failure;
+}
