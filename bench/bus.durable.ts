@@ -3,11 +3,8 @@
  * → XACK) against raw XADD + XREADGROUP + XACK of the same payload, same Redis, same run.
  */
 import { Redis } from "ioredis";
-import { KeyRing, MeshBus } from "../src/bus/index.ts";
-import { RedisBackend } from "../src/bus/backends/redis.ts";
-import { silentLogger } from "../src/log/index.ts";
 import { startRedis } from "../test/helpers/redis.ts";
-import { BENCH_SECRET, payload, report, windowed } from "./lib.ts";
+import { benchBus, payload, report, startReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 20_000);
 const WINDOW = 256;
@@ -40,24 +37,9 @@ export async function run(): Promise<void> {
     r.disconnect();
 
     // --- ours
-    const mk = () =>
-      new MeshBus({
-        backend: new RedisBackend({ url: redis.url, streamPrefix: "bench:", streamMaxLen: 1_000_000, blockMs: 1_000, connectTimeoutMs: 2_000, log: silentLogger }),
-        ring: new KeyRing([{ id: "k1", secret: BENCH_SECRET }]),
-        policy: { maxBytes: 256 * 1024, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true },
-        channels: new Map([["jobs", { durable: true }]]),
-        producer: "bench",
-        consumerGroup: "bench",
-        consumerName: "bench",
-        claimIdleMs: 60_000,
-        maxAttempts: 10,
-        replayCacheSize: 1_000_000,
-        spoolMaxBytes: 1 << 20,
-      });
-    const a = mk();
-    const b = mk();
-    await Promise.all([a.start(), b.start()]);
-    while (!a.backend.isReady() || !b.backend.isReady()) await new Promise((res) => setTimeout(res, 10));
+    const a = benchBus(redis.url, { jobs: { durable: true } });
+    const b = benchBus(redis.url, { jobs: { durable: true } });
+    await startReady(a, b);
     let ours = 0;
     let done!: () => void;
     const all = new Promise<void>((res) => (done = res));

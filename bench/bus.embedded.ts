@@ -3,8 +3,7 @@
  * EventEmitter carrying the same JSON string (stringify → emit → parse), same run.
  */
 import { EventEmitter } from "node:events";
-import { EmbeddedBackend, KeyRing, MeshBus } from "../src/bus/index.ts";
-import { BENCH_SECRET, payload, report, windowed } from "./lib.ts";
+import { benchBus, payload, report, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 100_000);
 
@@ -23,19 +22,7 @@ export async function run(): Promise<void> {
   }
   const base = got / ((performance.now() - t0) / 1000);
 
-  const bus = new MeshBus({
-    backend: new EmbeddedBackend(),
-    ring: new KeyRing([{ id: "k1", secret: BENCH_SECRET }]),
-    policy: { maxBytes: 256 * 1024, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true },
-    channels: new Map(),
-    producer: "bench",
-    consumerGroup: "bench",
-    consumerName: "bench",
-    claimIdleMs: 60_000,
-    maxAttempts: 10,
-    replayCacheSize: 1_000_000,
-    spoolMaxBytes: 1 << 20,
-  });
+  const bus = benchBus();
   await bus.start();
   let ours = 0;
   let done!: () => void;

@@ -4,36 +4,12 @@
  * latency at a moderate fixed rate, p50 and p99, for both.
  */
 import { Redis } from "ioredis";
-import { KeyRing, MeshBus } from "../src/bus/index.ts";
-import { RedisBackend } from "../src/bus/backends/redis.ts";
-import { silentLogger } from "../src/log/index.ts";
 import { startRedis } from "../test/helpers/redis.ts";
-import { BENCH_SECRET, payload, percentile, report, windowed } from "./lib.ts";
+import { benchBus, payload, percentile, report, startReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 50_000);
 const WINDOW = 256;
 const LAT_N = 2_000;
-
-function meshBus(url: string): MeshBus {
-  return new MeshBus({
-    backend: new RedisBackend({ url, streamPrefix: "bench:", streamMaxLen: 1_000_000, blockMs: 1_000, connectTimeoutMs: 2_000, log: silentLogger }),
-    ring: new KeyRing([{ id: "k1", secret: BENCH_SECRET }]),
-    policy: { maxBytes: 256 * 1024, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true },
-    channels: new Map(),
-    producer: "bench",
-    consumerGroup: "bench",
-    consumerName: "bench",
-    claimIdleMs: 60_000,
-    maxAttempts: 10,
-    replayCacheSize: 1_000_000,
-    spoolMaxBytes: 1 << 20,
-  });
-}
-
-async function ready(b: MeshBus) {
-  await b.start();
-  while (!b.backend.isReady()) await new Promise((r) => setTimeout(r, 10));
-}
 
 export async function run(): Promise<void> {
   const redis = await startRedis({ aof: false });
@@ -60,9 +36,9 @@ export async function run(): Promise<void> {
     const rawRate = N / ((performance.now() - t0) / 1000);
 
     // --- ours: MeshBus seal → Redis → verify → handler
-    const a = meshBus(redis.url);
-    const b = meshBus(redis.url);
-    await Promise.all([ready(a), ready(b)]);
+    const a = benchBus(redis.url);
+    const b = benchBus(redis.url);
+    await startReady(a, b);
     let ours = 0;
     let oursDone!: () => void;
     const oursAll = new Promise<void>((r) => (oursDone = r));

@@ -1,4 +1,8 @@
-/** Shared pieces of the benchmarks: one JSON line per figure, percentiles, a payload. */
+/** Shared pieces of the benchmarks: one JSON line per figure, percentiles, a payload, a bus. */
+import { EmbeddedBackend, KeyRing, MeshBus, type ChannelOptions } from "../src/bus/index.ts";
+import { RedisBackend } from "../src/bus/backends/redis.ts";
+import { silentLogger } from "../src/log/index.ts";
+
 export interface Figure {
   bench: string;
   unit: string;
@@ -37,4 +41,28 @@ export async function windowed(n: number, window: number, fire: (i: number) => P
     while (next < n) await fire(next++);
   };
   await Promise.all(Array.from({ length: Math.min(window, n) }, worker));
+}
+
+/** A MeshBus with the appliance's defaults, on Redis at `url` or embedded without one. */
+export function benchBus(url?: string, channels: Record<string, ChannelOptions> = {}): MeshBus {
+  return new MeshBus({
+    backend: url
+      ? new RedisBackend({ url, streamPrefix: "bench:", streamMaxLen: 1_000_000, blockMs: 1_000, connectTimeoutMs: 2_000, log: silentLogger })
+      : new EmbeddedBackend(),
+    ring: new KeyRing([{ id: "k1", secret: BENCH_SECRET }]),
+    policy: { maxBytes: 256 * 1024, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true },
+    channels: new Map(Object.entries(channels)),
+    producer: "bench",
+    consumerGroup: "bench",
+    consumerName: "bench",
+    claimIdleMs: 60_000,
+    maxAttempts: 10,
+    replayCacheSize: 1_000_000,
+    spoolMaxBytes: 1 << 20,
+  });
+}
+
+export async function startReady(...buses: MeshBus[]): Promise<void> {
+  await Promise.all(buses.map((b) => b.start()));
+  while (!buses.every((b) => b.backend.isReady())) await new Promise((r) => setTimeout(r, 10));
 }
