@@ -163,6 +163,14 @@ export class RedisBackend implements BusBackend {
 
   async append(channel: string, raws: readonly string[]): Promise<string[]> {
     const key = this.key(channel);
+    if (raws.length === 1) {
+      // One entry: a plain command, so auto-pipelining batches concurrent publishes into one write.
+      try {
+        return [(await this.#cmd.xadd(key, "MAXLEN", "~", this.o.streamMaxLen, "*", "m", raws[0]!)) as string];
+      } catch (err) {
+        throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+      }
+    }
     const p = this.#cmd.pipeline();
     for (const raw of raws) p.xadd(key, "MAXLEN", "~", this.o.streamMaxLen, "*", "m", raw);
     let res: [Error | null, unknown][] | null;
