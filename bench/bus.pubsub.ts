@@ -8,7 +8,7 @@ import { startRedis } from "../test/helpers/redis.ts";
 import { benchBus, payload, percentile, report, startReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 50_000);
-const WINDOW = 256;
+const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 256);
 const LAT_N = 2_000;
 
 export async function run(): Promise<void> {
