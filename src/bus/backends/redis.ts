@@ -139,8 +139,15 @@ export class RedisBackend implements BusBackend {
       }
       set.add(onMessage);
     }
-    // With autoResubscribe, ioredis renews these after every reconnect.
-    if (fresh.length) await this.#sub.subscribe(...fresh);
+    // With autoResubscribe, ioredis renews these after every reconnect. While Redis is away the
+    // SUBSCRIBE waits in ioredis' queue: wait for it a bounded time only, so a start or a
+    // reload during an outage does not hang.
+    if (fresh.length) {
+      const confirmed = this.#sub.subscribe(...fresh).catch((err: Error) => {
+        this.o.log.limited("redis-subscribe", "warn", "subscribe failed; it is renewed on reconnect", { error: err.message });
+      });
+      await Promise.race([confirmed, sleep(this.o.connectTimeoutMs)]);
+    }
     return {
       close: async () => {
         const gone: string[] = [];
