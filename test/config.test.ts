@@ -154,3 +154,10 @@ describe("defaults and check-config output", () => {
     assert.doesNotMatch(redactedToml(config), /hunter2/);
   });
 });
+
+describe("shipped examples", () => {
+  it("examples/pilox-mesh.toml is a valid configuration", async () => {
+    const { ROOT } = await import("./helpers/cli.ts");
+    assert.doesNotThrow(() => loadConfig({ path: `${ROOT}/examples/pilox-mesh.toml`, stateDir: s.path("ex"), env: {} }));
+  });
+});
