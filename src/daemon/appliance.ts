@@ -171,7 +171,12 @@ export class Appliance {
       this.#log.warn("listener, log, node or redis settings changed: they take effect at the next restart");
     }
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
-    await this.#federation.reconfigure(next.config);
+    try {
+      await this.#federation.reconfigure(next.config);
+    } catch (err) {
+      // The bus already runs the new keys; federation keeps what it could apply.
+      this.#log.error("federation could not apply the new configuration", { error: (err as Error).message });
+    }
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");

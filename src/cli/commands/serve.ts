@@ -13,10 +13,17 @@ export async function serve(args: string[], _io: Io): Promise<number> {
     opts.listen = values.listen;
   }
   const app = await Appliance.start(opts);
+  // A stray rejection in a background task is logged, not fatal: the daemon keeps serving.
+  process.on("unhandledRejection", (err) => app.log.error("unhandled rejection", { error: (err as Error)?.message ?? String(err) }));
   return new Promise<number>((resolve) => {
     let reloading = Promise.resolve();
     process.on("SIGHUP", () => {
-      reloading = reloading.then(() => app.reload().then(() => undefined));
+      reloading = reloading
+        .then(() => app.reload())
+        .then(
+          () => undefined,
+          (err: Error) => app.log.error("reload failed", { error: err.message }),
+        );
     });
     const stop = (sig: string) => {
       app.log.info("signal received", { signal: sig });
