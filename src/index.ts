@@ -11,6 +11,8 @@ import { EmbeddedBackend } from "./bus/backends/embedded.ts";
 import { RedisBackend } from "./bus/backends/redis.ts";
 import { MeshBus, type ChannelOptions } from "./bus/bus.ts";
 import { KeyRing, type BusKey } from "./bus/keyring.ts";
+import * as v from "valibot";
+import { ConfigSchema } from "./config/schema.ts";
 import { readSecretFile } from "./config/secrets.ts";
 import { silentLogger, type Logger } from "./log/index.ts";
 
@@ -42,6 +44,10 @@ export interface ConnectOptions {
 }
 
 /** A started bus with the same defaults as the appliance's configuration. */
+/** The configuration file's defaults, so the library and the appliance cannot drift apart. */
+const DEFAULTS = v.parse(ConfigSchema, {}).bus;
+
+/** A started bus with the same defaults as the appliance's configuration. */
 export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
   const keys: BusKey[] = o.keys.map((k) => ({
     id: k.id,
@@ -49,25 +55,26 @@ export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
   }));
   const log = o.log ?? silentLogger;
   const name = hostname().replace(/[^A-Za-z0-9._\-]/g, "-") || "pilox-mesh";
+  const r = DEFAULTS.redis;
   const bus = new MeshBus({
     backend: o.redisUrl
-      ? new RedisBackend({ url: o.redisUrl, streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: 5_000, connectTimeoutMs: 5_000, log })
+      ? new RedisBackend({ url: o.redisUrl, streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
       : new EmbeddedBackend(),
     ring: new KeyRing(keys, o.keys.find((k) => k.primary)?.id),
     policy: {
-      maxBytes: o.maxMessageBytes ?? 256 * 1024,
-      maxAgeMs: (o.maxAgeSeconds ?? 300) * 1000,
-      skewMs: (o.clockSkewSeconds ?? 30) * 1000,
-      acceptV1Unextended: o.acceptV1Unextended ?? true,
+      maxBytes: o.maxMessageBytes ?? DEFAULTS.max_message_bytes,
+      maxAgeMs: (o.maxAgeSeconds ?? DEFAULTS.max_age_seconds) * 1000,
+      skewMs: (o.clockSkewSeconds ?? DEFAULTS.clock_skew_seconds) * 1000,
+      acceptV1Unextended: o.acceptV1Unextended ?? DEFAULTS.accept_v1_unextended,
     },
     channels: new Map(Object.entries(o.channels ?? {})),
-    producer: o.producer ?? "pilox-mesh",
+    producer: o.producer ?? DEFAULTS.producer,
     consumerGroup: o.consumerGroup ?? name,
     consumerName: o.consumerName ?? name,
-    claimIdleMs: 60_000,
-    maxAttempts: 10,
-    replayCacheSize: 100_000,
-    spoolMaxBytes: o.spoolMaxBytes ?? 64 * 1024 * 1024,
+    claimIdleMs: r.claim_idle_seconds * 1000,
+    maxAttempts: r.max_attempts,
+    replayCacheSize: DEFAULTS.replay_cache_size,
+    spoolMaxBytes: o.spoolMaxBytes ?? DEFAULTS.spool.max_bytes,
     ...(o.spoolDir ? { spoolDir: o.spoolDir } : {}),
     log,
   });

@@ -23,7 +23,6 @@ export class SpoolFullError extends Error {
 const READ_CHUNK = 1024 * 1024;
 
 export class Spool {
-  readonly #dir: string;
   readonly #file: string;
   readonly #offsetFile: string;
   #count = 0;
@@ -34,7 +33,6 @@ export class Spool {
   #peeked: number[] = [];
 
   constructor(dir: string, readonly maxBytes: number) {
-    this.#dir = dir;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#file = join(dir, "durable.jsonl");
     this.#offsetFile = join(dir, "durable.offset");
@@ -70,7 +68,6 @@ export class Spool {
     const line = JSON.stringify(entry) + "\n";
     const bytes = Buffer.byteLength(line);
     if (this.#bytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
     appendFileSync(this.#file, line, { mode: 0o600 });
     this.#count++;
     this.#bytes += bytes;

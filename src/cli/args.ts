@@ -22,6 +22,14 @@ export function parse<O extends NonNullable<ParseArgsConfig["options"]>>(args: s
   }
 }
 
+/** The global --config and --state-dir as configuration load options. */
+export function loadOptions(values: { config?: string | undefined; "state-dir"?: string | undefined }): { path?: string; stateDir?: string } {
+  const o: { path?: string; stateDir?: string } = {};
+  if (values.config) o.path = values.config;
+  if (values["state-dir"]) o.stateDir = values["state-dir"];
+  return o;
+}
+
 export function required(v: string | undefined, flag: string): string {
   if (v === undefined || v === "") throw new UsageError(`${flag} is required`);
   return v;

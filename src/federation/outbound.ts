@@ -37,8 +37,13 @@ export interface ForwarderStatus {
   sent: number;
 }
 
+/** A short stable id of a peer: names its queue directory and its consumer group. */
+export function peerId(origin: string): string {
+  return createHash("sha256").update(origin).digest("hex").slice(0, 16);
+}
+
 export function queueDirFor(stateDir: string, origin: string): string {
-  return join(stateDir, "federation", "outbound", createHash("sha256").update(origin).digest("hex").slice(0, 16));
+  return join(stateDir, "federation", "outbound", peerId(origin));
 }
 
 export class Forwarder {
@@ -73,7 +78,7 @@ export class Forwarder {
 
   async #subscribe(): Promise<void> {
     const bus = this.d.bus();
-    const group = `federation-${this.d.queueDir.slice(-16)}`;
+    const group = `federation-${peerId(this.peer.origin)}`;
     this.#subs = await Promise.all([...this.peer.forward].map((ch) => bus.subscribe(ch, (m) => this.#enqueue(m), { group })));
   }
 

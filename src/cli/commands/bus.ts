@@ -2,7 +2,7 @@
 import { canonicalChannel, coreOf, createBus, hexMacEquals, KeyRing, macV1, sealMessage, SealError, type JsonObject, type MeshBus } from "../../bus/index.ts";
 import { loadConfig, readSecretFile, resolveSecrets, type LoadedConfig } from "../../config/index.ts";
 import { silentLogger } from "../../log/index.ts";
-import { EXIT, parse, readStdin, required, UsageError, type Io } from "../args.ts";
+import { EXIT, loadOptions, parse, readStdin, required, UsageError, type Io } from "../args.ts";
 import { apiRequest, apiSse, type ApiTarget } from "../client.ts";
 
 const MAX_STDIN = 16 * 1024 * 1024;
@@ -115,10 +115,7 @@ type TargetValues = { [K in keyof typeof TARGET_OPTIONS]?: (typeof TARGET_OPTION
 };
 
 function load(values: TargetValues): LoadedConfig {
-  const o: { path?: string; stateDir?: string } = {};
-  if (values.config) o.path = values.config;
-  if (values["state-dir"]) o.stateDir = values["state-dir"];
-  return loadConfig(o);
+  return loadConfig(loadOptions(values));
 }
 
 function apiTarget(values: TargetValues): ApiTarget {

@@ -1,13 +1,10 @@
 /** `check-config`: validate and print the effective merged configuration, like `nginx -t`. */
 import { loadConfig, redactedToml, resolveSecrets } from "../../config/index.ts";
-import { EXIT, parse, type Io } from "../args.ts";
+import { EXIT, loadOptions, parse, type Io } from "../args.ts";
 
 export async function checkConfig(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { quiet: { type: "boolean", short: "q" } });
-  const opts: { path?: string; stateDir?: string } = {};
-  if (values.config) opts.path = values.config;
-  if (values["state-dir"]) opts.stateDir = values["state-dir"];
-  const loaded = loadConfig(opts);
+  const loaded = loadConfig(loadOptions(values));
   resolveSecrets(loaded, false);
   const c = loaded.config;
   if (!values.quiet) {

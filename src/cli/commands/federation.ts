@@ -25,6 +25,17 @@ const origin = (s: string, flag: string): string => {
   return o;
 };
 
+/** Exit 0 printing the result as JSON, or exit 1 printing the reason (detail on stderr). */
+function verdict(io: Io, r: { ok: true } | { ok: false; reason: string; detail: string }, result: () => unknown): number {
+  if (!r.ok) {
+    io.stdout(`${r.reason}\n`);
+    io.stderr(`${r.detail}\n`);
+    return EXIT.failure;
+  }
+  io.stdout(JSON.stringify(result()) + "\n");
+  return EXIT.ok;
+}
+
 export async function token(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === "mint") {
@@ -72,13 +83,7 @@ export async function token(args: string[], io: Io): Promise<number> {
     if (at !== undefined) policy.now = at * 1000;
     if (values["body-file"]) policy.body = readFileSync(values["body-file"]);
     const r = await verifyToken(tokenText, policy);
-    if (!r.ok) {
-      io.stdout(`${r.reason}\n`);
-      io.stderr(`${r.detail}\n`);
-      return EXIT.failure;
-    }
-    io.stdout(JSON.stringify(r.claims) + "\n");
-    return EXIT.ok;
+    return verdict(io, r, () => r.ok && r.claims);
   }
   throw new UsageError("usage: pilox-mesh token mint --key-file F --iss ORIGIN --aud ORIGIN [--ttl S]\n       pilox-mesh token verify --aud ORIGIN --peer ORIGIN=PUBHEX [--peer …] [--at UNIXSECONDS] [--max-lifetime S] < token");
 }
@@ -124,13 +129,7 @@ export async function manifest(args: string[], io: Io): Promise<number> {
     const minSeq = int(values["min-seq"], "--min-seq", 0, Number.MAX_SAFE_INTEGER);
     if (minSeq !== undefined) policy.minSeq = minSeq;
     const r = verifyManifest(body, policy);
-    if (!r.ok) {
-      io.stdout(`${r.reason}\n`);
-      io.stderr(`${r.detail}\n`);
-      return EXIT.failure;
-    }
-    io.stdout(JSON.stringify(r.peers) + "\n");
-    return EXIT.ok;
+    return verdict(io, r, () => r.ok && r.peers);
   }
   throw new UsageError("usage: pilox-mesh manifest sign --key-file F [--seq N --expires-in S] < payload.json\n       pilox-mesh manifest verify --public-key HEX [--min-seq N] [--require-ext] < body.json");
 }

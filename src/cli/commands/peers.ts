@@ -1,8 +1,13 @@
 /** `peers`: the federation status of the running appliance. `audit verify`: check the log's chain. */
 import { loadConfig } from "../../config/index.ts";
 import { verifyAuditFile } from "../../federation/index.ts";
-import { EXIT, parse, required, UsageError, type Io } from "../args.ts";
+import { EXIT, loadOptions, parse, required, UsageError, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
+
+/** --socket, else the agent API socket of the configuration. */
+function socketOf(values: { socket?: string | undefined; config?: string | undefined; "state-dir"?: string | undefined }): string {
+  return values.socket ?? loadConfig(loadOptions(values)).config.api.socket;
+}
 
 interface PeerStatus {
   origin: string;
@@ -16,10 +21,7 @@ interface PeerStatus {
 
 export async function peers(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { socket: { type: "string" }, json: { type: "boolean" } });
-  const o: { path?: string; stateDir?: string } = {};
-  if (values.config) o.path = values.config;
-  if (values["state-dir"]) o.stateDir = values["state-dir"];
-  const socketPath = values.socket ?? loadConfig(o).config.api.socket;
+  const socketPath = socketOf(values);
   const { status, json } = await apiRequest({ socketPath }, "GET", "/v1/federation/status");
   if (status !== 200) {
     io.stderr(`pilox-mesh peers: the appliance answered ${status}\n`);
@@ -68,10 +70,7 @@ export async function audit(args: string[], io: Io): Promise<number> {
 /** `reload`: ask the running appliance to re-read its configuration (like SIGHUP). */
 export async function reload(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { socket: { type: "string" } });
-  const o: { path?: string; stateDir?: string } = {};
-  if (values.config) o.path = values.config;
-  if (values["state-dir"]) o.stateDir = values["state-dir"];
-  const socketPath = values.socket ?? loadConfig(o).config.api.socket;
+  const socketPath = socketOf(values);
   const { status, json } = await apiRequest({ socketPath }, "POST", "/v1/admin/reload");
   if (status === 200) {
     io.stdout("reloaded\n");

@@ -1,13 +1,10 @@
 /** `serve`: run the appliance in the foreground until SIGTERM/SIGINT; SIGHUP reloads. */
 import { Appliance, type ApplianceOptions } from "../../daemon/appliance.ts";
-import { EXIT, parse, UsageError, type Io } from "../args.ts";
+import { EXIT, loadOptions, parse, UsageError, type Io } from "../args.ts";
 
 export async function serve(args: string[], _io: Io): Promise<number> {
   const { values } = parse(args, { listen: { type: "string" } });
-  const load: { path?: string; stateDir?: string } = {};
-  if (values.config) load.path = values.config;
-  if (values["state-dir"]) load.stateDir = values["state-dir"];
-  const opts: ApplianceOptions = { load };
+  const opts: ApplianceOptions = { load: loadOptions(values) };
   if (values.listen !== undefined) {
     if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):\d{1,5}$/.test(values.listen)) throw new UsageError('--listen takes HOST:PORT, e.g. 0.0.0.0:7420');
     opts.listen = values.listen;
