@@ -18,6 +18,13 @@ export function report(bench: string, unit: string, baseline: number, value: num
   process.stdout.write(JSON.stringify(f) + "\n");
 }
 
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return 0;
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -57,7 +64,7 @@ export function benchBus(url?: string, channels: Record<string, ChannelOptions> 
     consumerName: "bench",
     claimIdleMs: 60_000,
     maxAttempts: 10,
-    replayCacheSize: 1_000_000,
+    replayCacheSize: Number(process.env["BENCH_REPLAY"] ?? 1_000_000),
     spoolMaxBytes: 1 << 20,
   });
 }

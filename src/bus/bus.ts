@@ -3,11 +3,10 @@
  * durable ones ride the backend's log with acknowledgement after the handler succeeds, and
  * fall back to the on-disk spool while the backend is away.
  */
-import { randomUUID } from "node:crypto";
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
-import { canonicalChannel, defaultProducer, wireNamesOf } from "./channels.ts";
+import { canonicalChannel, wireNamesOf } from "./channels.ts";
 import type { MeshExt } from "./envelope/ext.ts";
 import { sealToWire, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
@@ -144,12 +143,10 @@ export class MeshBus {
   async publish(channel: string, message: JsonObject, opts: SealOptions = {}): Promise<PublishResult> {
     if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
     const name = canonicalChannel(channel);
-    const withMeta: JsonObject =
-      message["meshMeta"] === undefined
-        ? { ...message, meshMeta: { v: 1, producer: defaultProducer(name, this.#opts.producer), eventId: randomUUID() } }
-        : message;
     // Sealing validates too, so a bad message is refused before it can reach the spool.
-    const { wire, eventId } = sealToWire(name, withMeta, this.#ring.primary, opts);
+    const { wire, eventId, meshMeta } = sealToWire(name, message, this.#ring.primary, { producer: this.#opts.producer, ...opts });
+    // The spool keeps the message with the meshMeta it was given, so its event id survives.
+    const withMeta = () => (message["meshMeta"] === meshMeta ? message : { ...message, meshMeta });
     const durable = this.isDurable(name);
     if (!durable) {
       try {
@@ -162,7 +159,7 @@ export class MeshBus {
       return { eventId, channel: name, durable, spooled: false };
     }
     // Keep order: once anything is spooled, later publishes queue behind it.
-    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta, eventId);
+    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta(), eventId);
     try {
       const [id] = await this.#opts.backend.append(name, [wire]);
       this.#opts.metrics?.published.inc({ durable: "true" });
@@ -170,7 +167,7 @@ export class MeshBus {
     } catch (err) {
       if (!(err instanceof BackendUnavailableError)) throw err;
       if (!this.#spool) throw new BusUnavailableError("backend_unavailable", err.message);
-      return this.#toSpool(name, withMeta, eventId);
+      return this.#toSpool(name, withMeta(), eventId);
     }
   }
 

@@ -8,21 +8,22 @@ import * as v from "valibot";
 export const PILOX_AGENT_STATUS = "pilox:agent:status";
 export const PILOX_SYSTEM_EVENTS = "pilox:system:events";
 
-const ALIASES: Record<string, string> = {
-  "hive:agent:status": PILOX_AGENT_STATUS,
-  "hive:system:events": PILOX_SYSTEM_EVENTS,
-};
+// A Map, not an object literal: a channel may be called "constructor" or "__proto__".
+const ALIASES = new Map([
+  ["hive:agent:status", PILOX_AGENT_STATUS],
+  ["hive:system:events", PILOX_SYSTEM_EVENTS],
+]);
 
 /** The name we publish on and report: a hive alias maps to its pilox name. */
 export function canonicalChannel(name: string): string {
-  return ALIASES[name] ?? name;
+  return ALIASES.get(name) ?? name;
 }
 
 /** Every wire name a subscription to `name` listens on. */
 export function wireNamesOf(name: string): string[] {
   const c = canonicalChannel(name);
   const names = [c];
-  for (const [alias, target] of Object.entries(ALIASES)) if (target === c) names.push(alias);
+  for (const [alias, target] of ALIASES) if (target === c) names.push(alias);
   return names;
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { canonicalize } from "./index.ts";
+import { canonicalize, canonicalizeWithout } from "./index.ts";
 
 describe("canonicalize", () => {
   it("sorts keys by UTF-16 code units and drops undefined", () => {
@@ -22,5 +22,24 @@ describe("canonicalize", () => {
   });
   it("uses toJSON (Dates)", () => {
     assert.equal(canonicalize({ t: new Date(0) }), '{"t":"1970-01-01T00:00:00.000Z"}');
+  });
+  it("orders keys exactly as the default sort, for few and for many keys", () => {
+    const alphabet = ["a", "B", "_", "é", "\ud83d\ude00", "\uff41", "0", "aa", "A"];
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    for (const n of [0, 1, 2, 5, 24, 25, 60]) {
+      const obj: Record<string, number> = {};
+      while (Object.keys(obj).length < n) {
+        let k = "";
+        for (let i = 0, len = 1 + Math.floor(rnd() * 4); i < len; i++) k += alphabet[Math.floor(rnd() * alphabet.length)];
+        obj[k] = n;
+      }
+      const expected = "{" + Object.keys(obj).sort().map((k) => `${JSON.stringify(k)}:${n}`).join(",") + "}";
+      assert.equal(canonicalize(obj), expected, `n=${n}`);
+    }
+  });
+  it("canonicalizeWithout leaves out the given top-level keys only", () => {
+    const m = { z: 1, meshSig: "x", a: { meshSig: 2 }, meshMeta: {} };
+    assert.equal(canonicalizeWithout(m, new Set(["meshSig", "meshMeta"])), '{"a":{"meshSig":2},"z":1}');
   });
 });

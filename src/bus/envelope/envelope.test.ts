@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { vectors } from "../../../test/helpers/vectors.ts";
 import { KeyRing } from "../keyring.ts";
-import { sealMessage } from "./seal.ts";
+import { sealMessage, sealToWire } from "./seal.ts";
 import { macV1, signedStringV1 } from "./v1.ts";
 import { verifyWire, type VerifyPolicy } from "./verify.ts";
 
@@ -84,6 +84,9 @@ describe("tampering", () => {
     ["ext not an object", (m) => (m.meshExt = "x"), "malformed"],
     ["ext.ts not a number", (m) => (m.meshExt.ts = "1"), "malformed"],
     ["meshSig removed", (m) => delete m.meshSig, "unsigned"],
+    ["meshSig changed", (m) => (m.meshSig = (m.meshSig[0] === "a" ? "b" : "a") + m.meshSig.slice(1)), "forged"],
+    ["meshSig copied into ext.sig", (m) => (m.meshExt.sig = m.meshSig), "forged"],
+    ["meshMeta.eventId", (m) => (m.meshMeta.eventId = "00000000-0000-4000-8000-000000000000"), "forged"],
     ["meshMeta removed", (m) => delete m.meshMeta, "invalid_schema"],
   ];
   for (const [name, mutate, reason] of extCases) {
@@ -99,6 +102,61 @@ describe("tampering", () => {
     const r = verifyWire("jobs", JSON.stringify(sealedExt()), ring1, policy);
     assert.ok(r.ok);
     assert.equal(r.value.kid, "k1");
+  });
+});
+
+describe("raw text the MAC fast path must not be fooled by", () => {
+  const k1 = { id: "k1", secret };
+  const r1 = new KeyRing([k1]);
+  const wire = () => sealToWire("jobs", { task: "x", n: 1 }, k1).wire;
+  const reason = (raw: string) => {
+    const r = verifyWire("jobs", raw, r1, policy);
+    return r.ok ? "ok" : r.reason;
+  };
+
+  it("our own layout verifies; so do reordered keys and added whitespace", () => {
+    const w = wire();
+    assert.equal(reason(w), "ok");
+    const m = JSON.parse(w);
+    const reordered = { meshExt: { sig: m.meshExt.sig, v: 1, ts: m.meshExt.ts, kid: "k1", ch: "jobs" }, n: 1, meshSig: m.meshSig, meshMeta: m.meshMeta, task: "x" };
+    assert.equal(reason(JSON.stringify(reordered)), "ok");
+    assert.equal(reason(JSON.stringify(m, null, 2)), "ok");
+  });
+
+  it("a meshMeta override smuggled into the meshSig region is refused", () => {
+    const w = wire();
+    const m = JSON.parse(w);
+    const evil = w.replace(`"meshSig":"${m.meshSig}"`, `"meshSig":"${m.meshSig}","meshMeta":{"v":1,"producer":"evil","eventId":"e-1"},"meshSig":"${m.meshSig}"`);
+    assert.notEqual(evil, w);
+    assert.equal(JSON.parse(evil).meshMeta.producer, "evil");
+    assert.equal(reason(evil), "forged");
+  });
+
+  it("a key repeated after the signed fields is refused", () => {
+    const w = wire();
+    assert.equal(reason(w.slice(0, -1) + ',"n":2}'), "forged");
+    assert.equal(reason(w.slice(0, -1) + ',"meshMeta":{"v":1,"producer":"evil","eventId":"e-2"}}'), "forged");
+  });
+
+  it("a send time overridden inside meshExt is refused", () => {
+    const w = wire();
+    const m = JSON.parse(w);
+    const evil = w.replace(`"sig":"${m.meshExt.sig}"}`, `"sig":"${m.meshExt.sig}","ts":${m.meshExt.ts + 60_000}}`);
+    assert.equal(JSON.parse(evil).meshExt.ts, m.meshExt.ts + 60_000);
+    assert.equal(reason(evil), "forged");
+  });
+
+  it("an unknown field in meshExt is malformed (it would be unauthenticated)", () => {
+    const w = wire();
+    const m = JSON.parse(w);
+    assert.equal(reason(w.replace(`"sig":"${m.meshExt.sig}"}`, `"sig":"${m.meshExt.sig}","x":1}`)), "malformed");
+  });
+
+  it("the body moved into meshMeta's place is refused", () => {
+    const w = wire();
+    const m = JSON.parse(w);
+    const evil = JSON.stringify({ task: "x", n: 1, meshMeta: { ...m.meshMeta, n: 2 }, meshSig: m.meshSig, meshExt: m.meshExt });
+    assert.equal(reason(evil), "forged");
   });
 });
 

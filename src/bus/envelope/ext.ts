@@ -1,9 +1,9 @@
 /**
- * Our extension (docs/wire-formats.md): a key id, the send time and the channel, authenticated
- * by a second, small HMAC chained to meshSig, so a stock Pilox peer ignores it and still
- * verifies meshSig, while we can check freshness, rotation and the intended channel.
+ * Our extension (docs/wire-formats.md): a key id, the send time and the channel, with one MAC
+ * that covers what meshSig covers (the v1 signed string), meshSig itself and the extension. A
+ * stock Pilox peer ignores the field and checks meshSig; our receivers check `sig` alone.
  */
-import { hmacHex } from "./v1.ts";
+import { hmacHex } from "./hmac.ts";
 
 export const EXT_SIG_VERSION = "pilox-mesh-ext-v1";
 
@@ -22,12 +22,38 @@ export interface MeshExt {
 
 export type UnsignedExt = Omit<MeshExt, "sig">;
 
-/** canon({v, kid, ts, ch, origin}) written out by hand: it runs twice per message. */
+/** canon({v, kid, ts, ch, origin}) written out by hand: it runs for every message. */
 export function canonicalExt(ext: UnsignedExt): string {
   const origin = ext.origin === undefined ? "" : `"origin":${JSON.stringify(ext.origin)},`;
   return `{"ch":${JSON.stringify(ext.ch)},"kid":${JSON.stringify(ext.kid)},${origin}"ts":${JSON.stringify(ext.ts)},"v":${JSON.stringify(ext.v)}}`;
 }
 
-export function extMac(secret: Buffer, meshSig: string, ext: UnsignedExt): string {
-  return hmacHex(secret, `${EXT_SIG_VERSION}\n${meshSig}\n${canonicalExt(ext)}`);
+/**
+ * The wire text of a signed extension: its canonical form with `sig` appended last. It equals
+ * JSON.stringify of the object sealExt returns, so receivers can take the canonical text
+ * back out of what they received.
+ */
+export function extWireText(canonExt: string, sig: string): string {
+  return `${canonExt.slice(0, -1)},"sig":"${sig}"}`;
+}
+
+/**
+ * sig = HMAC(key, signed + "\n" + EXT_SIG_VERSION + "\n" + meshSig + "\n" + canonExt), where
+ * `signed` is the v1 signed string. The input always ends with canonExt (`…"v":1}`)
+ * and a v1 signed string always ends with `"sigVersion":"pilox-mesh-hmac-v1"}`, so a meshSig
+ * can never stand in for a sig or the other way round.
+ */
+export function extMac(secret: Buffer, signed: string, meshSig: string, canonExt: string): string {
+  return hmacHex(secret, `${signed}\n${EXT_SIG_VERSION}\n${meshSig}\n${canonExt}`);
+}
+
+/** Signs an extension; the object's keys are in wire order (canonical, then sig). */
+export function sealExt(secret: Buffer, signed: string, meshSig: string, ext: UnsignedExt): { ext: MeshExt; text: string } {
+  const canon = canonicalExt(ext);
+  const sig = extMac(secret, signed, meshSig, canon);
+  const out: MeshExt =
+    ext.origin === undefined
+      ? { ch: ext.ch, kid: ext.kid, ts: ext.ts, v: ext.v, sig }
+      : { ch: ext.ch, kid: ext.kid, origin: ext.origin, ts: ext.ts, v: ext.v, sig };
+  return { ext: out, text: extWireText(canon, sig) };
 }

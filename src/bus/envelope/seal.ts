@@ -1,9 +1,9 @@
 /** Where a bus message is sealed: meshSig (Pilox v1) plus, unless asked not to, our extension. */
 import { randomUUID } from "node:crypto";
-import { canonicalize } from "../../canon/index.ts";
+import { canonicalize, canonicalizeWithout } from "../../canon/index.ts";
 import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { BusKey } from "../keyring.ts";
-import { extMac, type MeshExt } from "./ext.ts";
+import { sealExt, type MeshExt, type UnsignedExt } from "./ext.ts";
 import { coreOf, EXT_FIELD, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
 export class SealError extends Error {
@@ -16,17 +16,23 @@ export interface SealOptions {
   /** Seal time in ms (tests; the spool keeps the event id but re-stamps the time). */
   now?: number;
   origin?: string;
+  /** meshMeta.producer when the message has no meshMeta and one is generated. */
+  producer?: string;
 }
 
 interface Prepared {
-  core: JsonObject;
   meshMeta: JsonObject;
   eventId: string;
   canonCore: string;
   canonMeta: string;
   meshSig: string;
   ext?: MeshExt;
+  /** The extension as written on the wire (JSON.stringify(ext), without a second stringify). */
+  extText?: string;
 }
+
+/** The top-level fields that are not part of `core`. */
+const NOT_CORE = new Set(["meshMeta", "meshSig", EXT_FIELD]);
 
 /** Validates, fills meshMeta when absent, and computes both MACs. */
 function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOptions): Prepared {
@@ -34,23 +40,27 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
     throw new SealError("a bus message is a JSON object");
   }
   const given = message["meshMeta"];
-  const meshMeta = (given === undefined ? { v: 1, producer: defaultProducer(channel, "pilox-mesh"), eventId: randomUUID() } : given) as JsonObject;
+  const meshMeta = (
+    given === undefined ? { v: 1, producer: defaultProducer(channel, opts.producer ?? "pilox-mesh"), eventId: randomUUID() } : given
+  ) as JsonObject;
   const pilox = isPiloxChannel(channel);
   const metaProblem = meshMetaProblem(meshMeta, pilox);
   if (metaProblem) throw new SealError(metaProblem);
-  const core = coreOf(message);
   if (pilox) {
-    const p = piloxCoreProblem(channel, core);
+    const p = piloxCoreProblem(channel, coreOf(message));
     if (p) throw new SealError(`${canonicalChannel(channel)}: ${p}`);
   }
-  const canonCore = canonicalize(core);
+  const canonCore = canonicalizeWithout(message, NOT_CORE);
   const canonMeta = canonicalize(meshMeta);
-  const meshSig = hmacHex(key.secret, signedStringFromCanon(channel, canonCore, canonMeta));
-  const out: Prepared = { core, meshMeta, eventId: meshMeta["eventId"] as string, canonCore, canonMeta, meshSig };
+  const signed = signedStringFromCanon(channel, canonCore, canonMeta);
+  const meshSig = hmacHex(key.secret, signed);
+  const out: Prepared = { meshMeta, eventId: meshMeta["eventId"] as string, canonCore, canonMeta, meshSig };
   if (!opts.v1Only) {
-    const ext: Omit<MeshExt, "sig"> = { v: 1, kid: key.id, ts: opts.now ?? Date.now(), ch: channel };
+    const ext: UnsignedExt = { v: 1, kid: key.id, ts: opts.now ?? Date.now(), ch: channel };
     if (opts.origin !== undefined) ext.origin = opts.origin;
-    out.ext = { ...ext, sig: extMac(key.secret, meshSig, ext) };
+    const sealed = sealExt(key.secret, signed, meshSig, ext);
+    out.ext = sealed.ext;
+    out.extText = sealed.text;
   }
   return out;
 }
@@ -61,19 +71,25 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
  */
 export function sealMessage(channel: string, message: JsonObject, key: BusKey, opts: SealOptions = {}): JsonObject {
   const p = prepare(channel, message, key, opts);
-  const out: JsonObject = { ...p.core, meshMeta: p.meshMeta, meshSig: p.meshSig };
+  const out: JsonObject = { ...coreOf(message), meshMeta: p.meshMeta, meshSig: p.meshSig };
   if (p.ext) out[EXT_FIELD] = p.ext;
   return out;
 }
 
 /**
  * Seals straight to the wire string, reusing the canonical text of the message (the hot
- * path of publish: one canonicalisation, no second JSON.stringify of the body).
+ * path of publish: one canonicalisation, no second JSON.stringify of the body). Returns the
+ * meshMeta used, so a caller that keeps the message (the spool) keeps its event id.
  */
-export function sealToWire(channel: string, message: JsonObject, key: BusKey, opts: SealOptions = {}): { wire: string; eventId: string } {
+export function sealToWire(
+  channel: string,
+  message: JsonObject,
+  key: BusKey,
+  opts: SealOptions = {},
+): { wire: string; eventId: string; meshMeta: JsonObject } {
   const p = prepare(channel, message, key, opts);
   let wire = p.canonCore.length > 2 ? p.canonCore.slice(0, -1) + "," : "{";
   wire += `"meshMeta":${p.canonMeta},"meshSig":"${p.meshSig}"`;
-  if (p.ext) wire += `,"${EXT_FIELD}":${JSON.stringify(p.ext)}`;
-  return { wire: wire + "}", eventId: p.eventId };
+  if (p.extText) wire += `,"${EXT_FIELD}":${p.extText}`;
+  return { wire: wire + "}", eventId: p.eventId, meshMeta: p.meshMeta };
 }

@@ -1,6 +1,8 @@
 /** The Pilox v1 bus MAC (wire-v1 §1): HMAC-SHA256 over canon({sigVersion, channel, core, meshMeta}). */
-import { createHmac, createSecretKey, type KeyObject } from "node:crypto";
 import { canonicalize } from "../../canon/index.ts";
+import { hmacHex } from "./hmac.ts";
+
+export { hmacHex };
 
 export const SIG_VERSION_V1 = "pilox-mesh-hmac-v1";
 /** Our extension lives in this one top-level sibling field (see docs/wire-formats.md). */
@@ -25,15 +27,6 @@ export function signedStringV1(channel: string, core: JsonObject, meshMeta: unkn
 export function signedStringFromCanon(channel: string, canonCore: string, canonMeta: string | undefined): string {
   const meta = canonMeta === undefined ? "" : `"meshMeta":${canonMeta},`;
   return `{"channel":${JSON.stringify(channel)},"core":${canonCore},${meta}"sigVersion":"${SIG_VERSION_V1}"}`;
-}
-
-const keyObjects = new WeakMap<Buffer, KeyObject>();
-
-/** HMAC-SHA256 in hex; the secret's KeyObject is cached (importing it is most of the cost). */
-export function hmacHex(secret: Buffer, data: string): string {
-  let k = keyObjects.get(secret);
-  if (!k) keyObjects.set(secret, (k = createSecretKey(secret)));
-  return createHmac("sha256", k).update(data).digest("hex");
 }
 
 export function macV1(secret: Buffer, channel: string, core: JsonObject, meshMeta: unknown): string {

@@ -1,10 +1,11 @@
 /**
- * Where a received bus message is authenticated: size, JSON shape, meshSig against the key ring,
- * our extension's MAC, key id, channel binding and freshness. Stateless; replay is the guard's.
+ * Where a received bus message is authenticated: size, JSON shape, then meshSig against the key
+ * ring (v1 messages) or our extension's MAC, key id, channel binding and freshness. Stateless:
+ * replay is the guard's.
  */
 import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { KeyRing } from "../keyring.ts";
-import { extMac, type MeshExt } from "./ext.ts";
+import { canonicalExt, extMac, type MeshExt } from "./ext.ts";
 import { canonicalize } from "../../canon/index.ts";
 import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
@@ -79,23 +80,52 @@ export function verifyWire(
   return verifyParsed(wireChannel, parsed as JsonObject, ring, policy, refTimeMs, raw);
 }
 
+const SIG_KEY = ',"meshSig":"';
+const EXT_KEY = `,"${EXT_FIELD}":`;
+const META_KEY = '"meshMeta":';
+
+interface Texts {
+  core: string;
+  meta: string;
+  /** Canonical extension text without sig ("" for a v1 message). */
+  ext: string;
+}
+
 /**
- * The canonical texts of core and meshMeta as they stand in a wire string that our sealer
- * wrote (sealToWire lays the body out canonically, then meshMeta, meshSig, meshExt). They
- * are only candidates: a MAC over them that verifies proves they are the sealer's canonical
- * text; otherwise the caller canonicalises the parsed objects as usual.
+ * The canonical texts of core, meshMeta and meshExt as they stand in a wire string that our
+ * sealer wrote (sealToWire: the body in canonical order, then meshMeta, meshSig and meshExt).
+ * They are only candidates: a MAC over them that verifies proves they are the sealer's
+ * canonical text; otherwise the caller canonicalises the parsed objects. The end of the text
+ * must be exactly the serialisation of the parsed meshSig and meshExt, so that nothing the MAC
+ * does not cover can hide there (a key repeated after them would override a signed value).
+ * When the MAC then verifies, every piece of `raw` is accounted for: it is the sealer's wire
+ * text byte for byte, and the parsed object is what was signed.
  */
-function canonicalPartsFromRaw(raw: string, msg: JsonObject): { core: string; meta: string } | undefined {
-  const ext = msg[EXT_FIELD];
-  const tail = `,"meshSig":"${msg["meshSig"] as string}"${ext === undefined ? "" : `,"${EXT_FIELD}":${JSON.stringify(ext)}`}}`;
-  if (!raw.endsWith(tail)) return undefined;
-  const end = raw.length - tail.length;
-  const metaKey = raw.lastIndexOf('"meshMeta":', end);
-  if (metaKey < 1) return undefined;
-  const meta = raw.slice(metaKey + 11, end);
-  if (metaKey === 1) return raw[0] === "{" ? { core: "{}", meta } : undefined;
-  if (raw[metaKey - 1] !== ",") return undefined;
-  return { core: raw.slice(0, metaKey - 1) + "}", meta };
+function textsFromRaw(raw: string, meshSig: string, ext: MeshExt | undefined): Texts | undefined {
+  let end = raw.length - 1;
+  if (raw.charCodeAt(end) !== 0x7d || meshSig.length !== 64) return undefined;
+  let extText = "";
+  if (ext !== undefined) {
+    if (ext.sig.length !== 64) return undefined;
+    const json = JSON.stringify(ext);
+    const at = end - json.length;
+    if (!raw.startsWith(json, at) || !raw.startsWith(EXT_KEY, at - EXT_KEY.length)) return undefined;
+    // The sealer writes sig last: `…canonical fields…,"sig":"<hex>"}`.
+    const sigAt = json.length - 74;
+    if (!json.startsWith(',"sig":"', sigAt)) return undefined;
+    extText = json.slice(0, sigAt) + "}";
+    end = at - EXT_KEY.length;
+  }
+  const sigKeyAt = end - 65 - SIG_KEY.length;
+  if (raw.charCodeAt(end - 1) !== 0x22 || !raw.startsWith(SIG_KEY, sigKeyAt) || !raw.startsWith(meshSig, sigKeyAt + SIG_KEY.length)) {
+    return undefined;
+  }
+  const metaAt = raw.lastIndexOf(META_KEY, sigKeyAt);
+  if (metaAt < 1) return undefined;
+  const meta = raw.slice(metaAt + META_KEY.length, sigKeyAt);
+  if (metaAt === 1) return raw.charCodeAt(0) === 0x7b ? { core: "{}", meta, ext: extText } : undefined;
+  if (raw.charCodeAt(metaAt - 1) !== 0x2c) return undefined;
+  return { core: raw.slice(0, metaAt - 1) + "}", meta, ext: extText };
 }
 
 export function verifyParsed(
@@ -115,14 +145,16 @@ export function verifyParsed(
   const eventId = (meta as { eventId: string }).eventId;
   const channel = canonicalChannel(wireChannel);
   const rawExt = msg[EXT_FIELD];
+  const ext = rawExt === undefined ? undefined : parseExt(rawExt);
+  if (typeof ext === "string") return fail("malformed", ext);
   // The signed string is built from canonical core and meta: taken from the raw text when it
   // is our sealer's layout (no second canonicalisation), else computed from the objects.
-  const m = new MacCheck(msg, meta, meshSig, raw === undefined ? undefined : canonicalPartsFromRaw(raw, msg));
+  if (ext === undefined && !policy.acceptV1Unextended) return fail("unextended", "no extension and accept_v1_unextended is off");
+  const m = new MacCheck(msg, meta, ext, raw === undefined ? undefined : textsFromRaw(raw, meshSig, ext));
 
-  if (rawExt === undefined) {
-    if (!policy.acceptV1Unextended) return fail("unextended", "no extension and accept_v1_unextended is off");
+  if (ext === undefined) {
     for (const key of ring.all()) {
-      if (m.matches(key.secret, wireChannel)) {
+      if (m.matches(meshSig, (signed) => hmacHex(key.secret, signed), wireChannel)) {
         const schema = schemaProblem(wireChannel, m.core());
         if (schema) return fail("invalid_schema", schema);
         return { ok: true, value: { message: msg, channel, eventId, kid: key.id } };
@@ -131,18 +163,14 @@ export function verifyParsed(
     return fail("forged", "meshSig matches no key in the ring");
   }
 
-  const ext = parseExt(rawExt);
-  if (typeof ext === "string") return fail("malformed", ext);
   const key = ring.get(ext.kid);
   if (!key) return fail("unknown_key", `key id "${ext.kid}" is not in the ring`);
-  if (!hexMacEquals(ext.sig, extMac(key.secret, meshSig, ext))) return fail("forged", "extension MAC mismatch");
-  if (ext.ch !== wireChannel) {
-    // A genuine message moved to another channel is a different failure from a forgery.
-    return m.matches(key.secret, ext.ch)
-      ? fail("wrong_channel", `sealed for "${ext.ch}", received on "${wireChannel}"`)
-      : fail("forged", "meshSig mismatch");
+  // One MAC covers the body, meshMeta, the channel it was sealed for, meshSig and the extension.
+  if (!m.matches(ext.sig, (signed, canonExt) => extMac(key.secret, signed, meshSig, canonExt), ext.ch)) {
+    return fail("forged", "extension MAC mismatch");
   }
-  if (!m.matches(key.secret, wireChannel)) return fail("forged", "meshSig mismatch");
+  // Genuine, but moved to another channel: a different failure from a forgery.
+  if (ext.ch !== wireChannel) return fail("wrong_channel", `sealed for "${ext.ch}", received on "${wireChannel}"`);
   if (ext.ts < refTimeMs - policy.maxAgeMs) return fail("stale", `sealed ${Math.round((refTimeMs - ext.ts) / 1000)} s ago`);
   if (ext.ts > refTimeMs + policy.skewMs) return fail("clock_skew", `sealed ${Math.round((ext.ts - refTimeMs) / 1000)} s in the future`);
   if (isPiloxChannel(wireChannel)) {
@@ -152,33 +180,40 @@ export function verifyParsed(
   return { ok: true, value: { message: msg, channel, eventId, ext, kid: key.id } };
 }
 
-/** meshSig checks for one message, canonicalising the objects only when the raw text cannot serve. */
+/** MAC checks for one message, canonicalising the objects only when the raw text cannot serve. */
 class MacCheck {
   #core: JsonObject | undefined;
-  #computed: { core: string; meta: string } | undefined;
+  #computed: Texts | undefined;
   constructor(
     private readonly msg: JsonObject,
     private readonly meta: unknown,
-    private readonly meshSig: string,
-    private readonly fromRaw: { core: string; meta: string } | undefined,
+    private readonly ext: MeshExt | undefined,
+    private readonly fromRaw: Texts | undefined,
   ) {}
 
   core(): JsonObject {
     return (this.#core ??= coreOf(this.msg));
   }
 
-  matches(secret: Buffer, channel: string): boolean {
+  /** Does `received` equal `mac` over the signed string for `channel` (and the canonical extension)? */
+  matches(received: string, mac: (signed: string, canonExt: string) => string, channel: string): boolean {
     const r = this.fromRaw;
-    if (r && hexMacEquals(this.meshSig, hmacHex(secret, signedStringFromCanon(channel, r.core, r.meta)))) return true;
-    const c = (this.#computed ??= { core: canonicalize(this.core()), meta: canonicalize(this.meta) });
-    if (r && c.core === r.core && c.meta === r.meta) return false; // the same text was just checked
-    return hexMacEquals(this.meshSig, hmacHex(secret, signedStringFromCanon(channel, c.core, c.meta)));
+    if (r && hexMacEquals(received, mac(signedStringFromCanon(channel, r.core, r.meta), r.ext))) return true;
+    const c = (this.#computed ??= {
+      core: canonicalize(this.core()),
+      meta: canonicalize(this.meta),
+      ext: this.ext ? canonicalExt(this.ext) : "",
+    });
+    if (r && c.core === r.core && c.meta === r.meta && c.ext === r.ext) return false; // the same text was just checked
+    return hexMacEquals(received, mac(signedStringFromCanon(channel, c.core, c.meta), c.ext));
   }
 }
 
 function schemaProblem(channel: string, core: JsonObject): string | undefined {
   return isPiloxChannel(channel) ? piloxCoreProblem(channel, core) : undefined;
 }
+
+const EXT_KEYS = new Set(["v", "kid", "ts", "ch", "origin", "sig"]);
 
 function parseExt(x: unknown): MeshExt | string {
   if (x === null || typeof x !== "object" || Array.isArray(x)) return `${EXT_FIELD} is not an object`;
@@ -189,5 +224,7 @@ function parseExt(x: unknown): MeshExt | string {
   if (typeof e["ch"] !== "string" || e["ch"].length === 0 || e["ch"].length > 200) return `${EXT_FIELD}.ch is invalid`;
   if (e["origin"] !== undefined && (typeof e["origin"] !== "string" || e["origin"].length > 300)) return `${EXT_FIELD}.origin is invalid`;
   if (typeof e["sig"] !== "string") return `${EXT_FIELD}.sig is missing`;
+  // Every field is covered by sig: an unknown one could only be unauthenticated baggage.
+  for (const k in e) if (!EXT_KEYS.has(k)) return `${EXT_FIELD}.${k} is not a known field`;
   return e as unknown as MeshExt;
 }
