@@ -84,9 +84,11 @@ export class MeshBus {
   #flushing: Promise<void> | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #sealDefaults: SealOptions;
 
   constructor(opts: BusOptions) {
     this.#opts = opts;
+    this.#sealDefaults = { producer: opts.producer };
     this.#ring = opts.ring;
     this.#log = opts.log ?? silentLogger;
     this.#guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), opts.replayCacheSize, opts.metrics, this.#log);
@@ -140,13 +142,13 @@ export class MeshBus {
    * Seals and publishes. Resolves once the message is on the backend or, for a durable
    * channel while the backend is away, in the spool; otherwise rejects with BusUnavailableError.
    */
-  async publish(channel: string, message: JsonObject, opts: SealOptions = {}): Promise<PublishResult> {
+  async publish(channel: string, message: JsonObject, opts?: SealOptions): Promise<PublishResult> {
     if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
     const name = canonicalChannel(channel);
+    const sealOpts = opts ? { producer: this.#opts.producer, ...opts } : this.#sealDefaults;
     // Sealing validates too, so a bad message is refused before it can reach the spool.
-    const { wire, eventId, meshMeta } = sealToWire(name, message, this.#ring.primary, { producer: this.#opts.producer, ...opts });
-    // The spool keeps the message with the meshMeta it was given, so its event id survives.
-    const withMeta = () => (message["meshMeta"] === meshMeta ? message : { ...message, meshMeta });
+    const { wire, eventId, meshMeta } = sealToWire(name, message, this.#ring.primary, sealOpts);
+
     const durable = this.isDurable(name);
     if (!durable) {
       try {
@@ -159,7 +161,7 @@ export class MeshBus {
       return { eventId, channel: name, durable, spooled: false };
     }
     // Keep order: once anything is spooled, later publishes queue behind it.
-    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta(), eventId);
+    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta(message, meshMeta), eventId);
     try {
       const [id] = await this.#opts.backend.append(name, [wire]);
       this.#opts.metrics?.published.inc({ durable: "true" });
@@ -167,7 +169,7 @@ export class MeshBus {
     } catch (err) {
       if (!(err instanceof BackendUnavailableError)) throw err;
       if (!this.#spool) throw new BusUnavailableError("backend_unavailable", err.message);
-      return this.#toSpool(name, withMeta(), eventId);
+      return this.#toSpool(name, withMeta(message, meshMeta), eventId);
     }
   }
 
@@ -340,6 +342,11 @@ export class MeshBus {
     await this.#opts.backend.close();
     if (this.#opts.replayFile) saveReplayFile(this.#opts.replayFile, this.#guard.replay, this.#log);
   }
+}
+
+/** The message as the spool keeps it: with the meshMeta it was sealed with, so its event id survives. */
+function withMeta(message: JsonObject, meshMeta: JsonObject): JsonObject {
+  return message["meshMeta"] === meshMeta ? message : { ...message, meshMeta };
 }
 
 function toDelivery(v: Verified): Delivery {

@@ -6,8 +6,11 @@ import type { Logger } from "../log/index.ts";
  * Bounded: past `maxEntries` the oldest id is forgotten (unextended v1 messages have no send
  * time, so for them the bound is the only horizon; size it to the traffic of one window).
  */
+const PRUNE_EVERY = 64;
+
 export class ReplayCache {
   readonly #seen = new Map<string, number>();
+  #sincePrune = 0;
   constructor(readonly maxEntries: number) {}
 
   /** Records the id; false when it was already there and not expired (a replay). */
@@ -16,7 +19,8 @@ export class ReplayCache {
     if (prev !== undefined && prev > nowMs) return false;
     if (prev !== undefined) this.#seen.delete(id);
     this.#seen.set(id, expiresAtMs);
-    this.#prune(nowMs);
+    // Expired ids are dropped in small batches, not on every claim (it is on the hot path).
+    if (this.#seen.size > this.maxEntries || ++this.#sincePrune >= PRUNE_EVERY) this.#prune(nowMs);
     return true;
   }
 
@@ -35,15 +39,17 @@ export class ReplayCache {
   }
 
   #prune(nowMs: number): void {
+    this.#sincePrune = 0;
     while (this.#seen.size > this.maxEntries) {
       const oldest = this.#seen.keys().next().value as string;
       this.#seen.delete(oldest);
     }
-    // Expiries are close to insertion order; drop expired ones from the front cheaply.
-    for (let i = 0; i < 4; i++) {
-      const first = this.#seen.entries().next().value as [string, number] | undefined;
-      if (!first || first[1] > nowMs) break;
-      this.#seen.delete(first[0]);
+    // Expiries are close to insertion order; drop expired ones from the front, at most twice
+    // as many as were claimed since the last prune, so the work per claim stays bounded.
+    let budget = 2 * PRUNE_EVERY;
+    for (const [id, exp] of this.#seen) {
+      if (exp > nowMs || budget-- === 0) break;
+      this.#seen.delete(id);
     }
   }
 

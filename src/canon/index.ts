@@ -44,11 +44,27 @@ function canonObject(obj: Record<string, unknown>, skip: ReadonlySet<string> | u
     if (v === undefined || typeof v === "function" || skip?.has(k)) continue;
     if (!first) out += ",";
     first = false;
-    // A key of plain characters needs no escaping: skip JSON.stringify for it.
-    out += PLAIN_KEY.test(k) ? `"${k}":` : JSON.stringify(k) + ":";
+    out += keyText(k);
     out += typeof v === "string" ? JSON.stringify(v) : canonicalize(v);
   }
   return out + "}";
+}
+
+/**
+ * `"key":` for a key. Messages repeat the same few keys, so their texts are kept (a bounded
+ * number of short ones) instead of being built again for every message.
+ */
+const keyTexts = new Map<string, string>();
+const KEY_TEXTS_MAX = 4096;
+
+function keyText(k: string): string {
+  let t = keyTexts.get(k);
+  if (t === undefined) {
+    // A key of plain characters needs no escaping: skip JSON.stringify for it.
+    t = PLAIN_KEY.test(k) ? `"${k}":` : JSON.stringify(k) + ":";
+    if (k.length <= 64 && keyTexts.size < KEY_TEXTS_MAX) keyTexts.set(k, t);
+  }
+  return t;
 }
 
 /**

@@ -3,8 +3,9 @@ import { describe, it } from "node:test";
 import { vectors } from "../../../test/helpers/vectors.ts";
 import { KeyRing } from "../keyring.ts";
 import { sealMessage, sealToWire } from "./seal.ts";
-import { macV1, signedStringV1 } from "./v1.ts";
-import { verifyWire, type VerifyPolicy } from "./verify.ts";
+import { coreOf, macV1, signedStringV1 } from "./v1.ts";
+import { textsFromRaw, verifyWire, type VerifyPolicy } from "./verify.ts";
+import { canonicalize } from "../../canon/index.ts";
 
 const bus = vectors.bus;
 const secret = Buffer.from(bus.secret);
@@ -105,6 +106,19 @@ describe("tampering", () => {
   });
 });
 
+describe("generated meshMeta", () => {
+  it("is what a stock verifier canonicalises, whatever the producer name", () => {
+    for (const producer of ["bench", 'we"ird\\ é 😀', "p".repeat(128)]) {
+      const m = JSON.parse(sealToWire("jobs", { b: 1, a: 2 }, { id: "k1", secret }, { producer }).wire);
+      assert.equal(m.meshMeta.producer, producer);
+      assert.equal(m.meshSig, macV1(secret, "jobs", coreOf(m), m.meshMeta));
+    }
+  });
+  it("refuses a producer name longer than 128 characters", () => {
+    assert.throws(() => sealToWire("jobs", {}, { id: "k1", secret }, { producer: "p".repeat(129) }), /producer/);
+  });
+});
+
 describe("raw text the MAC fast path must not be fooled by", () => {
   const k1 = { id: "k1", secret };
   const r1 = new KeyRing([k1]);
@@ -113,6 +127,21 @@ describe("raw text the MAC fast path must not be fooled by", () => {
     const r = verifyWire("jobs", raw, r1, policy);
     return r.ok ? "ok" : r.reason;
   };
+
+  it("our own layout is read without canonicalising again (the fast path is taken)", () => {
+    for (const w of [wire(), sealToWire("jobs", {}, k1).wire, sealToWire("jobs", { a: 1 }, k1, { origin: "https://a.example" }).wire]) {
+      const m = JSON.parse(w);
+      const t = textsFromRaw(w, m.meshSig, m.meshExt);
+      assert.ok(t, w);
+      assert.equal(t.core, canonicalize(coreOf(m)));
+      assert.equal(t.meta, canonicalize(m.meshMeta));
+      const { sig: _sig, ...unsigned } = m.meshExt;
+      assert.equal(t.ext, canonicalize(unsigned));
+    }
+    const v1 = sealToWire("jobs", { a: 1 }, k1, { v1Only: true }).wire;
+    const m1 = JSON.parse(v1);
+    assert.deepEqual(textsFromRaw(v1, m1.meshSig, undefined), { core: '{"a":1}', meta: canonicalize(m1.meshMeta), ext: "" });
+  });
 
   it("our own layout verifies; so do reordered keys and added whitespace", () => {
     const w = wire();

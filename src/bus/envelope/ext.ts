@@ -24,8 +24,27 @@ export type UnsignedExt = Omit<MeshExt, "sig">;
 
 /** canon({v, kid, ts, ch, origin}) written out by hand: it runs for every message. */
 export function canonicalExt(ext: UnsignedExt): string {
+  const head = extHead(ext.ch, ext.kid);
   const origin = ext.origin === undefined ? "" : `"origin":${JSON.stringify(ext.origin)},`;
-  return `{"ch":${JSON.stringify(ext.ch)},"kid":${JSON.stringify(ext.kid)},${origin}"ts":${JSON.stringify(ext.ts)},"v":${JSON.stringify(ext.v)}}`;
+  return `${head}${origin}"ts":${JSON.stringify(ext.ts)},"v":${JSON.stringify(ext.v)}}`;
+}
+
+/** `{"ch":…,"kid":…,` per key id and channel, kept for a bounded number of pairs. */
+const heads = new Map<string, Map<string, string>>();
+let headCount = 0;
+
+function extHead(ch: string, kid: string): string {
+  let byCh = heads.get(kid);
+  let h = byCh?.get(ch);
+  if (h === undefined) {
+    h = `{"ch":${JSON.stringify(ch)},"kid":${JSON.stringify(kid)},`;
+    if (headCount < 1024) {
+      if (!byCh) heads.set(kid, (byCh = new Map()));
+      byCh.set(ch, h);
+      headCount++;
+    }
+  }
+  return h;
 }
 
 /**

@@ -15,15 +15,20 @@ type OneShotHash = (algorithm: string, data: string | Uint8Array, outputEncoding
 const oneShot = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
 const BLOCK = 64;
-/** Inputs whose UTF-8 size could exceed this go through createHmac instead of the scratch buffer. */
+/** Inputs (for non-ASCII keys) whose UTF-8 size could exceed this go through createHmac instead. */
 const MAX_SCRATCH = 1 << 20;
 
-const outer = Buffer.allocUnsafe(BLOCK + 32);
-
-/** Per key: the padded key blocks, a scratch buffer that starts with ipad, and a KeyObject. */
+/**
+ * Per key: the padded key blocks and a KeyObject. When every ipad byte is ASCII (any ASCII
+ * secret), `ipadText + data` as UTF-8 is exactly ipad || UTF-8(data), so crypto.hash encodes
+ * the inner input itself with no Buffer view made per call; otherwise the scratch buffer,
+ * which starts with ipad, takes the data.
+ */
 interface KeyState {
+  ipadText: string | undefined;
   scratch: Buffer;
-  opad: Buffer;
+  /** opad followed by room for the inner digest. */
+  outer: Buffer;
   key: KeyObject;
 }
 
@@ -35,28 +40,37 @@ function stateOf(secret: Buffer): KeyState {
   // RFC 2104: a key longer than the block is hashed first, a shorter one is zero-padded.
   const k = secret.length > BLOCK ? nodeCrypto.createHash("sha256").update(secret).digest() : secret;
   const scratch = Buffer.alloc(BLOCK + 1024, 0);
-  const opad = Buffer.alloc(BLOCK, 0x5c);
+  const outer = Buffer.alloc(BLOCK + 32, 0);
   scratch.fill(0x36, 0, BLOCK);
+  outer.fill(0x5c, 0, BLOCK);
   for (let i = 0; i < k.length; i++) {
     scratch[i]! ^= k[i]!;
-    opad[i]! ^= k[i]!;
+    outer[i]! ^= k[i]!;
   }
-  states.set(secret, (st = { scratch, opad, key: createSecretKey(secret) }));
+  const ascii = scratch.subarray(0, BLOCK).every((b) => b < 0x80);
+  const ipadText = ascii ? scratch.toString("latin1", 0, BLOCK) : undefined;
+  states.set(secret, (st = { ipadText, scratch, outer, key: createSecretKey(secret) }));
   return st;
 }
 
 /** Lower-case hex HMAC-SHA256 of the UTF-8 bytes of `data`. Key state is cached per secret Buffer. */
 export function hmacHex(secret: Buffer, data: string): string {
   const st = stateOf(secret);
-  const bound = BLOCK + data.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
-  if (!oneShot || bound > MAX_SCRATCH) return createHmac("sha256", st.key).update(data).digest("hex");
-  if (bound > st.scratch.length) {
-    const bigger = Buffer.allocUnsafe(Math.min(MAX_SCRATCH, 2 ** Math.ceil(Math.log2(bound))));
-    st.scratch.copy(bigger, 0, 0, BLOCK);
-    st.scratch = bigger;
+  if (!oneShot) return createHmac("sha256", st.key).update(data).digest("hex");
+  let inner: string;
+  if (st.ipadText !== undefined) {
+    inner = oneShot("sha256", st.ipadText + data, "latin1");
+  } else {
+    const bound = BLOCK + data.length * 3; // UTF-8 takes at most 3 bytes per UTF-16 unit
+    if (bound > MAX_SCRATCH) return createHmac("sha256", st.key).update(data).digest("hex");
+    if (bound > st.scratch.length) {
+      const bigger = Buffer.allocUnsafe(Math.min(MAX_SCRATCH, 2 ** Math.ceil(Math.log2(bound))));
+      st.scratch.copy(bigger, 0, 0, BLOCK);
+      st.scratch = bigger;
+    }
+    const n = BLOCK + st.scratch.write(data, BLOCK, "utf8");
+    inner = oneShot("sha256", st.scratch.subarray(0, n), "latin1");
   }
-  const n = BLOCK + st.scratch.write(data, BLOCK, "utf8");
-  st.opad.copy(outer, 0);
-  outer.write(oneShot("sha256", st.scratch.subarray(0, n), "latin1"), BLOCK, "latin1");
-  return oneShot("sha256", outer, "hex");
+  st.outer.write(inner, BLOCK, "latin1");
+  return oneShot("sha256", st.outer, "hex");
 }

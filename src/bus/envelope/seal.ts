@@ -1,5 +1,5 @@
 /** Where a bus message is sealed: meshSig (Pilox v1) plus, unless asked not to, our extension. */
-import { randomUUID } from "node:crypto";
+import { randomEventId } from "./event-id.ts";
 import { canonicalize, canonicalizeWithout } from "../../canon/index.ts";
 import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { BusKey } from "../keyring.ts";
@@ -40,18 +40,27 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
     throw new SealError("a bus message is a JSON object");
   }
   const given = message["meshMeta"];
-  const meshMeta = (
-    given === undefined ? { v: 1, producer: defaultProducer(channel, opts.producer ?? "pilox-mesh"), eventId: randomUUID() } : given
-  ) as JsonObject;
   const pilox = isPiloxChannel(channel);
-  const metaProblem = meshMetaProblem(meshMeta, pilox);
-  if (metaProblem) throw new SealError(metaProblem);
+  let meshMeta: JsonObject;
+  let canonMeta: string;
+  if (given === undefined) {
+    // Generated here, so valid by construction and its canonical text is known: the hot path.
+    const producer = defaultProducer(channel, opts.producer ?? "pilox-mesh");
+    if (producer.length === 0 || producer.length > 128) throw new SealError("meshMeta.producer must be 1 to 128 characters");
+    const eventId = randomEventId();
+    meshMeta = { v: 1, producer, eventId };
+    canonMeta = `{"eventId":"${eventId}","producer":${JSON.stringify(producer)},"v":1}`;
+  } else {
+    const metaProblem = meshMetaProblem(given, pilox);
+    if (metaProblem) throw new SealError(metaProblem);
+    meshMeta = given as JsonObject;
+    canonMeta = canonicalize(meshMeta);
+  }
   if (pilox) {
     const p = piloxCoreProblem(channel, coreOf(message));
     if (p) throw new SealError(`${canonicalChannel(channel)}: ${p}`);
   }
   const canonCore = canonicalizeWithout(message, NOT_CORE);
-  const canonMeta = canonicalize(meshMeta);
   const signed = signedStringFromCanon(channel, canonCore, canonMeta);
   const meshSig = hmacHex(key.secret, signed);
   const out: Prepared = { meshMeta, eventId: meshMeta["eventId"] as string, canonCore, canonMeta, meshSig };

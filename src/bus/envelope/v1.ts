@@ -25,8 +25,21 @@ export function signedStringV1(channel: string, core: JsonObject, meshMeta: unkn
 
 /** The same string from already canonical parts (the keys below are in canonical order). */
 export function signedStringFromCanon(channel: string, canonCore: string, canonMeta: string | undefined): string {
-  const meta = canonMeta === undefined ? "" : `"meshMeta":${canonMeta},`;
-  return `{"channel":${JSON.stringify(channel)},"core":${canonCore},${meta}"sigVersion":"${SIG_VERSION_V1}"}`;
+  const head = channelHead(channel);
+  const tail = `"sigVersion":"${SIG_VERSION_V1}"}`;
+  return canonMeta === undefined ? `${head}${canonCore},${tail}` : `${head}${canonCore},"meshMeta":${canonMeta},${tail}`;
+}
+
+/** `{"channel":"<name>","core":`, kept per channel (a bounded number): it starts every MAC input. */
+const heads = new Map<string, string>();
+
+function channelHead(channel: string): string {
+  let h = heads.get(channel);
+  if (h === undefined) {
+    h = `{"channel":${JSON.stringify(channel)},"core":`;
+    if (heads.size < 1024) heads.set(channel, h);
+  }
+  return h;
 }
 
 export function macV1(secret: Buffer, channel: string, core: JsonObject, meshMeta: unknown): string {

@@ -84,6 +84,13 @@ const SIG_KEY = ',"meshSig":"';
 const EXT_KEY = `,"${EXT_FIELD}":`;
 const META_KEY = '"meshMeta":';
 
+/** raw[at, at + len) === text[0, len), without making a substring. */
+function regionEquals(raw: string, at: number, text: string, len: number): boolean {
+  if (at < 0 || at + len > raw.length) return false;
+  for (let i = 0; i < len; i++) if (raw.charCodeAt(at + i) !== text.charCodeAt(i)) return false;
+  return true;
+}
+
 interface Texts {
   core: string;
   meta: string;
@@ -99,22 +106,30 @@ interface Texts {
  * must be exactly the serialisation of the parsed meshSig and meshExt, so that nothing the MAC
  * does not cover can hide there (a key repeated after them would override a signed value).
  * When the MAC then verifies, every piece of `raw` is accounted for: it is the sealer's wire
- * text byte for byte, and the parsed object is what was signed.
+ * text byte for byte, and the parsed object is what was signed. (Exported for its tests.)
  */
-function textsFromRaw(raw: string, meshSig: string, ext: MeshExt | undefined): Texts | undefined {
+export function textsFromRaw(raw: string, meshSig: string, ext: MeshExt | undefined): Texts | undefined {
   let end = raw.length - 1;
   if (raw.charCodeAt(end) !== 0x7d || meshSig.length !== 64) return undefined;
   let extText = "";
   if (ext !== undefined) {
     if (ext.sig.length !== 64) return undefined;
-    const json = JSON.stringify(ext);
-    const at = end - json.length;
-    if (!raw.startsWith(json, at) || !raw.startsWith(EXT_KEY, at - EXT_KEY.length)) return undefined;
-    // The sealer writes sig last: `…canonical fields…,"sig":"<hex>"}`.
-    const sigAt = json.length - 74;
-    if (!json.startsWith(',"sig":"', sigAt)) return undefined;
-    extText = json.slice(0, sigAt) + "}";
-    end = at - EXT_KEY.length;
+    // Canonical from the parsed values (the MAC input needs it anyway); the raw text must end
+    // with exactly it, sig appended: `,"meshExt":{…canonical fields…,"sig":"<64>"}}`.
+    extText = canonicalExt(ext);
+    const sigAt = end - 74; // `,"sig":"` + 64 + `"}` before the closing brace
+    const bodyAt = sigAt - (extText.length - 1);
+    if (
+      raw.charCodeAt(end - 1) !== 0x7d ||
+      raw.charCodeAt(end - 2) !== 0x22 ||
+      !raw.startsWith(',"sig":"', sigAt) ||
+      !raw.startsWith(ext.sig, sigAt + 8) ||
+      !regionEquals(raw, bodyAt, extText, extText.length - 1) ||
+      !raw.startsWith(EXT_KEY, bodyAt - EXT_KEY.length)
+    ) {
+      return undefined;
+    }
+    end = bodyAt - EXT_KEY.length;
   }
   const sigKeyAt = end - 65 - SIG_KEY.length;
   if (raw.charCodeAt(end - 1) !== 0x22 || !raw.startsWith(SIG_KEY, sigKeyAt) || !raw.startsWith(meshSig, sigKeyAt + SIG_KEY.length)) {
@@ -154,7 +169,7 @@ export function verifyParsed(
 
   if (ext === undefined) {
     for (const key of ring.all()) {
-      if (m.matches(meshSig, (signed) => hmacHex(key.secret, signed), wireChannel)) {
+      if (m.matches(meshSig, key.secret, wireChannel)) {
         const schema = schemaProblem(wireChannel, m.core());
         if (schema) return fail("invalid_schema", schema);
         return { ok: true, value: { message: msg, channel, eventId, kid: key.id } };
@@ -166,7 +181,7 @@ export function verifyParsed(
   const key = ring.get(ext.kid);
   if (!key) return fail("unknown_key", `key id "${ext.kid}" is not in the ring`);
   // One MAC covers the body, meshMeta, the channel it was sealed for, meshSig and the extension.
-  if (!m.matches(ext.sig, (signed, canonExt) => extMac(key.secret, signed, meshSig, canonExt), ext.ch)) {
+  if (!m.matches(ext.sig, key.secret, ext.ch, meshSig)) {
     return fail("forged", "extension MAC mismatch");
   }
   // Genuine, but moved to another channel: a different failure from a forgery.
@@ -195,18 +210,26 @@ class MacCheck {
     return (this.#core ??= coreOf(this.msg));
   }
 
-  /** Does `received` equal `mac` over the signed string for `channel` (and the canonical extension)? */
-  matches(received: string, mac: (signed: string, canonExt: string) => string, channel: string): boolean {
+  /**
+   * Does `received` equal the MAC for `channel`: meshSig's (v1), or with `meshSig` given, the
+   * extension's? (No closure per call: this runs for every message.)
+   */
+  matches(received: string, secret: Buffer, channel: string, meshSig?: string): boolean {
     const r = this.fromRaw;
-    if (r && hexMacEquals(received, mac(signedStringFromCanon(channel, r.core, r.meta), r.ext))) return true;
+    if (r && hexMacEquals(received, macOf(secret, channel, r, meshSig))) return true;
     const c = (this.#computed ??= {
       core: canonicalize(this.core()),
       meta: canonicalize(this.meta),
       ext: this.ext ? canonicalExt(this.ext) : "",
     });
     if (r && c.core === r.core && c.meta === r.meta && c.ext === r.ext) return false; // the same text was just checked
-    return hexMacEquals(received, mac(signedStringFromCanon(channel, c.core, c.meta), c.ext));
+    return hexMacEquals(received, macOf(secret, channel, c, meshSig));
   }
+}
+
+function macOf(secret: Buffer, channel: string, t: Texts, meshSig: string | undefined): string {
+  const signed = signedStringFromCanon(channel, t.core, t.meta);
+  return meshSig === undefined ? hmacHex(secret, signed) : extMac(secret, signed, meshSig, t.ext);
 }
 
 function schemaProblem(channel: string, core: JsonObject): string | undefined {
