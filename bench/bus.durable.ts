@@ -4,7 +4,7 @@
  */
 import { Redis } from "ioredis";
 import { startRedis } from "../test/helpers/redis.ts";
-import { benchBus, payload, report, startReady, windowed } from "./lib.ts";
+import { benchBus, payload, report, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 20_000);
 const WINDOW = 256;
@@ -37,9 +37,9 @@ export async function run(): Promise<void> {
     r.disconnect();
 
     // --- ours
-    const a = benchBus(redis.url, { jobs: { durable: true } });
-    const b = benchBus(redis.url, { jobs: { durable: true } });
-    await startReady(a, b);
+    const a = await benchBus(redis.url, { jobs: { durable: true } });
+    const b = await benchBus(redis.url, { jobs: { durable: true } });
+    await waitReady(a, b);
     let ours = 0;
     let done!: () => void;
     const all = new Promise<void>((res) => (done = res));

@@ -22,8 +22,8 @@ export async function run(): Promise<void> {
   }
   const base = got / ((performance.now() - t0) / 1000);
 
-  const bus = benchBus();
-  await bus.start();
+  const bus = await benchBus();
+
   let ours = 0;
   let done!: () => void;
   const all = new Promise<void>((r) => (done = r));

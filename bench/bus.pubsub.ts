@@ -4,17 +4,19 @@
  * publish→deliver latency at a moderate fixed rate, p50 and p99, for both.
  *
  * Throughput is measured in interleaved rounds (raw, ours, ours, raw, …) after one warm-up
- * round of each, and each side reports its median round: on a shared 2-core machine one
- * long run of each was swayed by whatever else ran (baselines from 33k to 51k msg/s in one
- * hour), and whichever side ran first also paid for JIT warm-up.
+ * round of each, and each side reports its best round (the median rounds are printed too).
+ * On this shared 2-core machine rounds of the same code varied from 32k to 60k msg/s within
+ * one run, and noise only ever slows a round down, so the best round is the steadiest
+ * estimate of what each side can do (the reasoning behind `timeit` reporting the minimum);
+ * interleaving gives both sides the same chances at quiet moments.
  */
 import { Redis } from "ioredis";
 import { startRedis } from "../test/helpers/redis.ts";
 import type { MeshBus } from "../src/bus/index.ts";
-import { benchBus, median, payload, percentile, report, startReady, windowed } from "./lib.ts";
+import { benchBus, median, payload, percentile, report, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 20_000);
-const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 5);
+const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 7);
 const WINDOW = Number(process.env["BENCH_WINDOW"] ?? 256);
 const LAT_N = 2_000;
 
@@ -88,9 +90,9 @@ export async function run(): Promise<void> {
   const redis = await startRedis({ aof: false });
   try {
     const raw = await rawSide(redis.url);
-    const a = benchBus(redis.url);
-    const b = benchBus(redis.url);
-    await startReady(a, b);
+    const a = await benchBus(redis.url);
+    const b = await benchBus(redis.url);
+    await waitReady(a, b);
     const mesh = await meshSide(a, b);
 
     // Fresh payload objects per round, as an application would hand them over.
@@ -105,7 +107,11 @@ export async function run(): Promise<void> {
       for (const [side, rates] of order) rates.push(await rate(side, batch()));
     }
     const round = (xs: number[]) => xs.map((x) => Math.round(x));
-    report("bus.pubsub", "msg/s", median(rawRates), median(meshRates), {
+    report("bus.pubsub", "msg/s", Math.max(...rawRates), Math.max(...meshRates), {
+      statistic: "best round",
+      median_baseline: Math.round(median(rawRates)),
+      median_value: Math.round(median(meshRates)),
+      median_ratio: Math.round((median(meshRates) / median(rawRates)) * 1000) / 1000,
       messages_per_round: N,
       rounds: ROUNDS,
       window: WINDOW,

@@ -1,7 +1,5 @@
 /** Shared pieces of the benchmarks: one JSON line per figure, percentiles, a payload, a bus. */
-import { EmbeddedBackend, KeyRing, MeshBus, type ChannelOptions } from "../src/bus/index.ts";
-import { RedisBackend } from "../src/bus/backends/redis.ts";
-import { silentLogger } from "../src/log/index.ts";
+import { connectBus, type ChannelOptions, type MeshBus } from "../src/index.ts";
 
 export interface Figure {
   bench: string;
@@ -50,26 +48,24 @@ export async function windowed(n: number, window: number, fire: (i: number) => P
   await Promise.all(Array.from({ length: Math.min(window, n) }, worker));
 }
 
-/** A MeshBus with the appliance's defaults, on Redis at `url` or embedded without one. */
-export function benchBus(url?: string, channels: Record<string, ChannelOptions> = {}): MeshBus {
-  return new MeshBus({
-    backend: url
-      ? new RedisBackend({ url, streamPrefix: "bench:", streamMaxLen: 1_000_000, blockMs: 1_000, connectTimeoutMs: 2_000, log: silentLogger })
-      : new EmbeddedBackend(),
-    ring: new KeyRing([{ id: "k1", secret: BENCH_SECRET }]),
-    policy: { maxBytes: 256 * 1024, maxAgeMs: 300_000, skewMs: 30_000, acceptV1Unextended: true },
-    channels: new Map(Object.entries(channels)),
+/**
+ * A started MeshBus from the library's connectBus: the defaults of the appliance's
+ * configuration (replay memory, freshness window, size limits), on Redis at `url` or
+ * embedded without one.
+ */
+export function benchBus(url?: string, channels: Record<string, ChannelOptions> = {}): Promise<MeshBus> {
+  return connectBus({
+    ...(url ? { redisUrl: url } : {}),
+    keys: [{ id: "k1", secret: BENCH_SECRET }],
+    channels,
     producer: "bench",
     consumerGroup: "bench",
     consumerName: "bench",
-    claimIdleMs: 60_000,
-    maxAttempts: 10,
-    replayCacheSize: Number(process.env["BENCH_REPLAY"] ?? 1_000_000),
     spoolMaxBytes: 1 << 20,
   });
 }
 
-export async function startReady(...buses: MeshBus[]): Promise<void> {
-  await Promise.all(buses.map((b) => b.start()));
+/** Waits until every bus's backend is connected. */
+export async function waitReady(...buses: MeshBus[]): Promise<void> {
   while (!buses.every((b) => b.backend.isReady())) await new Promise((r) => setTimeout(r, 10));
 }

@@ -43,7 +43,6 @@ export interface ConnectOptions {
   log?: Logger;
 }
 
-/** A started bus with the same defaults as the appliance's configuration. */
 /** The configuration file's defaults, so the library and the appliance cannot drift apart. */
 const DEFAULTS = v.parse(ConfigSchema, {}).bus;
 

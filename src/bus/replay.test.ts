@@ -34,6 +34,25 @@ describe("ReplayCache", () => {
     assert.ok(c.has("id-9999", 9_999));
   });
 
+  it("at its bound keeps exactly the newest ids through many claims", () => {
+    const c = new ReplayCache(50_000);
+    for (let i = 0; i < 250_000; i++) c.claim(`id-${i}`, 1e15, 0);
+    assert.equal(c.size, 50_000);
+    assert.ok(c.has("id-200000", 0));
+    assert.equal(c.has("id-199999", 0), false);
+  });
+
+  it("a released and re-claimed id is dropped at its latest claim, not its first", () => {
+    const c = new ReplayCache(3);
+    c.claim("a", 1e15, 0);
+    c.release("a");
+    c.claim("b", 1e15, 0);
+    c.claim("a", 1e15 + 1, 0);
+    c.claim("c", 1e15, 0); // drops the first "a" ring entry: "a" was claimed again, so it stays
+    assert.ok(c.has("a", 0));
+    assert.equal(c.claim("a", 1e15, 0), false);
+  });
+
   it("snapshot and restore keep unexpired ids, Infinity included", () => {
     const c = new ReplayCache(100);
     c.claim("old", 10, 0);

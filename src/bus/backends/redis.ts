@@ -60,8 +60,6 @@ export class RedisBackend implements BusBackend {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       maxRetriesPerRequest: 0,
-      // Commands issued in the same tick share one write: most of the publish cost under load.
-      enableAutoPipelining: true,
     });
     this.#cmd.on("ready", () => {
       for (const cb of this.#readyCbs) cb();
@@ -120,7 +118,29 @@ export class RedisBackend implements BusBackend {
     }
   }
 
+  #corked = false;
+
+  /**
+   * Commands issued in the same tick share one socket write: the connection's socket is corked
+   * until the tick ends. (ioredis' auto-pipelining batches too, but each of its pipelines
+   * keeps every command alive until the previous pipeline's replies are in: measured on
+   * bus.pubsub, 1.4 KB per message promoted to the old generation, GC pauses 581 → 202 ms per
+   * 100k messages and 0.56 → 0.72 of the raw rate with corking instead.)
+   */
+  #batchWrites(): void {
+    if (this.#corked) return;
+    const socket = this.#cmd.stream;
+    if (!socket?.writable) return;
+    socket.cork();
+    this.#corked = true;
+    process.nextTick(() => {
+      this.#corked = false;
+      socket.uncork();
+    });
+  }
+
   async publish(wireChannel: string, raw: string): Promise<void> {
+    this.#batchWrites();
     try {
       await this.#cmd.publish(wireChannel, raw);
     } catch (err) {
@@ -171,7 +191,8 @@ export class RedisBackend implements BusBackend {
   async append(channel: string, raws: readonly string[]): Promise<string[]> {
     const key = this.key(channel);
     if (raws.length === 1) {
-      // One entry: a plain command, so auto-pipelining batches concurrent publishes into one write.
+      // One entry: a plain command, so concurrent publishes share one write (#batchWrites).
+      this.#batchWrites();
       try {
         return [(await this.#cmd.xadd(key, "MAXLEN", "~", this.o.streamMaxLen, "*", "m", raws[0]!)) as string];
       } catch (err) {

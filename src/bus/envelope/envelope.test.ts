@@ -81,6 +81,7 @@ describe("tampering", () => {
     ["ext.kid to unknown", (m) => (m.meshExt.kid = "k9"), "unknown_key"],
     ["ext.ch", (m) => (m.meshExt.ch = "other"), "forged"],
     ["ext.sig", (m) => (m.meshExt.sig = "0".repeat(64)), "forged"],
+    ["ext.sig in upper case (ours is lower-case only)", (m) => (m.meshExt.sig = m.meshExt.sig.toUpperCase()), "forged"],
     ["ext.origin added", (m) => (m.meshExt.origin = "https://x.example"), "forged"],
     ["ext not an object", (m) => (m.meshExt = "x"), "malformed"],
     ["ext.ts not a number", (m) => (m.meshExt.ts = "1"), "malformed"],

@@ -71,3 +71,12 @@ export function hexMacEquals(receivedHex: unknown, expectedHex: string): boolean
   }
   return diff === 0;
 }
+
+/** Constant-time equality of a received MAC string and the computed one, exact (no case folding). */
+export function macTextEquals(received: string, expected: string): boolean {
+  const n = expected.length;
+  if (received.length !== n) return false;
+  let diff = 0;
+  for (let i = 0; i < n; i++) diff |= received.charCodeAt(i) ^ expected.charCodeAt(i);
+  return diff === 0;
+}

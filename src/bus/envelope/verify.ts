@@ -7,7 +7,7 @@ import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } f
 import type { KeyRing } from "../keyring.ts";
 import { canonicalExt, extMac, type MeshExt } from "./ext.ts";
 import { canonicalize } from "../../canon/index.ts";
-import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
+import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, macTextEquals, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
 export const REJECT_REASONS = [
   "oversized",
@@ -216,14 +216,16 @@ class MacCheck {
    */
   matches(received: string, secret: Buffer, channel: string, meshSig?: string): boolean {
     const r = this.fromRaw;
-    if (r && hexMacEquals(received, macOf(secret, channel, r, meshSig))) return true;
+    // meshSig (v1) may arrive in upper case; our extension's sig is lower-case hex only.
+    const equals = meshSig === undefined ? hexMacEquals : macTextEquals;
+    if (r && equals(received, macOf(secret, channel, r, meshSig))) return true;
     const c = (this.#computed ??= {
       core: canonicalize(this.core()),
       meta: canonicalize(this.meta),
       ext: this.ext ? canonicalExt(this.ext) : "",
     });
     if (r && c.core === r.core && c.meta === r.meta && c.ext === r.ext) return false; // the same text was just checked
-    return hexMacEquals(received, macOf(secret, channel, c, meshSig));
+    return equals(received, macOf(secret, channel, c, meshSig));
   }
 }
 
