@@ -8,7 +8,7 @@
  */
 import { hostname } from "node:os";
 import { EmbeddedBackend } from "./bus/backends/embedded.ts";
-import { RedisBackend } from "./bus/backends/redis.ts";
+import { RedisBackend, type RedisTarget } from "./bus/backends/redis.ts";
 import { MeshBus, type ChannelOptions } from "./bus/bus.ts";
 import { KeyRing, type BusKey } from "./bus/keyring.ts";
 import * as v from "valibot";
@@ -17,15 +17,17 @@ import { readSecretFile } from "./config/secrets.ts";
 import { silentLogger, type Logger } from "./log/index.ts";
 
 export * from "./bus/index.ts";
-export { RedisBackend, type RedisBackendOptions } from "./bus/backends/redis.ts";
+export { RedisBackend, type RedisBackendOptions, type RedisTarget } from "./bus/backends/redis.ts";
 export { createLogger, silentLogger, type Logger } from "./log/index.ts";
 export { loadConfig, resolveSecrets, ConfigError, type Config } from "./config/index.ts";
 export { Appliance, type ApplianceOptions } from "./daemon/appliance.ts";
 export { VERSION } from "./version.ts";
 
 export interface ConnectOptions {
-  /** Redis URL; without one the bus is in-process (embedded). */
+  /** Redis URL; without one (or redisSentinel) the bus is in-process (embedded). */
   redisUrl?: string;
+  /** Redis through Sentinel instead of a URL: the Sentinels and the master name they monitor. */
+  redisSentinel?: NonNullable<RedisTarget["sentinel"]>;
   /** Bus keys: a secret (≥ 32 bytes) or a file holding it (mode 0600). */
   keys: ({ id: string; primary?: boolean } & ({ secret: string | Buffer } | { secretFile: string }))[];
   /** Channels with options; unlisted channels are best-effort pub/sub. */
@@ -56,8 +58,8 @@ export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
   const name = hostname().replace(/[^A-Za-z0-9._\-]/g, "-") || "pilox-mesh";
   const r = DEFAULTS.redis;
   const bus = new MeshBus({
-    backend: o.redisUrl
-      ? new RedisBackend({ url: o.redisUrl, streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
+    backend: o.redisUrl || o.redisSentinel
+      ? new RedisBackend({ url: o.redisUrl ?? "", ...(o.redisSentinel ? { sentinel: o.redisSentinel } : {}), streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
       : new EmbeddedBackend(),
     ring: new KeyRing(keys, o.keys.find((k) => k.primary)?.id),
     policy: {

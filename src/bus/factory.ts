@@ -4,6 +4,7 @@ import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import type { BusBackend } from "./backends/backend.ts";
+import type { RedisTarget } from "./backends/redis.ts";
 import { EmbeddedBackend } from "./backends/embedded.ts";
 import { MeshBus, type ChannelOptions } from "./bus.ts";
 import type { VerifyPolicy } from "./envelope/verify.ts";
@@ -29,10 +30,24 @@ export function channelsOf(c: Config): Map<string, ChannelOptions> {
 
 /** The redis URL with the password from its file, never from the config text. */
 export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string {
-  if (!s.redisPassword) return c.bus.redis.url;
+  if (!s.redisPassword || !c.bus.redis.url) return c.bus.redis.url;
   const u = new URL(c.bus.redis.url);
   u.password = encodeURIComponent(s.redisPassword);
   return u.toString();
+}
+
+/** One server by URL, or the Sentinels' master (passwords from their files). */
+export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sentinelPassword">): RedisTarget {
+  const r = c.bus.redis;
+  if (r.sentinels.length === 0) return { url: redisUrlOf(c, s) };
+  const hosts = r.sentinels.map((hp) => {
+    const at = hp.lastIndexOf(":");
+    return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(at + 1)) };
+  });
+  const sentinel: NonNullable<RedisTarget["sentinel"]> = { hosts, master: r.sentinel_master, db: r.db };
+  if (s.redisPassword) sentinel.password = s.redisPassword;
+  if (s.sentinelPassword) sentinel.sentinelPassword = s.sentinelPassword;
+  return { url: "", sentinel };
 }
 
 /** ioredis is loaded only when Redis is configured: it is a fifth of the idle heap. */
@@ -40,7 +55,7 @@ export async function createBackend(c: Config, s: Secrets, log: Logger): Promise
   if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len);
   const { RedisBackend } = await import("./backends/redis.ts");
   return new RedisBackend({
-    url: redisUrlOf(c, s),
+    ...redisTargetOf(c, s),
     streamPrefix: c.bus.redis.stream_prefix,
     streamMaxLen: c.bus.redis.stream_max_len,
     blockMs: c.bus.redis.block_ms,

@@ -133,7 +133,8 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
   const name = c.node.name ?? (hostname().replace(/[^A-Za-z0-9._\-]/g, "-").slice(0, 64) || "pilox-mesh");
   const stateDir = opts.stateDir ? resolve(opts.stateDir) : c.node.state_dir ? rel(c.node.state_dir) : defaultStateDir(env);
   const runtimeDir = c.node.runtime_dir ? rel(c.node.runtime_dir) : defaultRuntimeDir(env, stateDir);
-  const backend = c.bus.backend === "auto" ? (c.bus.redis.url ? "redis" : "embedded") : c.bus.backend;
+  const redisGiven = c.bus.redis.url !== "" || c.bus.redis.sentinels.length > 0;
+  const backend = c.bus.backend === "auto" ? (redisGiven ? "redis" : "embedded") : c.bus.backend;
   return {
     ...c,
     node: { name, state_dir: stateDir, runtime_dir: runtimeDir },
@@ -163,6 +164,7 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
       redis: {
         ...c.bus.redis,
         password_file: rel(c.bus.redis.password_file),
+        sentinel_password_file: rel(c.bus.redis.sentinel_password_file),
         consumer_group: c.bus.redis.consumer_group ?? name,
         consumer_name: c.bus.redis.consumer_name ?? name,
       },
@@ -182,8 +184,17 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   const primaries = c.bus.keys.filter((k) => k.primary);
   if (primaries.length > 1) at("bus.keys", `${primaries.length} keys say primary = true; exactly one may`);
   if (c.bus.keys.length > 1 && primaries.length === 0) at("bus.keys", "several keys and none has primary = true: say which one signs");
+  const r = c.bus.redis;
+  if (r.sentinels.length > 0) {
+    if (r.url) at("bus.redis.url", "set either bus.redis.url (one server) or bus.redis.sentinels (Redis Sentinel), not both");
+    if (!r.sentinel_master) at("bus.redis.sentinel_master", "required with bus.redis.sentinels: the name of the monitored master");
+  } else {
+    if (r.db !== 0) at("bus.redis.db", "only meaningful with bus.redis.sentinels; with a URL, the database is its path (redis://host:6379/2)");
+    if (r.sentinel_master) at("bus.redis.sentinel_master", "only meaningful with bus.redis.sentinels");
+    if (r.sentinel_password_file) at("bus.redis.sentinel_password_file", "only meaningful with bus.redis.sentinels");
+  }
   if (c.bus.backend === "redis") {
-    if (!c.bus.redis.url) at("bus.redis.url", 'required when bus.backend = "redis"');
+    if (!r.url && r.sentinels.length === 0) at("bus.redis.url", 'required when bus.backend = "redis" (or bus.redis.sentinels)');
     if (c.bus.keys.length === 0) at("bus.keys", "at least one [[bus.keys]] entry (id, secret_file) is required with the redis backend");
   }
   if (c.bus.redis.url) {

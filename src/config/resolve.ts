@@ -15,6 +15,7 @@ import { readKeyFile, readOrCreateKeyFile, type Ed25519Key } from "../identity/i
 export interface Secrets {
   ring: KeyRing;
   redisPassword?: string;
+  sentinelPassword?: string;
   apiToken?: Buffer;
   metricsToken?: Buffer;
   /** PEM certificate chain and private key of the public listener. */
@@ -70,6 +71,10 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   if (c.bus.redis.password_file) {
     const p = read("bus.redis.password_file", c.bus.redis.password_file);
     if (p) out.redisPassword = p.toString("utf8");
+  }
+  if (c.bus.redis.sentinel_password_file) {
+    const p = read("bus.redis.sentinel_password_file", c.bus.redis.sentinel_password_file);
+    if (p) out.sentinelPassword = p.toString("utf8");
   }
   if (c.api.token_file) {
     const t = read("api.token_file", c.api.token_file);

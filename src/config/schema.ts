@@ -156,6 +156,10 @@ export const ConfigSchema = v.strictObject({
         v.strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^(rediss?:\/\/.*)?$/, 'expected a "redis://" or "rediss://" URL')), ""),
           password_file: v.optional(path(), ""),
+          sentinels: v.optional(v.pipe(v.array(HOSTPORT), v.maxLength(16)), []),
+          sentinel_master: v.optional(v.pipe(v.string(), v.maxLength(128)), ""),
+          sentinel_password_file: v.optional(path(), ""),
+          db: v.optional(int(0, 15), 0),
           stream_prefix: v.optional(str(128), "pilox-mesh:stream:"),
           stream_max_len: v.optional(int(100, 1_000_000_000), 1_000_000),
           consumer_group: v.optional(str(128)),

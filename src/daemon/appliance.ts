@@ -207,12 +207,12 @@ export class Appliance {
 /** jti memory: in Redis (shared by the mesh's appliances) when the bus uses Redis. */
 async function tokenReplayStore(c: Config, s: Secrets, log: Logger): Promise<TokenReplayStore> {
   if (c.bus.backend !== "redis") return new MemoryTokenReplayStore();
-  const [{ Redis }, { RedisTokenReplayStore }, { redisUrlOf }] = await Promise.all([
-    import("ioredis"),
+  const [{ redisClient }, { RedisTokenReplayStore }, { redisTargetOf }] = await Promise.all([
+    import("../bus/backends/redis.ts"),
     import("../federation/replay-store.ts"),
     import("../bus/factory.ts"),
   ]);
-  const r = new Redis(redisUrlOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   r.on("error", (err: Error) => log.limited("redis-jti", "warn", "redis connection error", { role: "jti", error: err.message }));
   r.connect().catch(() => {});
   return new RedisTokenReplayStore(r);

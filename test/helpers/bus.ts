@@ -1,11 +1,13 @@
 /** Builds MeshBus instances for tests straight from options (the appliance uses the config). */
 import { KeyRing, MeshBus, EmbeddedBackend, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
-import { RedisBackend } from "../../src/bus/backends/redis.ts";
+import { RedisBackend, type RedisTarget } from "../../src/bus/backends/redis.ts";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
 import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
 
 export interface TestBusOptions {
   url?: string;
+  /** Redis through Sentinel instead of `url`. */
+  sentinel?: RedisTarget["sentinel"];
   keys: BusKey[];
   primary?: string;
   channels?: Record<string, ChannelOptions>;
@@ -25,8 +27,8 @@ export interface TestBusOptions {
 export function makeBus(o: TestBusOptions): { bus: MeshBus; metrics: Metrics } {
   const metrics = createMetrics();
   const log = o.log ?? (process.env["PILOX_TEST_LOG"] ? createLogger({ level: "debug", format: "text" }) : silentLogger);
-  const backend = o.url
-    ? new RedisBackend({ url: o.url, streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: o.blockMs ?? 1_000, connectTimeoutMs: 2_000, log })
+  const backend = o.url || o.sentinel
+    ? new RedisBackend({ url: o.url ?? "", ...(o.sentinel ? { sentinel: o.sentinel } : {}), streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: o.blockMs ?? 1_000, connectTimeoutMs: 2_000, log })
     : new EmbeddedBackend();
   const opts: ConstructorParameters<typeof MeshBus>[0] = {
     backend,

@@ -12,9 +12,18 @@ export interface CliResult {
   stderr: string;
 }
 
-export function cli(args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+/** The Deno from the `deno` npm package (a devDependency): the source must also run there. */
+export const DENO = join(ROOT, "node_modules", ".bin", "deno");
+
+export function cli(
+  args: string[],
+  opts: { stdin?: string; env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number; runtime?: "node" | "deno"; script?: string } = {},
+): Promise<CliResult> {
+  const script = opts.script ?? ENTRY;
+  const [cmd, argv] =
+    opts.runtime === "deno" ? [DENO, ["run", "--allow-all", "--quiet", script, ...args]] : [process.execPath, ["--import", "tsx", script, ...args]];
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--import", "tsx", ENTRY, ...args], {
+    const p = spawn(cmd, argv, {
       cwd: opts.cwd ?? ROOT,
       env: { ...process.env, PILOX_MESH_CONFIG: "", ...opts.env },
       stdio: ["pipe", "pipe", "pipe"],

@@ -1,6 +1,6 @@
 /** Each suite runs its own redis-server on a free port, so it can kill and restart it at will. */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -47,12 +47,13 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-export async function startRedis(opts: { aof?: boolean } = {}): Promise<TestRedis> {
+export async function startRedis(opts: { aof?: boolean; args?: string[] } = {}): Promise<TestRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "pilox-redis-"));
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"];
   if (opts.aof ?? true) args.push("--appendonly", "yes", "--appendfsync", "always");
   else args.push("--appendonly", "no");
+  args.push(...(opts.args ?? []));
   let proc: ChildProcess | undefined;
   const launch = async () => {
     proc = spawn("redis-server", args, { stdio: "ignore" });
@@ -76,6 +77,47 @@ export async function startRedis(opts: { aof?: boolean } = {}): Promise<TestRedi
     restart: launch,
     stop: async () => {
       await kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestSentinel {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A Redis Sentinel (redis-server in sentinel mode) watching the master on `masterPort` under
+ * `name`, quorum 1, with short timeouts so a failover takes a few seconds.
+ */
+export async function startSentinel(o: { masterPort: number; name: string; downAfterMs?: number; failoverTimeoutMs?: number }): Promise<TestSentinel> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), "pilox-sentinel-"));
+  const conf = join(dir, "sentinel.conf");
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      "bind 127.0.0.1",
+      `dir ${dir}`,
+      `sentinel monitor ${o.name} 127.0.0.1 ${o.masterPort} 1`,
+      `sentinel down-after-milliseconds ${o.name} ${o.downAfterMs ?? 1_000}`,
+      `sentinel failover-timeout ${o.name} ${o.failoverTimeoutMs ?? 3_000}`,
+      "",
+    ].join("\n"),
+  );
+  const proc = spawn("redis-server", [conf, "--sentinel", "--loglevel", "warning"], { stdio: "ignore" });
+  await waitForPort(port);
+  return {
+    port,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        await new Promise<void>((resolve) => {
+          proc.once("exit", () => resolve());
+          proc.kill("SIGKILL");
+        });
+      }
       rmSync(dir, { recursive: true, force: true });
     },
   };

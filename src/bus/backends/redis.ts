@@ -17,8 +17,42 @@ import {
   type ReadyState,
 } from "./backend.ts";
 
-export interface RedisBackendOptions {
+/** Where Redis is: one server by URL, or the master that a set of Sentinels names. */
+export interface RedisTarget {
+  /** `redis://` or `rediss://` URL (password included); "" with `sentinel`. */
   url: string;
+  sentinel?: {
+    hosts: { host: string; port: number }[];
+    /** The master group name the Sentinels monitor. */
+    master: string;
+    /** Password of the Sentinels themselves. */
+    sentinelPassword?: string;
+    /** Password of the Redis servers. */
+    password?: string;
+    db: number;
+  };
+}
+
+/**
+ * A client for `t`. Through Sentinel, ioredis asks the Sentinels for the current master on
+ * every (re)connect, so a failover is followed by reconnecting. A server that answers READONLY
+ * (a master demoted while we were connected) makes the client reconnect and find the new one.
+ */
+export function redisClient(t: RedisTarget, opts: RedisOptions): Redis {
+  const common: RedisOptions = { reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 1 : false), ...opts };
+  if (!t.sentinel) return new Redis(t.url, common);
+  const sn = t.sentinel;
+  return new Redis({
+    ...common,
+    sentinels: sn.hosts,
+    name: sn.master,
+    db: sn.db,
+    ...(sn.password ? { password: sn.password } : {}),
+    ...(sn.sentinelPassword ? { sentinelPassword: sn.sentinelPassword } : {}),
+  });
+}
+
+export interface RedisBackendOptions extends RedisTarget {
   /** Prefix of stream keys: `<prefix><channel>`. */
   streamPrefix: string;
   streamMaxLen: number;
@@ -72,7 +106,7 @@ export class RedisBackend implements BusBackend {
   }
 
   #connect(role: string, extra: RedisOptions): Redis {
-    const r = new Redis(this.o.url, {
+    const r = redisClient(this.o, {
       lazyConnect: true,
       connectTimeout: this.o.connectTimeoutMs,
       retryStrategy: (times) => (this.#closed ? null : Math.min(100 * times, 2_000)),

@@ -136,6 +136,8 @@ async function directBus(values: TargetValues): Promise<MeshBus> {
   if (values.redis) {
     c.bus.backend = "redis";
     c.bus.redis.url = values.redis;
+    c.bus.redis.sentinels = [];
+    c.bus.redis.sentinel_master = "";
   }
   if (c.bus.backend !== "redis") throw new UsageError("--direct needs a Redis (bus.redis.url or --redis URL); the embedded bus lives inside the appliance");
   let secrets;
