@@ -34,7 +34,7 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
     await sc.connect();
     await waitFor(async () => ((await sc.call("SENTINEL", "REPLICAS", NAME)) as unknown[]).length === 1, 20_000, "sentinel sees the replica");
     sc.disconnect();
-  });
+  }, { timeout: 60_000 });
 
   after(async () => {
     await Promise.all(buses.map((b) => b.close().catch(() => {})));
@@ -42,7 +42,7 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
     await replica?.stop();
     await master?.stop();
     s.cleanup();
-  });
+  }, { timeout: 30_000 });
 
   const target = () => ({ hosts: [{ host: "127.0.0.1", port: sentinel.port }], master: NAME, db: 0 });
 
