@@ -37,9 +37,9 @@ export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string
 }
 
 /** One server by URL, or the Sentinels' master (passwords from their files). */
-export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sentinelPassword">): RedisTarget {
+export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sentinelPassword" | "redisTls">): RedisTarget {
   const r = c.bus.redis;
-  if (r.sentinels.length === 0) return { url: redisUrlOf(c, s) };
+  if (r.sentinels.length === 0) return s.redisTls ? { url: redisUrlOf(c, s), tls: s.redisTls } : { url: redisUrlOf(c, s) };
   const hosts = r.sentinels.map((hp) => {
     const at = hp.lastIndexOf(":");
     return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(at + 1)) };

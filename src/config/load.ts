@@ -165,6 +165,9 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
         ...c.bus.redis,
         password_file: rel(c.bus.redis.password_file),
         sentinel_password_file: rel(c.bus.redis.sentinel_password_file),
+        tls_ca_file: rel(c.bus.redis.tls_ca_file),
+        tls_cert_file: rel(c.bus.redis.tls_cert_file),
+        tls_key_file: rel(c.bus.redis.tls_key_file),
         consumer_group: c.bus.redis.consumer_group ?? name,
         consumer_name: c.bus.redis.consumer_name ?? name,
       },
@@ -192,6 +195,14 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     if (r.db !== 0) at("bus.redis.db", "only meaningful with bus.redis.sentinels; with a URL, the database is its path (redis://host:6379/2)");
     if (r.sentinel_master) at("bus.redis.sentinel_master", "only meaningful with bus.redis.sentinels");
     if (r.sentinel_password_file) at("bus.redis.sentinel_password_file", "only meaningful with bus.redis.sentinels");
+  }
+  for (const k of ["tls_ca_file", "tls_cert_file", "tls_key_file"] as const) {
+    if (!r[k]) continue;
+    if (r.sentinels.length > 0) at(`bus.redis.${k}`, "TLS through Sentinel is not supported; use a rediss:// URL");
+    else if (!r.url.startsWith("rediss://")) at(`bus.redis.${k}`, "needs a rediss:// bus.redis.url");
+  }
+  if (Boolean(r.tls_cert_file) !== Boolean(r.tls_key_file)) {
+    at(r.tls_cert_file ? "bus.redis.tls_key_file" : "bus.redis.tls_cert_file", "a client certificate needs both tls_cert_file and tls_key_file");
   }
   if (c.bus.backend === "redis") {
     if (!r.url && r.sentinels.length === 0) at("bus.redis.url", 'required when bus.backend = "redis" (or bus.redis.sentinels)');

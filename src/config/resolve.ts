@@ -16,6 +16,8 @@ export interface Secrets {
   ring: KeyRing;
   redisPassword?: string;
   sentinelPassword?: string;
+  /** CA and client certificate for a rediss:// server. */
+  redisTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   apiToken?: Buffer;
   metricsToken?: Buffer;
   /** PEM certificate chain and private key of the public listener. */
@@ -71,6 +73,36 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   if (c.bus.redis.password_file) {
     const p = read("bus.redis.password_file", c.bus.redis.password_file);
     if (p) out.redisPassword = p.toString("utf8");
+  }
+  const rt = c.bus.redis;
+  if (rt.tls_ca_file || rt.tls_cert_file) {
+    const tls: NonNullable<Secrets["redisTls"]> = {};
+    const pub = (key: string, file: string): Buffer | undefined => {
+      try {
+        return readFileSync(file);
+      } catch (err) {
+        problems.push({ file: originOf(origin, key), key, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code}` });
+        return undefined;
+      }
+    };
+    if (rt.tls_ca_file) {
+      const ca = pub("bus.redis.tls_ca_file", rt.tls_ca_file);
+      if (ca) tls.ca = ca;
+    }
+    if (rt.tls_cert_file && rt.tls_key_file) {
+      const cert = pub("bus.redis.tls_cert_file", rt.tls_cert_file);
+      const key = read("bus.redis.tls_key_file", rt.tls_key_file);
+      if (cert && key) {
+        tls.cert = cert;
+        tls.key = key;
+      }
+    }
+    try {
+      createSecureContext(tls);
+      out.redisTls = tls;
+    } catch (err) {
+      problems.push({ file: originOf(origin, "bus.redis.tls_ca_file"), key: "bus.redis.tls_ca_file", message: `the Redis TLS files do not make a TLS context: ${(err as Error).message}` });
+    }
   }
   if (c.bus.redis.sentinel_password_file) {
     const p = read("bus.redis.sentinel_password_file", c.bus.redis.sentinel_password_file);

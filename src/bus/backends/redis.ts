@@ -21,6 +21,8 @@ import {
 export interface RedisTarget {
   /** `redis://` or `rediss://` URL (password included); "" with `sentinel`. */
   url: string;
+  /** For rediss://: the CA to trust instead of the system's, and a client certificate. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   sentinel?: {
     hosts: { host: string; port: number }[];
     /** The master group name the Sentinels monitor. */
@@ -40,7 +42,7 @@ export interface RedisTarget {
  */
 export function redisClient(t: RedisTarget, opts: RedisOptions): Redis {
   const common: RedisOptions = { reconnectOnError: (err) => (err.message.startsWith("READONLY") ? 1 : false), ...opts };
-  if (!t.sentinel) return new Redis(t.url, common);
+  if (!t.sentinel) return new Redis(t.url, t.tls ? { ...common, tls: { ...t.tls } } : common);
   const sn = t.sentinel;
   return new Redis({
     ...common,
