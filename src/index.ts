@@ -28,6 +28,8 @@ export interface ConnectOptions {
   redisUrl?: string;
   /** Redis through Sentinel instead of a URL: the Sentinels and the master name they monitor. */
   redisSentinel?: NonNullable<RedisTarget["sentinel"]>;
+  /** Redis Cluster instead of a URL: some of its nodes. */
+  redisCluster?: NonNullable<RedisTarget["cluster"]>;
   /** Bus keys: a secret (≥ 32 bytes) or a file holding it (mode 0600). */
   keys: ({ id: string; primary?: boolean } & ({ secret: string | Buffer } | { secretFile: string }))[];
   /** Channels with options; unlisted channels are best-effort pub/sub. */
@@ -58,8 +60,8 @@ export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
   const name = hostname().replace(/[^A-Za-z0-9._\-]/g, "-") || "pilox-mesh";
   const r = DEFAULTS.redis;
   const bus = new MeshBus({
-    backend: o.redisUrl || o.redisSentinel
-      ? new RedisBackend({ url: o.redisUrl ?? "", ...(o.redisSentinel ? { sentinel: o.redisSentinel } : {}), streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
+    backend: o.redisUrl || o.redisSentinel || o.redisCluster
+      ? new RedisBackend({ url: o.redisUrl ?? "", ...(o.redisSentinel ? { sentinel: o.redisSentinel } : {}), ...(o.redisCluster ? { cluster: o.redisCluster } : {}), streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
       : new EmbeddedBackend(),
     ring: new KeyRing(keys, o.keys.find((k) => k.primary)?.id),
     policy: {

@@ -36,14 +36,20 @@ export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string
   return u.toString();
 }
 
-/** One server by URL, or the Sentinels' master (passwords from their files). */
+/** "HOST:PORT" (a bracketed IPv6 address included) as ioredis takes it. */
+function hostPort(hp: string): { host: string; port: number } {
+  const at = hp.lastIndexOf(":");
+  return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(at + 1)) };
+}
+
+/** One server by URL, the Cluster, or the Sentinels' master (passwords from their files). */
 export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sentinelPassword" | "redisTls">): RedisTarget {
   const r = c.bus.redis;
+  if (r.cluster_nodes.length > 0) {
+    return { url: "", cluster: { nodes: r.cluster_nodes.map(hostPort), ...(s.redisPassword ? { password: s.redisPassword } : {}) } };
+  }
   if (r.sentinels.length === 0) return s.redisTls ? { url: redisUrlOf(c, s), tls: s.redisTls } : { url: redisUrlOf(c, s) };
-  const hosts = r.sentinels.map((hp) => {
-    const at = hp.lastIndexOf(":");
-    return { host: hp.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hp.slice(at + 1)) };
-  });
+  const hosts = r.sentinels.map(hostPort);
   const sentinel: NonNullable<RedisTarget["sentinel"]> = { hosts, master: r.sentinel_master, db: r.db };
   if (s.redisPassword) sentinel.password = s.redisPassword;
   if (s.sentinelPassword) sentinel.sentinelPassword = s.sentinelPassword;

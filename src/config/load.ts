@@ -133,7 +133,7 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
   const name = c.node.name ?? (hostname().replace(/[^A-Za-z0-9._\-]/g, "-").slice(0, 64) || "pilox-mesh");
   const stateDir = opts.stateDir ? resolve(opts.stateDir) : c.node.state_dir ? rel(c.node.state_dir) : defaultStateDir(env);
   const runtimeDir = c.node.runtime_dir ? rel(c.node.runtime_dir) : defaultRuntimeDir(env, stateDir);
-  const redisGiven = c.bus.redis.url !== "" || c.bus.redis.sentinels.length > 0;
+  const redisGiven = c.bus.redis.url !== "" || c.bus.redis.sentinels.length > 0 || c.bus.redis.cluster_nodes.length > 0;
   const backend = c.bus.backend === "auto" ? (redisGiven ? "redis" : "embedded") : c.bus.backend;
   return {
     ...c,
@@ -188,10 +188,18 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   if (primaries.length > 1) at("bus.keys", `${primaries.length} keys say primary = true; exactly one may`);
   if (c.bus.keys.length > 1 && primaries.length === 0) at("bus.keys", "several keys and none has primary = true: say which one signs");
   const r = c.bus.redis;
+  if (r.cluster_nodes.length > 0) {
+    if (r.url || r.sentinels.length > 0) {
+      at("bus.redis.cluster_nodes", "set one of bus.redis.url (one server), bus.redis.sentinels (Sentinel) or bus.redis.cluster_nodes (Cluster)");
+    }
+    if (r.db !== 0) at("bus.redis.db", "a Redis Cluster has only database 0");
+    if (r.sentinel_master) at("bus.redis.sentinel_master", "only meaningful with bus.redis.sentinels");
+    for (const k of ["tls_ca_file", "tls_cert_file", "tls_key_file"] as const) if (r[k]) at(`bus.redis.${k}`, "TLS to a Redis Cluster is not supported");
+  }
   if (r.sentinels.length > 0) {
     if (r.url) at("bus.redis.url", "set either bus.redis.url (one server) or bus.redis.sentinels (Redis Sentinel), not both");
     if (!r.sentinel_master) at("bus.redis.sentinel_master", "required with bus.redis.sentinels: the name of the monitored master");
-  } else {
+  } else if (r.cluster_nodes.length === 0) {
     if (r.db !== 0) at("bus.redis.db", "only meaningful with bus.redis.sentinels; with a URL, the database is its path (redis://host:6379/2)");
     if (r.sentinel_master) at("bus.redis.sentinel_master", "only meaningful with bus.redis.sentinels");
     if (r.sentinel_password_file) at("bus.redis.sentinel_password_file", "only meaningful with bus.redis.sentinels");
@@ -199,13 +207,15 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   for (const k of ["tls_ca_file", "tls_cert_file", "tls_key_file"] as const) {
     if (!r[k]) continue;
     if (r.sentinels.length > 0) at(`bus.redis.${k}`, "TLS through Sentinel is not supported; use a rediss:// URL");
-    else if (!r.url.startsWith("rediss://")) at(`bus.redis.${k}`, "needs a rediss:// bus.redis.url");
+    else if (r.cluster_nodes.length === 0 && !r.url.startsWith("rediss://")) at(`bus.redis.${k}`, "needs a rediss:// bus.redis.url");
   }
   if (Boolean(r.tls_cert_file) !== Boolean(r.tls_key_file)) {
     at(r.tls_cert_file ? "bus.redis.tls_key_file" : "bus.redis.tls_cert_file", "a client certificate needs both tls_cert_file and tls_key_file");
   }
   if (c.bus.backend === "redis") {
-    if (!r.url && r.sentinels.length === 0) at("bus.redis.url", 'required when bus.backend = "redis" (or bus.redis.sentinels)');
+    if (!r.url && r.sentinels.length === 0 && r.cluster_nodes.length === 0) {
+      at("bus.redis.url", 'required when bus.backend = "redis" (or bus.redis.sentinels, or bus.redis.cluster_nodes)');
+    }
     if (c.bus.keys.length === 0) at("bus.keys", "at least one [[bus.keys]] entry (id, secret_file) is required with the redis backend");
   }
   if (c.bus.redis.url) {

@@ -157,6 +157,7 @@ export const ConfigSchema = v.strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^(rediss?:\/\/.*)?$/, 'expected a "redis://" or "rediss://" URL')), ""),
           password_file: v.optional(path(), ""),
           sentinels: v.optional(v.pipe(v.array(HOSTPORT), v.maxLength(16)), []),
+          cluster_nodes: v.optional(v.pipe(v.array(HOSTPORT), v.maxLength(64)), []),
           sentinel_master: v.optional(v.pipe(v.string(), v.maxLength(128)), ""),
           sentinel_password_file: v.optional(path(), ""),
           db: v.optional(int(0, 15), 0),

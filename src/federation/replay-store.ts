@@ -3,7 +3,7 @@
  * With Redis: SET NX EX, shared by every appliance of the mesh. Without: a bounded map in
  * memory. Either way, when the store cannot answer the verifier fails closed (503).
  */
-import type { Redis } from "ioredis";
+import type { RedisClient } from "../bus/backends/redis.ts";
 
 export class ReplayStoreUnavailableError extends Error {
   override name = "ReplayStoreUnavailableError";
@@ -39,7 +39,7 @@ export class MemoryTokenReplayStore implements TokenReplayStore {
 }
 
 export class RedisTokenReplayStore implements TokenReplayStore {
-  constructor(private readonly redis: Redis, private readonly prefix = "pilox-mesh:jti:") {}
+  constructor(private readonly redis: RedisClient, private readonly prefix = "pilox-mesh:jti:") {}
 
   async claimOnce(iss: string, jti: string, ttlSeconds: number): Promise<boolean> {
     try {

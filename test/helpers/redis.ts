@@ -122,3 +122,45 @@ export async function startSentinel(o: { masterPort: number; name: string; downA
     },
   };
 }
+
+export interface TestCluster {
+  nodes: TestRedis[];
+  stop(): Promise<void>;
+}
+
+/** A Redis Cluster of `size` masters (no replicas), created with redis-cli and ready (state ok). */
+export async function startRedisCluster(size = 3): Promise<TestCluster> {
+  const nodes: TestRedis[] = [];
+  for (let i = 0; i < size; i++) {
+    nodes.push(await startRedis({ aof: true, args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"] }));
+  }
+  const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
+  await new Promise<void>((resolve, reject) => {
+    const p = spawn("redis-cli", ["--cluster", "create", ...addrs, "--cluster-replicas", "0", "--cluster-yes"], { stdio: "ignore" });
+    p.once("error", reject);
+    p.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
+  });
+  // Every node must agree the cluster is whole before clients use it.
+  const end = Date.now() + 20_000;
+  for (const n of nodes) {
+    for (;;) {
+      const state = await new Promise<string>((resolve) => {
+        const c = createConnection({ port: n.port, host: "127.0.0.1" });
+        let out = "";
+        c.once("connect", () => c.write("CLUSTER INFO\r\n"));
+        c.on("data", (d) => {
+          out += d;
+          if (out.includes("cluster_state:")) {
+            c.destroy();
+            resolve(/cluster_state:ok/.test(out) ? "ok" : "fail");
+          }
+        });
+        c.once("error", () => resolve("fail"));
+      });
+      if (state === "ok") break;
+      if (Date.now() > end) throw new Error(`cluster node ${n.port} never reached cluster_state:ok`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return { nodes, stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
+}

@@ -138,6 +138,7 @@ async function directBus(values: TargetValues): Promise<MeshBus> {
     c.bus.redis.url = values.redis;
     c.bus.redis.sentinels = [];
     c.bus.redis.sentinel_master = "";
+    c.bus.redis.cluster_nodes = [];
   }
   if (c.bus.backend !== "redis") throw new UsageError("--direct needs a Redis (bus.redis.url or --redis URL); the embedded bus lives inside the appliance");
   let secrets;
