@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { after, before, describe, it } from "node:test";
 import { sealMessage, type MeshBus } from "../src/bus/index.ts";
-import { collector, counterValue, makeBus, untilReady, waitFor } from "./helpers/bus.ts";
+import { collector, counterValue, makeBus, startReady, untilReady, waitFor } from "./helpers/bus.ts";
 import { startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
 import { vectors } from "./helpers/vectors.ts";
@@ -38,8 +38,7 @@ describe("pub/sub interop and verification", () => {
   it("delivers our own sealed messages end to end", async () => {
     const { bus: pub } = bus({ keys: [k1] });
     const { bus: sub } = bus({ keys: [k1] });
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const c = collector();
     await sub.subscribe("agents:chat", c.handler);
     const r = await pub.publish("agents:chat", { text: "hello" });
@@ -132,8 +131,7 @@ describe("key rotation without downtime", () => {
   it("old key accepted until removed, new key used for signing", async () => {
     const { bus: pub } = bus({ keys: [k1] });
     const { bus: sub, metrics } = bus({ keys: [k1] });
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const c = collector();
     await sub.subscribe("rot", c.handler);
     const policy = sub.policyFor("rot");
@@ -162,8 +160,7 @@ describe("faults", () => {
   it("resubscribes after Redis restarts; best-effort publishes fail loudly while it is down", async () => {
     const { bus: pub } = bus({ keys: [k1] });
     const { bus: sub } = bus({ keys: [k1] });
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const c = collector();
     await sub.subscribe("flaky", c.handler);
     await pub.publish("flaky", { n: 1 });
@@ -186,8 +183,7 @@ describe("faults", () => {
     const channels = { orders: { durable: true } };
     const { bus: pub, metrics } = bus({ keys: [k1], channels, spoolDir });
     const { bus: sub } = bus({ keys: [k1], channels, group: "spool-g" });
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const c = collector();
     await sub.subscribe("orders", c.handler);
     await pub.publish("orders", { n: 0 });
@@ -255,8 +251,7 @@ describe("faults", () => {
     const channels = { fragile: { durable: true } };
     const { bus: pub } = bus({ keys: [k1], channels });
     const { bus: sub } = bus({ keys: [k1], channels, maxAttempts: 3, group: "dl" });
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const seen: number[] = [];
     await sub.subscribe("fragile", (d) => {
       seen.push(d.message["n"] as number);

@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import { loadConfig } from "../src/config/index.ts";
 import { redisTargetOf } from "../src/bus/factory.ts";
 import type { MeshBus } from "../src/bus/index.ts";
-import { makeBus, untilReady, waitFor } from "./helpers/bus.ts";
+import { makeBus, startReady, waitFor } from "./helpers/bus.ts";
 import { startRedis, startSentinel, type TestRedis, type TestSentinel } from "./helpers/redis.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
 
@@ -69,8 +69,7 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
     const { bus: pub } = makeBus({ sentinel: target(), keys: [k1], channels, spoolDir: s.path("spool") });
     const { bus: sub } = makeBus({ sentinel: target(), keys: [k1], channels, group: "g", consumer: "c", claimIdleMs: 2_000 });
     buses.push(pub, sub);
-    await Promise.all([pub.start(), sub.start()]);
-    await Promise.all([untilReady(pub), untilReady(sub)]);
+    await startReady(pub, sub);
     const seen = new Map<number, number>();
     await sub.subscribe("jobs", (d) => void seen.set(d.message["n"] as number, (seen.get(d.message["n"] as number) ?? 0) + 1));
     const live: number[] = [];

@@ -29,7 +29,7 @@ export function channelsOf(c: Config): Map<string, ChannelOptions> {
 }
 
 /** The redis URL with the password from its file, never from the config text. */
-export function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string {
+function redisUrlOf(c: Config, s: Pick<Secrets, "redisPassword">): string {
   if (!s.redisPassword || !c.bus.redis.url) return c.bus.redis.url;
   const u = new URL(c.bus.redis.url);
   u.password = encodeURIComponent(s.redisPassword);

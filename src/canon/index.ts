@@ -4,6 +4,10 @@
  * On the hot path of every seal and verify, hence the hand-rolled loop (about twice as fast
  * as a JSON.stringify replacer here).
  */
+import { memoText } from "./memo.ts";
+
+export { memoText, quoted } from "./memo.ts";
+
 const PLAIN_KEY = /^[A-Za-z0-9_.:\-]*$/;
 
 export function canonicalize(value: unknown): string {
@@ -50,22 +54,8 @@ function canonObject(obj: Record<string, unknown>, skip: ReadonlySet<string> | u
   return out + "}";
 }
 
-/**
- * `"key":` for a key. Messages repeat the same few keys, so their texts are kept (a bounded
- * number of short ones) instead of being built again for every message.
- */
-const keyTexts = new Map<string, string>();
-const KEY_TEXTS_MAX = 4096;
-
-function keyText(k: string): string {
-  let t = keyTexts.get(k);
-  if (t === undefined) {
-    // A key of plain characters needs no escaping: skip JSON.stringify for it.
-    t = PLAIN_KEY.test(k) ? `"${k}":` : JSON.stringify(k) + ":";
-    if (k.length <= 64 && keyTexts.size < KEY_TEXTS_MAX) keyTexts.set(k, t);
-  }
-  return t;
-}
+/** `"key":` for a key; messages repeat the same few keys, so their texts are kept. */
+const keyText = memoText((k) => (PLAIN_KEY.test(k) ? `"${k}":` : JSON.stringify(k) + ":"), 4096, 64);
 
 /**
  * Sorts in place by UTF-16 code units, like the default sort (`<` on strings compares code

@@ -49,6 +49,15 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
       return undefined;
     }
   };
+  /** A file that is not secret (a certificate): any mode, an error naming the key if unreadable. */
+  const readPublic = (key: string, file: string): Buffer | undefined => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      problems.push({ file: originOf(origin, key), key, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code}` });
+      return undefined;
+    }
+  };
 
   const keys: BusKey[] = [];
   let primaryId: string | undefined;
@@ -77,20 +86,12 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   const rt = c.bus.redis;
   if (rt.tls_ca_file || rt.tls_cert_file) {
     const tls: NonNullable<Secrets["redisTls"]> = {};
-    const pub = (key: string, file: string): Buffer | undefined => {
-      try {
-        return readFileSync(file);
-      } catch (err) {
-        problems.push({ file: originOf(origin, key), key, message: `cannot read ${file}: ${(err as NodeJS.ErrnoException).code}` });
-        return undefined;
-      }
-    };
     if (rt.tls_ca_file) {
-      const ca = pub("bus.redis.tls_ca_file", rt.tls_ca_file);
+      const ca = readPublic("bus.redis.tls_ca_file", rt.tls_ca_file);
       if (ca) tls.ca = ca;
     }
     if (rt.tls_cert_file && rt.tls_key_file) {
-      const cert = pub("bus.redis.tls_cert_file", rt.tls_cert_file);
+      const cert = readPublic("bus.redis.tls_cert_file", rt.tls_cert_file);
       const key = read("bus.redis.tls_key_file", rt.tls_key_file);
       if (cert && key) {
         tls.cert = cert;
@@ -119,12 +120,7 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   }
   if (c.http.tls_cert_file && c.http.tls_key_file) {
     const key = read("http.tls_key_file", c.http.tls_key_file);
-    let cert: Buffer | undefined;
-    try {
-      cert = readFileSync(c.http.tls_cert_file);
-    } catch (err) {
-      problems.push({ file: originOf(origin, "http.tls_cert_file"), key: "http.tls_cert_file", message: `cannot read ${c.http.tls_cert_file}: ${(err as NodeJS.ErrnoException).code}` });
-    }
+    const cert = readPublic("http.tls_cert_file", c.http.tls_cert_file);
     if (key && cert) {
       try {
         createSecureContext({ cert, key });

@@ -72,3 +72,9 @@ export async function counterValue(m: Metrics, name: string, labels: Record<stri
   const v = metric?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
   return Number(v?.value ?? 0);
 }
+
+/** Starts the buses and waits until each backend is connected. */
+export async function startReady(...buses: MeshBus[]): Promise<void> {
+  await Promise.all(buses.map((b) => b.start()));
+  await Promise.all(buses.map(untilReady));
+}

@@ -16,24 +16,43 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = createConnection({ port, host: "127.0.0.1" });
-      c.once("connect", () => {
-        c.write("PING\r\n");
-        c.once("data", (d) => {
-          c.destroy();
-          resolve(d.toString().startsWith("+PONG"));
-        });
-      });
-      c.once("error", () => resolve(false));
+/** Sends one inline command on a fresh connection and returns what came back ("" on error). */
+function ask(port: number, command: string, until: (reply: string) => boolean): Promise<string> {
+  return new Promise((resolve) => {
+    const c = createConnection({ port, host: "127.0.0.1" });
+    let out = "";
+    c.once("connect", () => c.write(`${command}\r\n`));
+    c.on("data", (d) => {
+      out += d;
+      if (until(out)) {
+        c.destroy();
+        resolve(out);
+      }
     });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`redis on ${port} did not start`);
+    c.once("error", () => resolve(""));
+  });
+}
+
+/** Polls `ok` every 50 ms until it holds, or throws `what` after `timeoutMs`. */
+async function poll(ok: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > end) throw new Error(what);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+async function waitForPort(port: number): Promise<void> {
+  await poll(async () => (await ask(port, "PING", (r) => r.length > 0)).startsWith("+PONG"), `redis on ${port} did not start`);
+}
+
+/** Kills a child process (SIGKILL unless told) and waits until it has exited. */
+async function killProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    p.once("exit", () => resolve());
+    p.kill(signal);
+  });
 }
 
 export interface TestRedis {
@@ -60,12 +79,7 @@ export async function startRedis(opts: { aof?: boolean; args?: string[] } = {}):
     await waitForPort(port);
   };
   const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
-    const p = proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      p.once("exit", () => resolve());
-      p.kill(signal);
-    });
+    await killProcess(proc, signal);
     proc = undefined;
   };
   await launch();
@@ -112,12 +126,7 @@ export async function startSentinel(o: { masterPort: number; name: string; downA
   return {
     port,
     stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        await new Promise<void>((resolve) => {
-          proc.once("exit", () => resolve());
-          proc.kill("SIGKILL");
-        });
-      }
+      await killProcess(proc);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -141,26 +150,9 @@ export async function startRedisCluster(size = 3): Promise<TestCluster> {
     p.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
   });
   // Every node must agree the cluster is whole before clients use it.
-  const end = Date.now() + 20_000;
   for (const n of nodes) {
-    for (;;) {
-      const state = await new Promise<string>((resolve) => {
-        const c = createConnection({ port: n.port, host: "127.0.0.1" });
-        let out = "";
-        c.once("connect", () => c.write("CLUSTER INFO\r\n"));
-        c.on("data", (d) => {
-          out += d;
-          if (out.includes("cluster_state:")) {
-            c.destroy();
-            resolve(/cluster_state:ok/.test(out) ? "ok" : "fail");
-          }
-        });
-        c.once("error", () => resolve("fail"));
-      });
-      if (state === "ok") break;
-      if (Date.now() > end) throw new Error(`cluster node ${n.port} never reached cluster_state:ok`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const state = () => ask(n.port, "CLUSTER INFO", (r) => r.includes("cluster_state:"));
+    await poll(async () => /cluster_state:ok/.test(await state()), `cluster node ${n.port} never reached cluster_state:ok`, 20_000);
   }
   return { nodes, stop: async () => void (await Promise.all(nodes.map((n) => n.stop()))) };
 }

@@ -108,6 +108,8 @@ export class RedisBackend implements BusBackend {
   readonly #readyCbs: (() => void)[] = [];
   readonly #subHandlers = new Map<string, Set<(ch: string, raw: string) => void>>();
   #closed = false;
+  /** The command socket is corked until the end of this tick (#batchWrites). */
+  #corked = false;
 
   constructor(private readonly o: RedisBackendOptions) {
     this.#cmd = this.#connect("cmd", {
@@ -173,8 +175,6 @@ export class RedisBackend implements BusBackend {
       return { ok: false, detail: `redis: ${(err as Error).message}`, warnings: [] };
     }
   }
-
-  #corked = false;
 
   /**
    * Commands issued in the same tick share one socket write: the connection's socket is corked

@@ -3,6 +3,7 @@
  * that covers what meshSig covers (the v1 signed string), meshSig itself and the extension. A
  * stock Pilox peer ignores the field and checks meshSig; our receivers check `sig` alone.
  */
+import { quoted } from "../../canon/index.ts";
 import { hmacHex } from "./hmac.ts";
 
 export const EXT_SIG_VERSION = "pilox-mesh-ext-v1";
@@ -24,27 +25,8 @@ export type UnsignedExt = Omit<MeshExt, "sig">;
 
 /** canon({v, kid, ts, ch, origin}) written out by hand: it runs for every message. */
 export function canonicalExt(ext: UnsignedExt): string {
-  const head = extHead(ext.ch, ext.kid);
   const origin = ext.origin === undefined ? "" : `"origin":${JSON.stringify(ext.origin)},`;
-  return `${head}${origin}"ts":${JSON.stringify(ext.ts)},"v":${JSON.stringify(ext.v)}}`;
-}
-
-/** `{"ch":…,"kid":…,` per key id and channel, kept for a bounded number of pairs. */
-const heads = new Map<string, Map<string, string>>();
-let headCount = 0;
-
-function extHead(ch: string, kid: string): string {
-  let byCh = heads.get(kid);
-  let h = byCh?.get(ch);
-  if (h === undefined) {
-    h = `{"ch":${JSON.stringify(ch)},"kid":${JSON.stringify(kid)},`;
-    if (headCount < 1024) {
-      if (!byCh) heads.set(kid, (byCh = new Map()));
-      byCh.set(ch, h);
-      headCount++;
-    }
-  }
-  return h;
+  return `{"ch":${quoted(ext.ch)},"kid":${quoted(ext.kid)},${origin}"ts":${ext.ts},"v":${ext.v}}`;
 }
 
 /**
@@ -52,7 +34,7 @@ function extHead(ch: string, kid: string): string {
  * JSON.stringify of the object sealExt returns, so receivers can take the canonical text
  * back out of what they received.
  */
-export function extWireText(canonExt: string, sig: string): string {
+function extWireText(canonExt: string, sig: string): string {
   return `${canonExt.slice(0, -1)},"sig":"${sig}"}`;
 }
 

@@ -1,5 +1,5 @@
 /** The Pilox v1 bus MAC (wire-v1 §1): HMAC-SHA256 over canon({sigVersion, channel, core, meshMeta}). */
-import { canonicalize } from "../../canon/index.ts";
+import { canonicalize, quoted } from "../../canon/index.ts";
 import { hmacHex } from "./hmac.ts";
 
 export { hmacHex };
@@ -25,21 +25,9 @@ export function signedStringV1(channel: string, core: JsonObject, meshMeta: unkn
 
 /** The same string from already canonical parts (the keys below are in canonical order). */
 export function signedStringFromCanon(channel: string, canonCore: string, canonMeta: string | undefined): string {
-  const head = channelHead(channel);
+  const head = `{"channel":${quoted(channel)},"core":`;
   const tail = `"sigVersion":"${SIG_VERSION_V1}"}`;
   return canonMeta === undefined ? `${head}${canonCore},${tail}` : `${head}${canonCore},"meshMeta":${canonMeta},${tail}`;
-}
-
-/** `{"channel":"<name>","core":`, kept per channel (a bounded number): it starts every MAC input. */
-const heads = new Map<string, string>();
-
-function channelHead(channel: string): string {
-  let h = heads.get(channel);
-  if (h === undefined) {
-    h = `{"channel":${JSON.stringify(channel)},"core":`;
-    if (heads.size < 1024) heads.set(channel, h);
-  }
-  return h;
 }
 
 export function macV1(secret: Buffer, channel: string, core: JsonObject, meshMeta: unknown): string {

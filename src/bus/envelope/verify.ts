@@ -162,9 +162,9 @@ export function verifyParsed(
   const rawExt = msg[EXT_FIELD];
   const ext = rawExt === undefined ? undefined : parseExt(rawExt);
   if (typeof ext === "string") return fail("malformed", ext);
+  if (ext === undefined && !policy.acceptV1Unextended) return fail("unextended", "no extension and accept_v1_unextended is off");
   // The signed string is built from canonical core and meta: taken from the raw text when it
   // is our sealer's layout (no second canonicalisation), else computed from the objects.
-  if (ext === undefined && !policy.acceptV1Unextended) return fail("unextended", "no extension and accept_v1_unextended is off");
   const m = new MacCheck(msg, meta, ext, raw === undefined ? undefined : textsFromRaw(raw, meshSig, ext));
 
   if (ext === undefined) {
@@ -222,7 +222,8 @@ class MacCheck {
     const c = (this.#computed ??= {
       core: canonicalize(this.core()),
       meta: canonicalize(this.meta),
-      ext: this.ext ? canonicalExt(this.ext) : "",
+      // Always from the parsed values, so the raw path's text serves when there was one.
+      ext: r ? r.ext : this.ext ? canonicalExt(this.ext) : "",
     });
     if (r && c.core === r.core && c.meta === r.meta && c.ext === r.ext) return false; // the same text was just checked
     return equals(received, macOf(secret, channel, c, meshSig));
