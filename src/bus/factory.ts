@@ -58,7 +58,7 @@ export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sen
 
 /** ioredis is loaded only when Redis is configured: it is a fifth of the idle heap. */
 export async function createBackend(c: Config, s: Secrets, log: Logger): Promise<BusBackend> {
-  if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len);
+  if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len, log);
   const { RedisBackend } = await import("./backends/redis.ts");
   return new RedisBackend({
     ...redisTargetOf(c, s),
@@ -89,7 +89,10 @@ export async function createBus(c: Config, s: Secrets, log: Logger, metrics?: Bu
     spoolMaxBytes: c.bus.spool.max_bytes,
     log,
   };
-  if (persistent) opts.replayFile = join(c.node.state_dir, "replay.json");
+  if (persistent) {
+    opts.replayFile = join(c.node.state_dir, "replay.journal");
+    opts.legacyReplayFile = join(c.node.state_dir, "replay.json");
+  }
   // The embedded bus has nothing to wait for; only a remote backend needs a spool.
   if (persistent && c.bus.backend === "redis") opts.spoolDir = join(c.node.state_dir, "spool");
   if (metrics) opts.metrics = metrics;

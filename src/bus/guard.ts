@@ -1,17 +1,20 @@
 /**
- * Where received messages are admitted: authentication (envelope/verify), then replay by event
- * id. Every refusal is counted by reason and logged at a bounded rate.
+ * Where received messages are admitted: authentication (envelope/verify), freshness of the
+ * unextended v1 form, then replay by event id. Every refusal is counted by reason and logged
+ * at a bounded rate. Nothing a sender writes can make `admit` throw: an inbound callback that
+ * threw would take the process down with it.
  */
 import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import { verifyWire, type RejectReason, type Verified, type VerifyPolicy } from "./envelope/verify.ts";
 import type { KeyRing } from "./keyring.ts";
-import { ReplayCache } from "./replay.ts";
+import { ReplayCache, type ReplayJournal } from "./replay.ts";
 
-export type Admission = { ok: true; value: Verified } | { ok: false; reason: RejectReason; detail: string };
+export type Admission = { ok: true; value: Verified; expires: number } | { ok: false; reason: RejectReason; detail: string };
 
 export class InboundGuard {
   readonly replay: ReplayCache;
+  #journal: ReplayJournal | undefined;
 
   constructor(
     private readonly ring: () => KeyRing,
@@ -23,17 +26,63 @@ export class InboundGuard {
     this.replay = new ReplayCache(replayCacheSize);
   }
 
-  admit(wireChannel: string, raw: string, refTimeMs?: number): Admission {
+  /** Claims are also written here (see commit), so a crash forgets no delivered id. */
+  persistTo(journal: ReplayJournal): void {
+    this.#journal = journal;
+  }
+
+  /**
+   * `journal: false` leaves the claim out of the journal for the caller to write with
+   * `persist` once the message is handled (a durable entry whose handler dies with the process
+   * must be redelivered, not taken for a replay).
+   */
+  admit(wireChannel: string, raw: string, refTimeMs?: number, journal = true): Admission {
+    try {
+      return this.#admit(wireChannel, raw, refTimeMs, journal);
+    } catch (err) {
+      // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
+      return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+
+  #admit(wireChannel: string, raw: string, refTimeMs: number | undefined, journal: boolean): Admission {
     const now = Date.now();
+    const ref = refTimeMs ?? now;
     const policy = this.policyFor(wireChannel);
-    const r = verifyWire(wireChannel, raw, this.ring(), policy, refTimeMs ?? now);
+    const r = verifyWire(wireChannel, raw, this.ring(), policy, ref);
     if (!r.ok) return this.refuse(wireChannel, r.reason, r.detail);
     const { eventId, ext } = r.value;
-    // Remember the id for as long as a replay could still look fresh; an unextended v1
-    // message has no send time, so only the cache's size bounds how long it is remembered.
-    const expires = ext ? Math.max(ext.ts, refTimeMs ?? now) + policy.maxAgeMs + policy.skewMs : Number.POSITIVE_INFINITY;
+    let sentAt: number;
+    if (ext) sentAt = ext.ts;
+    else {
+      // The v1 form has no send time of ours; its `timestamp` (every Pilox event has one) bounds
+      // how long a captured copy stays replayable. Without one there is no bound: refused.
+      sentAt = timestampOf(r.value.message["timestamp"]);
+      if (Number.isNaN(sentAt)) return this.refuse(wireChannel, "stale", "an unextended message without an ISO-8601 timestamp has no age");
+      if (sentAt < ref - policy.maxAgeMs) return this.refuse(wireChannel, "stale", `timestamp ${Math.round((ref - sentAt) / 1000)} s ago`);
+      if (sentAt > ref + policy.skewMs) return this.refuse(wireChannel, "clock_skew", `timestamp ${Math.round((sentAt - ref) / 1000)} s in the future`);
+    }
+    // Remember the id for as long as a replay could still look fresh.
+    const expires = Math.max(sentAt, ref) + policy.maxAgeMs + policy.skewMs;
     if (!this.replay.claim(eventId, expires, now)) return this.refuse(wireChannel, "replayed", `event ${eventId} already delivered`);
-    return r;
+    if (journal) this.#journal?.record(eventId, expires);
+    return { ok: true, value: r.value, expires };
+  }
+
+  /** Writes the ids claimed since the last commit; call before handing admitted messages on. */
+  commit(): void {
+    this.#journal?.flush();
+  }
+
+  /** Journals a claim made with `admit(…, false)` and writes it now. */
+  persist(eventId: string, expires: number): void {
+    this.#journal?.record(eventId, expires);
+    this.#journal?.flush();
+  }
+
+  /** Forgets an id whose delivery failed, so the retry is not taken for a replay. */
+  release(eventId: string): void {
+    this.replay.release(eventId);
   }
 
   refuse(wireChannel: string, reason: RejectReason, detail: string): Admission {
@@ -41,4 +90,8 @@ export class InboundGuard {
     this.log.limited(`reject-${reason}`, "warn", "bus message refused", { channel: wireChannel, reason, detail });
     return { ok: false, reason, detail };
   }
+}
+
+function timestampOf(x: unknown): number {
+  return typeof x === "string" && x.length <= 64 && /^\d{4}-\d\d-\d\dT/.test(x) ? Date.parse(x) : Number.NaN;
 }

@@ -3,8 +3,8 @@ export { createBus, createBackend, channelsOf, policyOf } from "./factory.ts";
 // RedisBackend is not re-exported here: the appliance loads ioredis only when Redis is configured
 // (src/index.ts exports it for library users).
 export { KeyRing, type BusKey } from "./keyring.ts";
-export { ReplayCache, loadReplayFile, saveReplayFile } from "./replay.ts";
-export { sealMessage, sealToWire, SealError, type SealOptions } from "./envelope/seal.ts";
+export { ReplayCache, ReplayJournal } from "./replay.ts";
+export { sealMessage, sealToWire, MessageTooLargeError, SealError, type SealOptions } from "./envelope/seal.ts";
 export { verifyWire, verifyParsed, REJECT_REASONS, type RejectReason, type Verified, type VerifyPolicy } from "./envelope/verify.ts";
 export { macV1, signedStringV1, coreOf, hexMacEquals, EXT_FIELD, SIG_VERSION_V1, type JsonObject } from "./envelope/v1.ts";
 export { extMac, EXT_SIG_VERSION, type MeshExt } from "./envelope/ext.ts";

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ReplayCache } from "./replay.ts";
+import { silentLogger } from "../log/index.ts";
+import { ReplayCache, ReplayJournal } from "./replay.ts";
 
 describe("ReplayCache", () => {
   it("refuses an id a second time until it expires", () => {
@@ -53,17 +57,61 @@ describe("ReplayCache", () => {
     assert.equal(c.claim("a", 1e15, 0), false);
   });
 
-  it("snapshot and restore keep unexpired ids, Infinity included", () => {
+  it("snapshot keeps unexpired ids, Infinity written as 0", () => {
     const c = new ReplayCache(100);
     c.claim("old", 10, 0);
     c.claim("new", 5_000, 0);
     c.claim("v1", Number.POSITIVE_INFINITY, 0);
-    const snap = c.snapshot(100);
-    assert.deepEqual(snap, [["new", 5_000], ["v1", 0]]);
-    const d = new ReplayCache(100);
-    d.restore(snap, 100);
-    assert.equal(d.claim("new", 5_000, 200), false);
-    assert.equal(d.claim("v1", Number.POSITIVE_INFINITY, 1e15), false);
-    assert.ok(d.claim("old", 10_000, 200));
+    assert.deepEqual(c.snapshot(100), [["new", 5_000], ["v1", 0]]);
+  });
+});
+
+describe("ReplayJournal", () => {
+  const dir = mkdtempSync(join(tmpdir(), "replay-journal-"));
+  const future = Date.now() + 3_600_000;
+
+  it("a crash without a clean close forgets no flushed claim; releases and expiries are honoured", () => {
+    const file = join(dir, "a.journal");
+    const c = new ReplayCache(1_000);
+    const j = new ReplayJournal(file, c, silentLogger);
+    for (const [id, exp] of [["keep", future], ["gone", Date.now() - 1], ["inf", Number.POSITIVE_INFINITY], ["released", future], ['odd "id"\n', future]] as const) {
+      c.claim(id, exp);
+      j.record(id, exp);
+    }
+    c.release("released");
+    j.record("released", 1);
+    j.flush();
+    // No close(): the process died. A torn last line is what a crash mid-write leaves.
+    appendFileSync(file, '123 "torn');
+    const d = new ReplayCache(1_000);
+    new ReplayJournal(file, d, silentLogger).close();
+    assert.ok(d.has("keep") && d.has("inf") && d.has('odd "id"\n'));
+    assert.ok(!d.has("gone") && !d.has("released"));
+    assert.equal(statSync(file).mode & 0o777, 0o600);
+  });
+
+  it("compacts once it has grown by the memory's size", () => {
+    const file = join(dir, "b.journal");
+    const c = new ReplayCache(1_000);
+    const j = new ReplayJournal(file, c, silentLogger);
+    for (let i = 0; i < 5_000; i++) {
+      c.claim(`id-${i}`, future);
+      j.record(`id-${i}`, future);
+      j.flush();
+    }
+    const lines = readFileSync(file, "utf8").split("\n").length - 1;
+    assert.ok(lines <= 2_001, `${lines} lines`);
+    const d = new ReplayCache(1_000);
+    new ReplayJournal(file, d, silentLogger);
+    assert.ok(d.has("id-4999") && !d.has("id-0"));
+  });
+
+  it("imports the JSON snapshot of earlier versions once", () => {
+    const legacy = join(dir, "replay.json");
+    writeFileSync(legacy, JSON.stringify([["old-v", future], ["old-inf", 0]]));
+    const c = new ReplayCache(100);
+    new ReplayJournal(join(dir, "c.journal"), c, silentLogger, legacy).close();
+    assert.ok(c.has("old-v") && c.has("old-inf"));
+    assert.ok(!existsSync(legacy));
   });
 });

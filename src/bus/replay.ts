@@ -1,10 +1,10 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import type { Logger } from "../log/index.ts";
 
 /**
  * Remembers delivered event ids for as long as a replay could still pass the freshness check.
- * Bounded: past `maxEntries` the oldest id is forgotten (unextended v1 messages have no send
- * time, so for them the bound is the only horizon; size it to the traffic of one window).
+ * Bounded: past `maxEntries` the oldest id is forgotten; size it to the traffic of one
+ * freshness window (bus.max_age_seconds + bus.clock_skew_seconds).
  *
  * A Map answers "seen?"; the order of claims is kept in a ring of its own, because dropping
  * the oldest entry of a Map by iterating from its front costs as much as the deleted entries
@@ -94,30 +94,120 @@ export class ReplayCache {
     return out;
   }
 
-  restore(entries: readonly [string, number][], nowMs: number = Date.now()): void {
-    for (const [id, exp] of entries) {
-      const e = exp === 0 ? Number.POSITIVE_INFINITY : exp;
-      if (typeof id === "string" && typeof e === "number" && e > nowMs) this.claim(id, e, nowMs);
+}
+
+/** Snapshot entries (expiry 0 = never) back into a cache. */
+function cacheRestore(cache: ReplayCache, entries: readonly [string, number][], nowMs: number = Date.now()): void {
+  if (!Array.isArray(entries)) return;
+  for (const e of entries) {
+    if (!Array.isArray(e)) continue;
+    const [id, exp] = e;
+    const x = exp === 0 ? Number.POSITIVE_INFINITY : exp;
+    if (typeof id === "string" && typeof x === "number" && x > nowMs) cache.claim(id, x, nowMs);
+  }
+}
+
+/**
+ * The replay memory on disk, so that a crash (kill -9 included) forgets no id a replay could
+ * still use: every claim is appended as a line `<expiry ms|inf> <JSON id>` before the message
+ * is handed on (one write per batch of admitted messages), a release as expiry 1. Reading it
+ * back, the last line of an id wins. Once it has grown by `maxEntries` lines it is rewritten
+ * from the unexpired claims (tmp + rename), so it stays within about twice the memory's size.
+ * A torn last line (a crash mid-write) is skipped.
+ */
+export class ReplayJournal {
+  #fd: number | undefined;
+  #pending = "";
+  #lines = 0;
+
+  /** `legacyFile`: the JSON snapshot earlier versions saved at a clean stop, read once and removed. */
+  constructor(
+    readonly file: string,
+    private readonly cache: ReplayCache,
+    private readonly log: Logger,
+    legacyFile?: string,
+  ) {
+    if (legacyFile) this.#loadLegacy(legacyFile);
+    this.#load();
+    this.#rewrite();
+  }
+
+  #loadLegacy(file: string): void {
+    try {
+      cacheRestore(this.cache, JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
+      rmSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn("ignoring an unreadable replay memory file", { file, error: (err as Error).message });
     }
   }
-}
 
-/** Reads a saved replay memory (a missing or unreadable file just starts empty). */
-export function loadReplayFile(file: string, cache: ReplayCache, log: Logger): void {
-  if (!existsSync(file)) return;
-  try {
-    cache.restore(JSON.parse(readFileSync(file, "utf8")) as [string, number][]);
-  } catch (err) {
-    log.warn("ignoring an unreadable replay memory file", { file, error: (err as Error).message });
+  record(id: string, expiresAtMs: number): void {
+    this.#pending += `${Number.isFinite(expiresAtMs) ? Math.ceil(expiresAtMs) : "inf"} ${JSON.stringify(id)}\n`;
+    this.#lines++;
   }
-}
 
-export function saveReplayFile(file: string, cache: ReplayCache, log: Logger): void {
-  try {
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(cache.snapshot()), { mode: 0o600 });
-    renameSync(tmp, file);
-  } catch (err) {
-    log.warn("cannot save the replay memory", { file, error: (err as Error).message });
+  /** Writes what was recorded since the last flush; compacts once the file has grown enough. */
+  flush(): void {
+    if (this.#pending === "" || this.#fd === undefined) return;
+    const text = this.#pending;
+    this.#pending = "";
+    try {
+      writeSync(this.#fd, text);
+    } catch (err) {
+      this.log.limited("replay-journal", "error", "cannot write the replay memory", { file: this.file, error: (err as Error).message });
+    }
+    if (this.#lines > Math.max(this.cache.maxEntries, 1_000)) this.#rewrite();
+  }
+
+  close(): void {
+    this.flush();
+    this.#rewrite();
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  #load(): void {
+    let text: string;
+    try {
+      text = readFileSync(this.file, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn("ignoring an unreadable replay memory file", { file: this.file, error: (err as Error).message });
+      return;
+    }
+    const last = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const sp = line.indexOf(" ");
+      if (sp < 1) continue;
+      let id: unknown;
+      try {
+        id = JSON.parse(line.slice(sp + 1));
+      } catch {
+        continue; // torn by a crash mid-write
+      }
+      const head = line.slice(0, sp);
+      const exp = head === "inf" ? Number.POSITIVE_INFINITY : Number(head);
+      if (typeof id === "string" && !Number.isNaN(exp)) {
+        last.delete(id); // keep claim order: a re-claimed id moves to the end
+        last.set(id, exp);
+      }
+    }
+    const now = Date.now();
+    for (const [id, exp] of last) if (exp > now) this.cache.claim(id, exp, now);
+  }
+
+  /** The unexpired claims into a fresh file, then append to it. */
+  #rewrite(): void {
+    const tmp = `${this.file}.tmp`;
+    try {
+      let out = "";
+      for (const [id, exp] of this.cache.snapshot()) out += `${exp === 0 ? "inf" : Math.ceil(exp)} ${JSON.stringify(id)}\n`;
+      writeFileSync(tmp, out, { mode: 0o600 });
+      renameSync(tmp, this.file);
+      if (this.#fd !== undefined) closeSync(this.#fd);
+      this.#fd = openSync(this.file, "a", 0o600);
+      this.#lines = 0;
+    } catch (err) {
+      this.log.limited("replay-journal", "error", "cannot write the replay memory", { file: this.file, error: (err as Error).message });
+    }
   }
 }

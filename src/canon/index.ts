@@ -4,30 +4,40 @@
  * On the hot path of every seal and verify, hence the hand-rolled loop (about twice as fast
  * as a JSON.stringify replacer here).
  */
+import { JsonDepthError, MAX_JSON_DEPTH } from "../json/index.ts";
 import { memoText } from "./memo.ts";
 
 export { memoText, quoted } from "./memo.ts";
 
 const PLAIN_KEY = /^[A-Za-z0-9_.:\-]*$/;
 
+/**
+ * Throws JsonDepthError for values nested deeper than MAX_JSON_DEPTH: the walk recurses, and an
+ * unbounded one is a crash waiting for hostile input.
+ */
 export function canonicalize(value: unknown): string {
+  return canonValue(value, 0);
+}
+
+function canonValue(value: unknown, depth: number): string {
   if (value === null || typeof value !== "object") {
     // JSON.stringify of a top-level undefined/function returns undefined; treat as null.
     return JSON.stringify(value) ?? "null";
   }
   if (typeof (value as { toJSON?: unknown }).toJSON === "function") {
-    return canonicalize((value as { toJSON: () => unknown }).toJSON());
+    return canonValue((value as { toJSON: () => unknown }).toJSON(), depth);
   }
+  if (++depth > MAX_JSON_DEPTH) throw new JsonDepthError(MAX_JSON_DEPTH);
   if (Array.isArray(value)) {
     let out = "[";
     for (let i = 0; i < value.length; i++) {
       if (i > 0) out += ",";
       const v = value[i];
-      out += v === undefined || typeof v === "function" ? "null" : canonicalize(v);
+      out += v === undefined || typeof v === "function" ? "null" : canonValue(v, depth);
     }
     return out + "]";
   }
-  return canonObject(value as Record<string, unknown>, undefined);
+  return canonObject(value as Record<string, unknown>, undefined, depth);
 }
 
 /**
@@ -35,10 +45,10 @@ export function canonicalize(value: unknown): string {
  * meshMeta, meshSig and the extension) with no copy of the message made first.
  */
 export function canonicalizeWithout(obj: Record<string, unknown>, skip: ReadonlySet<string>): string {
-  return canonObject(obj, skip);
+  return canonObject(obj, skip, 1);
 }
 
-function canonObject(obj: Record<string, unknown>, skip: ReadonlySet<string> | undefined): string {
+function canonObject(obj: Record<string, unknown>, skip: ReadonlySet<string> | undefined, depth: number): string {
   const keys = Object.keys(obj);
   sortKeys(keys);
   let out = "{";
@@ -49,7 +59,7 @@ function canonObject(obj: Record<string, unknown>, skip: ReadonlySet<string> | u
     if (!first) out += ",";
     first = false;
     out += keyText(k);
-    out += typeof v === "string" ? JSON.stringify(v) : canonicalize(v);
+    out += typeof v === "string" ? JSON.stringify(v) : canonValue(v, depth);
   }
   return out + "}";
 }

@@ -18,7 +18,8 @@ usage: pilox-mesh [--config PATH] [--state-dir DIR] COMMAND [options]
 commands:
   serve [--listen HOST:PORT]   run the appliance (SIGHUP reloads, SIGTERM drains and stops)
   check-config                 validate the configuration and print it, secrets redacted
-  reload                       make the running appliance re-read its configuration (as SIGHUP)
+  reload [--allow-removals]    make the running appliance re-read its configuration (as SIGHUP;
+                               removing keys, peers or channels needs --allow-removals)
   version                      print version, commit and runtime
   keygen --out PATH            write a new Ed25519 identity seed (0600), print its public key
   pubkey --key-file PATH       print the public key (hex) of a seed file
@@ -26,7 +27,7 @@ commands:
   token mint|verify            federation tokens (EdDSA JWT, Pilox-compatible)
   manifest sign|verify         signed peer manifests (Pilox-compatible, with anti-rollback)
   peers [--json]               federation peers of the running appliance: keys, queue, last contact
-  audit verify FILE            check the hash chain of the federation audit log
+  audit verify FILE…           check the hash chain of the federation audit log (rotated files oldest first)
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,

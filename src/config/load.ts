@@ -73,7 +73,14 @@ function readToml(file: string): Table {
 export function dropInsOf(mainPath: string): string[] {
   const dir = join(dirname(mainPath), "conf.d");
   if (!existsSync(dir)) return [];
-  return readdirSync(dir)
+  if (!statSync(dir).isDirectory()) throw new ConfigError([{ file: dir, message: "conf.d must be a directory of *.toml drop-ins, not a file" }]);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    throw new ConfigError([{ file: dir, message: `cannot read the drop-in directory: ${(err as NodeJS.ErrnoException).code}` }]);
+  }
+  return names
     .filter((f) => f.endsWith(".toml") && !f.startsWith("."))
     .sort()
     .map((f) => join(dir, f));
@@ -178,6 +185,18 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
 function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[] {
   const out: ConfigProblem[] = [];
   const at = (key: string, message: string) => out.push({ file: originOf(origin, key.replace(/\[(\d+)\]/g, ".$1")), key, message });
+
+  // Directories the appliance creates: something else already standing there is a config error.
+  const notDir = (key: string, path: string) => {
+    for (let p = path; p !== dirname(p); p = dirname(p)) {
+      if (!existsSync(p)) continue;
+      if (!statSync(p).isDirectory()) at(key, `${p} exists and is not a directory`);
+      return;
+    }
+  };
+  notDir("node.state_dir", c.node.state_dir);
+  notDir("node.runtime_dir", c.node.runtime_dir);
+  if (c.api.socket) notDir("api.socket", dirname(c.api.socket));
 
   const ids = new Set<string>();
   c.bus.keys.forEach((k, i) => {

@@ -116,7 +116,8 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   }
   if (c.http.metrics_token_file) {
     const t = read("http.metrics_token_file", c.http.metrics_token_file);
-    if (t) out.metricsToken = t;
+    if (t && t.length < 16) problems.push({ key: "http.metrics_token_file", file: originOf(origin, "http.metrics_token_file"), message: `${c.http.metrics_token_file}: a token is at least 16 bytes` });
+    else if (t) out.metricsToken = t;
   }
   if (c.http.tls_cert_file && c.http.tls_key_file) {
     const key = read("http.tls_key_file", c.http.tls_key_file);

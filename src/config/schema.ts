@@ -86,6 +86,10 @@ export const ConfigSchema = v.strictObject({
       max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
       per_ip_rate: v.optional(int(1, 100_000), 20),
       batch_size: v.optional(int(1, 10_000), 256),
+      batch_max_bytes: v.optional(int(1024, 64 * 1024 * 1024), 512 * 1024),
+      audit_max_bytes: v.optional(int(64 * 1024, 1024 ** 4), 64 * 1024 * 1024),
+      audit_keep: v.optional(int(0, 1_000), 5),
+      audit_window_seconds: v.optional(int(1, 86_400), 60),
       queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
       hs256: v.optional(
         v.strictObject({
@@ -130,6 +134,9 @@ export const ConfigSchema = v.strictObject({
       token_file: v.optional(path(), ""),
       max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
       max_subscribers: v.optional(int(1, 100_000), 256),
+      sse_max_queued_bytes: v.optional(int(64 * 1024, 1024 ** 3), 4 * 1024 * 1024),
+      sse_max_total_queued_bytes: v.optional(int(64 * 1024, 1024 ** 4), 64 * 1024 * 1024),
+      sse_write_timeout_seconds: v.optional(int(1, 3_600), 30),
     }),
     {},
   ),

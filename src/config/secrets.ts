@@ -36,6 +36,8 @@ export function readSecretFile(file: string): Buffer {
   }
   let end = buf.length;
   while (end > 0 && (buf[end - 1] === 0x0a || buf[end - 1] === 0x0d)) end--;
+  // An empty secret is no secret: a token or password file left empty by a failed write.
+  if (end === 0) throw new SecretFileError(`secret file ${file} is empty`);
   return buf.subarray(0, end);
 }
 

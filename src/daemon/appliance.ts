@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
-import { loadConfig, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { trustedProxyList } from "../http/client-ip.ts";
@@ -63,7 +63,7 @@ export class Appliance {
 
   #load(): { config: Config; secrets: Secrets } {
     const loaded = loadConfig(this.opts.listen ? { ...this.opts.load, listen: this.opts.listen } : this.opts.load);
-    mkdirSync(loaded.config.node.state_dir, { recursive: true, mode: 0o700 });
+    makeDir(loaded.config.node.state_dir, 0o700, "node.state_dir");
     return { config: loaded.config, secrets: resolveSecrets(loaded, true) };
   }
 
@@ -101,13 +101,18 @@ export class Appliance {
     const common = {
       bus: () => this.#bus,
       federationStatus: () => this.#federation.status(),
-      reload: () => this.reload(),
+      reload: (o: { allowRemovals?: boolean }) => this.reload(o),
       maxBodyBytes: () => this.#config.api.max_body_bytes,
       maxSubscribers: () => this.#config.api.max_subscribers,
+      sse: () => ({
+        maxQueuedBytes: this.#config.api.sse_max_queued_bytes,
+        maxTotalQueuedBytes: this.#config.api.sse_max_total_queued_bytes,
+        writeTimeoutMs: this.#config.api.sse_write_timeout_seconds * 1000,
+      }),
       log: this.#log.child({ component: "agent-api" }),
     };
     if (c.api.socket) {
-      mkdirSync(c.node.runtime_dir, { recursive: true, mode: 0o755 });
+      makeDir(c.node.runtime_dir, 0o755, "node.runtime_dir");
       this.#listeners.push(await listenUnix(agentApi(common), c.api.socket, parseInt(c.api.socket_mode, 8)));
     }
     if (c.api.listen) {
@@ -123,6 +128,7 @@ export class Appliance {
           metricsToken: () => this.#secrets.metricsToken,
           trustedProxies: () => this.#trusted,
           relay: (c, client) => this.#federation.relay(c, client),
+          relayTooLarge: (c, client) => this.#federation.relayTooLarge(c, client),
           relayMaxBytes: () => this.#config.federation.max_body_bytes,
           onScrape: () => this.metrics.federation.queueDepth.set(this.#federation.queueDepth()),
           maxBodyBytes: () => this.#config.http.max_body_bytes,
@@ -156,11 +162,17 @@ export class Appliance {
     return this.#secrets.identity!;
   }
 
-  /** Re-reads config and secrets; on any error the running state stays as it was. */
-  async reload(): Promise<{ ok: true } | { ok: false; error: string }> {
+  /**
+   * Re-reads config and secrets; on any error the running state stays as it was. A new
+   * configuration the running appliance cannot take (another backend), or one that removes
+   * keys, peers or channels without `allowRemovals`, is refused the same way.
+   */
+  async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true } | { ok: false; error: string }> {
     let next: { config: Config; secrets: Secrets };
     try {
       next = this.#load();
+      const refusal = reloadRefusal(this.#config, next.config, opts.allowRemovals === true);
+      if (refusal) throw new Error(refusal);
     } catch (err) {
       this.metrics.reloads.inc({ result: "rejected" });
       const error = (err as Error).message;
@@ -201,6 +213,15 @@ export class Appliance {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#federation?.close();
     await this.#bus.close();
+  }
+}
+
+/** Creates a directory the configuration names; failing that is a configuration error naming the key. */
+function makeDir(path: string, mode: number, key: string): void {
+  try {
+    mkdirSync(path, { recursive: true, mode });
+  } catch (err) {
+    throw new ConfigError([{ key, message: `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
   }
 }
 

@@ -63,7 +63,9 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
     signedManifest: c.federation.manifest.url
       ? { url: c.federation.manifest.url, signerPublicKeysHex: c.federation.manifest.signer_public_keys.map((k) => k.toLowerCase()), antiRollback: "manifestExt.seq" }
       : null,
-    federationEndpoints: s.federationActive ? { relay: origin + "/v1/federation/relay", tokenHeader: "X-Pilox-Federation-JWT", bodyBinding: "body_sha256" } : null,
+    federationEndpoints: s.federationActive
+      ? { relay: origin + "/v1/federation/relay", tokenHeader: "X-Pilox-Federation-JWT", bodyBinding: "body_sha256", maxBodyBytes: c.federation.max_body_bytes }
+      : null,
   };
   return signDocument(doc, s.identity);
 }

@@ -7,10 +7,10 @@
  */
 import type { Context } from "hono";
 import * as v from "valibot";
-import { BusUnavailableError, SealError, type MeshBus } from "../bus/index.ts";
+import { BusUnavailableError, MessageTooLargeError, SealError, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
 import { coreOf, type JsonObject } from "../bus/envelope/v1.ts";
-import type { ReplayCache } from "../bus/replay.ts";
+import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { AuditLog } from "./audit.ts";
 import type { Peer } from "./peers.ts";
@@ -46,18 +46,36 @@ export interface InboundDeps {
   ipLimit: RateLimiter;
   peerLimit: RateLimiter;
   /** (peer, eventId) pairs already republished: retried batches are not delivered twice. */
-  delivered: ReplayCache;
+  delivered: DeliveredSet;
   audit: AuditLog;
   log: Logger;
   onRefused: (reason: string) => void;
   onAccepted: (peer: string, n: number) => void;
 }
 
-const refuse = (c: Context, status: 401 | 429 | 400 | 503, code: string) =>
+/** Remembered across restarts (a journal): `add` then `commit` once per batch. */
+export interface DeliveredSet {
+  has(key: string): boolean;
+  add(key: string): void;
+  commit(): void;
+}
+
+/** A relay body nests a message three levels down: {messages: [{message: …}]}. */
+const MAX_BODY_DEPTH = MAX_JSON_DEPTH + 3;
+
+const refuse = (c: Context, status: 401 | 429 | 400 | 413 | 503, code: string) =>
   c.json({ error: { code, message: "federation request refused" } }, status);
 
+/** The relay body was over federation.max_body_bytes: counted and audited like any refusal. */
+export function relayTooLarge(c: Context, d: Pick<InboundDeps, "audit" | "onRefused">, client: string): Response {
+  d.onRefused("payload_too_large");
+  d.audit.refused({ direction: "inbound", client, reason: "payload_too_large" });
+  return refuse(c, 413, "payload_too_large");
+}
+
 export async function handleRelay(c: Context, d: InboundDeps, client: string): Promise<Response> {
-  const audit = (outcome: "accepted" | "refused", extra: Record<string, unknown>) => d.audit.append({ direction: "inbound", outcome, client, ...extra });
+  const audit = (outcome: "accepted" | "refused", extra: Record<string, unknown>) =>
+    outcome === "refused" ? d.audit.refused({ direction: "inbound", client, ...extra }) : d.audit.append({ direction: "inbound", outcome, client, ...extra });
   if (!d.ipLimit.take(client)) {
     d.onRefused("ip_rate_limited");
     audit("refused", { reason: "ip_rate_limited" });
@@ -84,13 +102,14 @@ export async function handleRelay(c: Context, d: InboundDeps, client: string): P
     audit("refused", { peer: peer.origin, reason: "peer_rate_limited" });
     return refuse(c, 429, "rate_limited");
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(body).toString("utf8"));
-  } catch {
-    parsed = undefined;
+  // The whole batch is checked before any of it is published: a refusal is all or nothing.
+  const json = parseJson(Buffer.from(body).toString("utf8"), MAX_BODY_DEPTH);
+  if (!json.ok) {
+    d.onRefused(json.reason === "too_deep" ? "too_deep" : "malformed_batch");
+    audit("refused", { peer: peer.origin, reason: json.reason === "too_deep" ? "too_deep" : "malformed_batch", detail: json.detail });
+    return c.json({ error: { code: "invalid_request", message: json.detail } }, 400);
   }
-  const batch = v.safeParse(RelayBody, parsed);
+  const batch = v.safeParse(RelayBody, json.value);
   if (!batch.success) {
     d.onRefused("malformed_batch");
     audit("refused", { peer: peer.origin, reason: "malformed_batch", detail: describeIssues(batch.issues) });
@@ -114,21 +133,23 @@ export async function handleRelay(c: Context, d: InboundDeps, client: string): P
     try {
       // Re-sealed with our key; meshMeta (and so the event id) is kept, the origin recorded.
       await bus.publish(channel, { ...coreOf(message), meshMeta: meta }, { origin: peer.origin });
-      d.delivered.claim(key, Number.POSITIVE_INFINITY);
+      d.delivered.add(key);
       accepted++;
     } catch (err) {
       if (err instanceof SealError) {
-        refused.push({ index, reason: "invalid_message" });
+        refused.push({ index, reason: err instanceof MessageTooLargeError ? "oversized" : "invalid_message" });
         continue;
       }
       if (err instanceof BusUnavailableError) {
         // What was published stays marked; the sender retries the batch and those are skipped.
+        d.delivered.commit();
         audit("refused", { peer: peer.origin, reason: "bus_unavailable", messages: accepted });
         return refuse(c, 503, "unavailable");
       }
       throw err;
     }
   }
+  d.delivered.commit();
   for (const x of refused) d.onRefused(x.reason);
   d.onAccepted(peer.origin, accepted);
   audit("accepted", { peer: peer.origin, messages: accepted, ...(duplicates ? { detail: `${duplicates} duplicates` } : {}), ...(refused.length ? { reason: `${refused.length} refused` } : {}) });

@@ -5,9 +5,12 @@
  * its body, retried with exponential backoff and jitter while the peer is unreachable.
  */
 import { createHash } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Closer, Delivery, MeshBus } from "../bus/index.ts";
 import type { JsonObject } from "../bus/envelope/v1.ts";
+import { DISCOVERY_PATH } from "../discovery/index.ts";
+import { parseJson } from "../json/index.ts";
 import { Spool, SpoolFullError } from "../bus/spool.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -22,6 +25,8 @@ export interface ForwarderDeps {
   ourOrigin: () => string;
   tokenTtl: () => number;
   batchSize: () => number;
+  /** Our bound on a batch's bytes; the peer's advertised limit lowers it. */
+  batchMaxBytes: () => number;
   queueDir: string;
   queueMaxBytes: number;
   audit: AuditLog;
@@ -35,7 +40,15 @@ export interface ForwarderStatus {
   lastContact: string | null;
   lastError: string | null;
   sent: number;
+  /** Messages moved to dead.jsonl because the peer refused them as too large. */
+  deadLettered: number;
+  /** The byte bound batches are built to now. */
+  batchMaxBytes: number;
 }
+
+/** `{"messages":[` … `]}` */
+const BATCH_OVERHEAD = 15;
+const MAX_DOCUMENT_BYTES = 256 * 1024;
 
 /** A short stable id of a peer: names its queue directory and its consumer group. */
 export function peerId(origin: string): string {
@@ -46,8 +59,20 @@ export function queueDirFor(stateDir: string, origin: string): string {
   return join(stateDir, "federation", "outbound", peerId(origin));
 }
 
+/** A peer's answer that says the batch is too large for it. */
+class TooLargeError extends Error {}
+
+/** How often at most the peer's discovery document is read for its body limit. */
+const LEARN_INTERVAL_MS = 5 * 60_000;
+
 export class Forwarder {
   readonly #queue: Spool;
+  /** The peer's body limit, from its discovery document (federationEndpoints.maxBodyBytes). */
+  #peerLimit: number | undefined;
+  #learnedAt = 0;
+  /** Lowered after a 413 below what the peer advertised, raised again when it is relearned. */
+  #splitLimit: number | undefined;
+  #deadLettered = 0;
   #subs: Closer[] = [];
   #closed = false;
   #wake: (() => void) | undefined;
@@ -104,15 +129,34 @@ export class Forwarder {
         this.#wake = undefined;
         continue;
       }
+      await this.#learnLimit();
+      const limit = this.#byteLimit();
       const batch = this.#queue.peek(this.d.batchSize());
-      const messages = batch.filter((e) => e !== null);
+      // As many entries as fit the byte bound (at least one); corrupt ones (null) ride along.
+      const parts: string[] = [];
+      let bytes = BATCH_OVERHEAD;
+      let n = 0;
+      for (const e of batch) {
+        const text = e === null ? "" : JSON.stringify(e);
+        const len = text.length === 0 ? 0 : Buffer.byteLength(text) + 1;
+        if (parts.length > 0 && bytes + len > limit) break;
+        if (text) parts.push(text);
+        bytes += len;
+        n++;
+      }
       try {
-        if (messages.length) await this.#send(JSON.stringify({ messages }), messages.length);
-        this.#queue.drop(batch.length);
-        this.#sent += messages.length;
+        if (parts.length) await this.#send(`{"messages":[${parts.join(",")}]}`, parts.length);
+        this.#queue.drop(n);
+        this.#sent += parts.length;
         failures = 0;
       } catch (err) {
         if (this.#closed) break;
+        if (err instanceof TooLargeError) {
+          if (parts.length === 1) this.#deadLetter(parts[0]!, bytes, n);
+          else this.#splitLimit = Math.max(1024, Math.floor(bytes / 2)); // split and go again at once
+          this.#learnedAt = 0;
+          continue;
+        }
         failures++;
         this.#lastError = (err as Error).message;
         this.d.log.limited(`fed-send-${this.peer.origin}`, "warn", "federation peer unreachable; will retry", { peer: this.peer.origin, error: this.#lastError, waiting: this.#queue.size });
@@ -127,6 +171,42 @@ export class Forwarder {
     }
   }
 
+  #byteLimit(): number {
+    return Math.min(this.d.batchMaxBytes(), this.#peerLimit ?? Number.POSITIVE_INFINITY, this.#splitLimit ?? Number.POSITIVE_INFINITY);
+  }
+
+  /**
+   * A message the peer refuses as too large even alone can never be sent: it leaves the queue
+   * for `dead.jsonl` beside it (with the reason), so the messages behind it move on.
+   */
+  #deadLetter(text: string, bytes: number, n: number): void {
+    const line = JSON.stringify({ ts: new Date().toISOString(), peer: this.peer.origin, reason: "too_large_for_peer", bytes, entry: JSON.parse(text) as unknown });
+    appendFileSync(join(this.d.queueDir, "dead.jsonl"), line + "\n", { mode: 0o600 });
+    this.#queue.drop(n);
+    this.#deadLettered++;
+    this.d.audit.append({ direction: "outbound", outcome: "refused", peer: this.peer.origin, messages: 1, reason: "too_large_for_peer", detail: `${bytes} bytes, moved to dead.jsonl` });
+    this.d.log.error("federation message too large for the peer; dead-lettered", { peer: this.peer.origin, bytes, file: join(this.d.queueDir, "dead.jsonl") });
+  }
+
+  /** Reads the peer's body limit from its discovery document (bounded, best effort). */
+  async #learnLimit(): Promise<void> {
+    if (Date.now() - this.#learnedAt < LEARN_INTERVAL_MS) return;
+    this.#learnedAt = Date.now();
+    try {
+      const res = await fetch(this.peer.url + DISCOVERY_PATH, { signal: AbortSignal.any([AbortSignal.timeout(5_000), this.#abort.signal]) });
+      const text = res.ok ? await res.text() : "";
+      if (text.length > MAX_DOCUMENT_BYTES) return;
+      const doc = parseJson(text, 16);
+      const max = doc.ok ? (doc.value as { federationEndpoints?: { maxBodyBytes?: unknown } } | null)?.federationEndpoints?.maxBodyBytes : undefined;
+      if (typeof max === "number" && Number.isSafeInteger(max) && max >= 1024) {
+        if (max !== this.#peerLimit) this.#splitLimit = undefined;
+        this.#peerLimit = max;
+      }
+    } catch {
+      /* no document (a stock Pilox peer, or unreachable): keep what we had, and split on 413 */
+    }
+  }
+
   async #send(body: string, n: number): Promise<void> {
     const token = await mintToken({ key: this.d.identity(), iss: this.d.ourOrigin(), aud: this.peer.origin, ttlSeconds: this.d.tokenTtl(), body });
     const res = await fetch(this.peer.url + RELAY_PATH, {
@@ -136,6 +216,10 @@ export class Forwarder {
       signal: AbortSignal.any([AbortSignal.timeout(this.d.timeoutMs ?? 10_000), this.#abort.signal]),
     });
     const text = await res.text();
+    if (res.status === 413) {
+      this.d.audit.append({ direction: "outbound", outcome: "refused", peer: this.peer.origin, messages: n, reason: "http_413" });
+      throw new TooLargeError(`${this.peer.url} answered 413`);
+    }
     if (!res.ok) {
       this.d.audit.append({ direction: "outbound", outcome: "refused", peer: this.peer.origin, messages: n, reason: `http_${res.status}` });
       throw new Error(`${this.peer.url} answered ${res.status}`);
@@ -157,6 +241,8 @@ export class Forwarder {
       lastContact: this.#lastContact ? new Date(this.#lastContact).toISOString() : null,
       lastError: this.#lastError ?? null,
       sent: this.#sent,
+      deadLettered: this.#deadLettered,
+      batchMaxBytes: this.#byteLimit(),
     };
   }
 

@@ -1,13 +1,13 @@
 /** Federation in the running appliance: peers, inbound relay, forwarders, audit, status. */
 import type { Context } from "hono";
 import { join } from "node:path";
-import { loadReplayFile, ReplayCache, saveReplayFile, type MeshBus } from "../bus/index.ts";
+import { ReplayCache, ReplayJournal, type MeshBus } from "../bus/index.ts";
 import type { Config } from "../config/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import { AuditLog } from "./audit.ts";
-import { handleRelay } from "./inbound.ts";
+import { handleRelay, relayTooLarge } from "./inbound.ts";
 import { Forwarder, queueDirFor } from "./outbound.ts";
 import { peersOf, type Peer } from "./peers.ts";
 import { RateLimiter } from "./rate-limit.ts";
@@ -30,7 +30,7 @@ export class Federation {
   readonly #forwarders = new Map<string, Forwarder>();
   readonly audit: AuditLog;
   readonly #delivered = new ReplayCache(1_000_000);
-  readonly #deliveredFile: string;
+  readonly #deliveredJournal: ReplayJournal;
   readonly #ipLimit: RateLimiter;
   readonly #peerLimit: RateLimiter;
   readonly #roster: Roster;
@@ -40,9 +40,10 @@ export class Federation {
     this.#config = config;
     this.#roster = new Roster(config);
     this.#peers = peersOf(config, this.#roster.peers());
-    this.audit = new AuditLog(join(config.node.state_dir, "federation", "audit.jsonl"));
-    this.#deliveredFile = join(config.node.state_dir, "federation", "inbound-delivered.json");
-    loadReplayFile(this.#deliveredFile, this.#delivered, d.log);
+    const f = config.federation;
+    this.audit = new AuditLog(join(config.node.state_dir, "federation", "audit.jsonl"), { maxBytes: f.audit_max_bytes, keep: f.audit_keep, windowMs: f.audit_window_seconds * 1000 });
+    const dir = join(config.node.state_dir, "federation");
+    this.#deliveredJournal = new ReplayJournal(join(dir, "inbound-delivered.journal"), this.#delivered, d.log, join(dir, "inbound-delivered.json"));
     this.#ipLimit = new RateLimiter(() => this.#config.federation.per_ip_rate);
     this.#peerLimit = new RateLimiter((origin) => this.#peers.get(origin)?.ratePerSecond ?? 1);
   }
@@ -87,6 +88,7 @@ export class Federation {
       ourOrigin: () => c().instance.origin,
       tokenTtl: () => c().federation.token_lifetime_seconds,
       batchSize: () => c().federation.batch_size,
+      batchMaxBytes: () => c().federation.batch_max_bytes,
       queueDir: queueDirFor(c().node.state_dir, p.origin),
       queueMaxBytes: c().federation.queue_max_bytes,
       audit: this.audit,
@@ -116,6 +118,11 @@ export class Federation {
     for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
   }
 
+  relayTooLarge(c: Context, client: string): Response {
+    const m = this.d.metrics.federation;
+    return relayTooLarge(c, { audit: this.audit, onRefused: (reason) => m.requests.inc({ direction: "inbound", outcome: "refused", reason }) }, client);
+  }
+
   relay(c: Context, client: string): Promise<Response> {
     const m = this.d.metrics.federation;
     return handleRelay(
@@ -131,7 +138,14 @@ export class Federation {
         replay: this.d.replay,
         ipLimit: this.#ipLimit,
         peerLimit: this.#peerLimit,
-        delivered: this.#delivered,
+        delivered: {
+          has: (key) => this.#delivered.has(key),
+          add: (key) => {
+            this.#delivered.claim(key, Number.POSITIVE_INFINITY);
+            this.#deliveredJournal.record(key, Number.POSITIVE_INFINITY);
+          },
+          commit: () => this.#deliveredJournal.flush(),
+        },
         audit: this.audit,
         log: this.d.log,
         onRefused: (reason) => m.requests.inc({ direction: "inbound", outcome: "refused", reason }),
@@ -156,7 +170,7 @@ export class Federation {
         acceptChannels: [...p.accept],
         forwardChannels: [...p.forward],
         ratePerSecond: p.ratePerSecond,
-        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0 }),
+        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0, deadLettered: 0 }),
       })),
     };
   }
@@ -174,7 +188,8 @@ export class Federation {
   async close(): Promise<void> {
     clearInterval(this.#refreshTimer);
     await Promise.all([...this.#forwarders.values()].map((f) => f.close()));
-    saveReplayFile(this.#deliveredFile, this.#delivered, this.d.log);
+    this.#deliveredJournal.close();
+    this.audit.close();
     await this.d.replay.close?.();
   }
 }

@@ -8,7 +8,8 @@ import { streamSSE } from "hono/streaming";
 import * as v from "valibot";
 import { BusUnavailableError, type Delivery, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
-import { SealError } from "../bus/envelope/seal.ts";
+import { MessageTooLargeError, SealError } from "../bus/envelope/seal.ts";
+import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bearerAuth } from "./auth.ts";
 import { jsonError } from "./errors.ts";
@@ -22,10 +23,12 @@ export interface AgentApiOptions {
   log: Logger;
   /** GET /v1/federation/status. */
   federationStatus: () => unknown;
-  /** POST /v1/admin/reload: what SIGHUP does. */
-  reload: () => Promise<{ ok: true } | { ok: false; error: string }>;
+  /** POST /v1/admin/reload: what SIGHUP does; `{"allowRemovals": true}` lets it drop keys, peers or channels. */
+  reload: (o: { allowRemovals?: boolean }) => Promise<{ ok: true } | { ok: false; error: string }>;
   /** Interval of SSE keep-alive comments. */
   heartbeatMs?: number;
+  /** Bounds on what waits for one slow SSE reader, and on all of them together. */
+  sse: () => { maxQueuedBytes: number; maxTotalQueuedBytes: number; writeTimeoutMs: number };
 }
 
 const PublishBody = v.strictObject({
@@ -41,11 +44,15 @@ const PublishBody = v.strictObject({
 
 /** A stream whose client reads slower than this many queued events is closed (it can resume). */
 const MAX_QUEUED_EVENTS = 1024;
+/** {channel, message: …}: the message starts one level down. */
+const MAX_BODY_DEPTH = MAX_JSON_DEPTH + 1;
 const LAST_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
 export function agentApi(o: AgentApiOptions): Hono {
   const app = new Hono();
   let subscribers = 0;
+  /** Bytes waiting for every SSE reader together. */
+  let totalQueued = 0;
   if (o.token) app.use("*", bearerAuth(o.token));
 
   app.post(
@@ -56,19 +63,20 @@ export function agentApi(o: AgentApiOptions): Hono {
         onError: (c) => jsonError(c, 413, "payload_too_large", `the body exceeds ${o.maxBodyBytes()} bytes`),
       })(c, next),
     async (c) => {
-      let body: unknown;
-      try {
-        body = await c.req.json();
-      } catch {
-        return jsonError(c, 400, "invalid_json", "the body is not valid JSON");
+      const body = parseJson(await c.req.text(), MAX_BODY_DEPTH);
+      if (!body.ok) {
+        return body.reason === "too_deep"
+          ? jsonError(c, 400, "too_deep", `the message is ${body.detail}`)
+          : jsonError(c, 400, "invalid_json", "the body is not valid JSON");
       }
-      const parsed = v.safeParse(PublishBody, body);
+      const parsed = v.safeParse(PublishBody, body.value);
       if (!parsed.success) return jsonError(c, 400, "invalid_request", describeIssues(parsed.issues));
       const { channel, message, v1 } = parsed.output;
       try {
         const r = await o.bus().publish(channel, message, { v1Only: v1 === true });
         return c.json(r, 202);
       } catch (err) {
+        if (err instanceof MessageTooLargeError) return jsonError(c, 413, "message_too_large", err.message);
         if (err instanceof SealError) return jsonError(c, 422, "invalid_message", err.message);
         if (err instanceof BusUnavailableError) {
           c.header("Retry-After", "1");
@@ -92,25 +100,64 @@ export function agentApi(o: AgentApiOptions): Hono {
     if (subscribers >= o.maxSubscribers()) return jsonError(c, 503, "too_many_subscribers", "subscriber limit reached");
     subscribers++;
     return streamSSE(c, async (stream) => {
+      const limits = o.sse();
       let queued = 0;
+      let queuedBytes = 0;
+      let lastProgress = Date.now();
       let done: () => void = () => {};
       const finished = new Promise<void>((r) => (done = r));
       stream.onAbort(() => done());
+      /**
+       * Ends the stream now: the socket is destroyed, so nothing waits behind the writes a
+       * reader that stopped reading left queued, and their memory is released.
+       */
+      const cut = (why: string) => {
+        if (stream.aborted || stream.closed) return;
+        o.log.limited(`sse-${why}`, "warn", "closing a slow SSE subscriber", { channel, reason: why, queued_bytes: queuedBytes });
+        done();
+        (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing?.destroy();
+        stream.abort();
+      };
+      const write = (text: string): Promise<void> => {
+        const size = text.length;
+        queued++;
+        queuedBytes += size;
+        totalQueued += size;
+        return stream.write(text).then(
+          () => {
+            lastProgress = Date.now();
+          },
+          () => done(),
+        ).finally(() => {
+          queued--;
+          queuedBytes -= size;
+          totalQueued -= size;
+        });
+      };
       const send = (d: Delivery): Promise<void> => {
         if (stream.aborted || stream.closed) return Promise.resolve();
-        if (++queued > MAX_QUEUED_EVENTS) {
-          o.log.limited("sse-slow", "warn", "closing a slow SSE subscriber", { channel });
-          done();
+        const text = `id: ${d.id ?? d.eventId}\nevent: message\ndata: ${JSON.stringify(d.message)}\n\n`;
+        if (queued >= MAX_QUEUED_EVENTS || queuedBytes + text.length > limits.maxQueuedBytes) {
+          cut("queue_full");
           return Promise.resolve();
         }
-        return stream.writeSSE({ id: d.id ?? d.eventId, event: "message", data: JSON.stringify(d.message) }).finally(() => queued--);
+        if (totalQueued + text.length > limits.maxTotalQueuedBytes) {
+          cut("total_queue_full");
+          return Promise.resolve();
+        }
+        return write(text);
       };
       const closer = durable
         ? await bus.tail(channel, lastId ?? "$", send)
-        : await bus.subscribe(channel, (d) => void send(d).catch(() => done()));
+        : await bus.subscribe(channel, (d) => void send(d));
       // Tell the client the stream is live (and flush headers through proxies).
-      await stream.write(": subscribed\n\n");
-      const hb = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => done()), o.heartbeatMs ?? 15_000);
+      void write(": subscribed\n\n");
+      const heartbeatMs = o.heartbeatMs ?? 15_000;
+      const hb = setInterval(() => {
+        // A reader whose writes made no progress for the write timeout is gone in all but name.
+        if (queued > 0 && Date.now() - lastProgress > limits.writeTimeoutMs) cut("write_timeout");
+        else if (queued === 0 && Date.now() - lastProgress >= heartbeatMs) void write(": keep-alive\n\n");
+      }, Math.min(heartbeatMs, 1_000));
       try {
         await finished;
       } finally {
@@ -124,7 +171,10 @@ export function agentApi(o: AgentApiOptions): Hono {
   app.get("/v1/federation/status", (c) => c.json(o.federationStatus() as object));
 
   app.post("/v1/admin/reload", async (c) => {
-    const r = await o.reload();
+    const text = await c.req.text();
+    const body = text.length > 1024 ? undefined : text.trim() === "" ? { ok: true as const, value: {} } : parseJson(text, 4);
+    if (!body?.ok || body.value === null || typeof body.value !== "object") return jsonError(c, 400, "invalid_request", 'the body is empty or {"allowRemovals": true}');
+    const r = await o.reload({ allowRemovals: (body.value as { allowRemovals?: unknown }).allowRemovals === true });
     return r.ok ? c.json({ reloaded: true }) : jsonError(c, 422, "config_rejected", r.error);
   });
 

@@ -28,6 +28,8 @@ export interface PublicApiOptions {
   /** The federation relay (POST /v1/federation/relay). */
   relay: (c: Context, client: string) => Promise<Response>;
   relayMaxBytes: () => number;
+  /** The answer (counted and audited) to a relay body over relayMaxBytes. */
+  relayTooLarge: (c: Context, client: string) => Response;
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
   maxBodyBytes: () => number;
@@ -59,7 +61,9 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   app.use("*", (c, next) =>
     c.req.method === "GET" || c.req.method === "HEAD"
       ? next()
-      : bodyLimit({ maxSize: c.req.path === RELAY_PATH ? o.relayMaxBytes() : o.maxBodyBytes(), onError: tooLarge })(c, next),
+      : c.req.path === RELAY_PATH
+        ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)
+        : bodyLimit({ maxSize: o.maxBodyBytes(), onError: tooLarge })(c, next),
   );
 
   app.post(RELAY_PATH, (c) => o.relay(c, c.get("clientIp")));

@@ -1,10 +1,16 @@
+import type { Logger } from "../../log/index.ts";
+
 /** What the bus needs from a transport: pub/sub for best-effort channels, a log for durable ones. */
 
 export class BackendUnavailableError extends Error {
   override name = "BackendUnavailableError";
 }
 
-/** One entry of a durable channel's log. `refTimeMs` is when it entered the log. */
+/**
+ * One entry of a durable channel's log. `refTimeMs` is when it entered the log. An entry
+ * without the message field (written by something else) arrives with `raw` "" and is refused
+ * like any malformed message.
+ */
 export interface LogEntry {
   id: string;
   raw: string;
@@ -22,10 +28,16 @@ export interface ConsumerOptions {
 }
 
 /**
- * Runs `handle` on each entry in log order. `handle` resolves "ack" to acknowledge or "retry"
- * to leave it for redelivery; it must not throw.
+ * What became of an entry: "ack" (handled, or a duplicate), "retry" (redeliver it, up to
+ * maxAttempts, then dead-letter it), or `{dead: reason}` (refused: to the dead-letter log with
+ * the reason, then acknowledged, so one poison entry never holds up the ones behind it).
  */
-export type EntryHandler = (entry: LogEntry) => Promise<"ack" | "retry">;
+export type Verdict = "ack" | "retry" | { dead: string };
+/** Runs on each entry in log order. A throw counts as "retry". */
+export type EntryHandler = (entry: LogEntry) => Promise<Verdict>;
+
+/** Suffix of a durable channel's dead-letter log: `<channel>:dead`. */
+export const DEAD_SUFFIX = ":dead";
 
 export interface Closer {
   close(): Promise<void>;
@@ -67,3 +79,15 @@ export function entryTime(id: string): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
+
+/**
+ * Calls an inbound callback so that nothing it throws escapes into the transport's event
+ * handler, where it would end the process (one hostile PUBLISH must not crash the appliance).
+ */
+export function runInbound(fn: (ch: string, raw: string) => void, ch: string, raw: string, log: Logger): void {
+  try {
+    fn(ch, raw);
+  } catch (err) {
+    log.limited("inbound-callback", "error", "inbound message handler failed", { channel: ch, error: (err as Error)?.message ?? String(err) });
+  }
+}

@@ -3,8 +3,9 @@
  * the box. Messages travel as the same sealed strings as on Redis (one code path verifies
  * both). Durable channels keep a bounded in-memory log for resume; nothing survives a restart.
  */
-import type { BusBackend, Closer, ConsumerOptions, EntryHandler, LogEntry, ReadyState } from "./backend.ts";
-import { sleep } from "./backend.ts";
+import { silentLogger, type Logger } from "../../log/index.ts";
+import type { BusBackend, Closer, ConsumerOptions, EntryHandler, LogEntry, ReadyState, Verdict } from "./backend.ts";
+import { DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
 
 interface Log {
   entries: LogEntry[];
@@ -21,7 +22,10 @@ export class EmbeddedBackend implements BusBackend {
   readonly #logs = new Map<string, Log>();
   #closed = false;
 
-  constructor(private readonly maxLogLength = 100_000) {}
+  constructor(
+    private readonly maxLogLength = 100_000,
+    private readonly log: Logger = silentLogger,
+  ) {}
 
   async start(): Promise<void> {}
   async close(): Promise<void> {
@@ -36,12 +40,17 @@ export class EmbeddedBackend implements BusBackend {
     return { ok: !this.#closed, detail: "embedded bus (in-process)", warnings: [] };
   }
 
+  /** Channels with at least one pub/sub subscriber (status, tests). */
+  channelCount(): number {
+    return this.#subs.size;
+  }
+
   async publish(wireChannel: string, raw: string): Promise<void> {
     const set = this.#subs.get(wireChannel);
     if (!set) return;
     // Deliver asynchronously, as a network bus would, so publishers never run handlers inline.
     queueMicrotask(() => {
-      for (const fn of set) fn(wireChannel, raw);
+      for (const fn of set) runInbound(fn, wireChannel, raw, this.log);
     });
   }
 
@@ -53,7 +62,12 @@ export class EmbeddedBackend implements BusBackend {
     }
     return {
       close: async () => {
-        for (const ch of wireChannels) this.#subs.get(ch)?.delete(onMessage);
+        for (const ch of wireChannels) {
+          const set = this.#subs.get(ch);
+          set?.delete(onMessage);
+          // Channel names are the agents' to choose: an emptied one must not stay behind.
+          if (set?.size === 0) this.#subs.delete(ch);
+        }
       },
     };
   }
@@ -134,7 +148,13 @@ export class EmbeddedBackend implements BusBackend {
     return this.#reader(channel, log.base + log.entries.length, async (batch, at) => {
       let pos = at;
       for (const entry of batch) {
-        const verdict = await handle(entry);
+        let verdict: Verdict;
+        try {
+          verdict = await handle(entry);
+        } catch (err) {
+          this.log.limited(`consume-handler-${channel}`, "warn", "durable handler failed", { channel, error: (err as Error)?.message });
+          verdict = "retry";
+        }
         if (verdict === "retry") {
           const n = (attempts.get(entry.id) ?? 0) + 1;
           if (n < opts.maxAttempts) {
@@ -142,8 +162,9 @@ export class EmbeddedBackend implements BusBackend {
             await sleep(Math.min(100 * 2 ** n, 5_000));
             return pos; // retry this entry, in order
           }
-          attempts.delete(entry.id);
-          await this.append(`${channel}:dead`, [entry.raw]);
+          await this.append(channel + DEAD_SUFFIX, [entry.raw]);
+        } else if (verdict !== "ack") {
+          await this.append(channel + DEAD_SUFFIX, [entry.raw]);
         }
         attempts.delete(entry.id);
         pos++;

@@ -7,6 +7,7 @@ import { Cluster, Redis, type RedisOptions } from "ioredis";
 import type { Logger } from "../../log/index.ts";
 import {
   BackendUnavailableError,
+  DEAD_SUFFIX,
   entryTime,
   sleep,
   type BusBackend,
@@ -15,7 +16,9 @@ import {
   type EntryHandler,
   type LogEntry,
   type ReadyState,
+  type Verdict,
 } from "./backend.ts";
+import { runInbound } from "./backend.ts";
 
 /** A connection to one server (directly or through Sentinel) or to a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -125,7 +128,7 @@ export class RedisBackend implements BusBackend {
     this.#sub = this.#connect("sub", { autoResubscribe: true, maxRetriesPerRequest: null });
     this.#sub.on("message", (ch: string, raw: string) => {
       const set = this.#subHandlers.get(ch);
-      if (set) for (const fn of set) fn(ch, raw);
+      if (set) for (const fn of set) runInbound(fn, ch, raw, this.o.log);
     });
   }
 
@@ -308,28 +311,44 @@ export class RedisBackend implements BusBackend {
       }
     };
 
+    const deadLetter = async (id: string, fields: string[], reason: string, n: number) => {
+      const raw = fieldValue(fields, "m");
+      // The original entry goes along whole: its message field, or all its fields when it had none.
+      const original = raw === undefined ? ["fields", JSON.stringify(fields)] : ["m", raw];
+      await run(r.xadd(key + DEAD_SUFFIX, "MAXLEN", "~", this.o.streamMaxLen, "*", ...original, "reason", reason, "failedId", id, "attempts", String(n)));
+      attempts.delete(id);
+      unacked.push(id);
+    };
+
     const handleEntries = async (entries: Entries): Promise<"ok" | "stop"> => {
       for (const [id, fields] of entries) {
         if (closed) return "stop";
         // A pending entry that was trimmed away comes back with no fields: nothing to deliver.
-        const raw = fields ? fieldValue(fields, "m") : undefined;
-        if (raw === undefined) {
+        if (!fields) {
           unacked.push(id);
           continue;
         }
-        const verdict = await handle({ id, raw, refTimeMs: entryTime(id) });
+        let verdict: Verdict;
+        try {
+          verdict = await handle({ id, raw: fieldValue(fields, "m") ?? "", refTimeMs: entryTime(id) });
+        } catch (err) {
+          this.o.log.limited(`consume-handler-${key}`, "warn", "durable handler failed", { channel, error: (err as Error)?.message });
+          verdict = "retry";
+        }
         if (verdict === "ack") {
           attempts.delete(id);
           unacked.push(id);
+          continue;
+        }
+        if (verdict !== "retry") {
+          await deadLetter(id, fields, verdict.dead, (attempts.get(id) ?? 0) + 1);
           continue;
         }
         const n = (attempts.get(id) ?? 0) + 1;
         attempts.set(id, n);
         if (n >= opts.maxAttempts) {
           // Never drop an accepted message: park it where an operator can inspect and replay it.
-          await run(r.xadd(`${key}:dead`, "*", "m", raw, "failedId", id, "attempts", String(n)));
-          attempts.delete(id);
-          unacked.push(id);
+          await deadLetter(id, fields, "max_attempts", n);
           continue;
         }
         await flushAcks();
@@ -439,13 +458,12 @@ export class RedisBackend implements BusBackend {
           }
           const entries = firstStreamEntries(await run(r.call("XREAD", "COUNT", 256, "BLOCK", this.o.blockMs, "STREAMS", key, cursor)));
           if (!entries.length) continue;
-          cursor = entries[entries.length - 1]![0];
           const out: LogEntry[] = [];
-          for (const [id, fields] of entries) {
-            const raw = fields ? fieldValue(fields, "m") : undefined;
-            if (raw !== undefined) out.push({ id, raw, refTimeMs: entryTime(id) });
-          }
+          for (const [id, fields] of entries) if (fields) out.push({ id, raw: fieldValue(fields, "m") ?? "", refTimeMs: entryTime(id) });
           if (out.length) await onEntries(out);
+          // Only past what was handed on: a failure re-reads the batch (the reader's replay
+          // memory drops what it already had) instead of skipping the rest of it.
+          cursor = entries[entries.length - 1]![0];
         } catch (err) {
           if (closed) break;
           this.o.log.limited(`tail-${key}`, "warn", "stream reader waiting for redis", { channel, error: (err as Error).message });

@@ -141,7 +141,9 @@ describe("raw text the MAC fast path must not be fooled by", () => {
     }
     const v1 = sealToWire("jobs", { a: 1 }, k1, { v1Only: true }).wire;
     const m1 = JSON.parse(v1);
-    assert.deepEqual(textsFromRaw(v1, m1.meshSig, undefined), { core: '{"a":1}', meta: canonicalize(m1.meshMeta), ext: "" });
+    // The v1 form gains a timestamp on operator channels (receivers bound its replay by it).
+    assert.match(m1.timestamp, /^\d{4}-\d\d-\d\dT/);
+    assert.deepEqual(textsFromRaw(v1, m1.meshSig, undefined), { core: `{"a":1,"timestamp":${JSON.stringify(m1.timestamp)}}`, meta: canonicalize(m1.meshMeta), ext: "" });
   });
 
   it("our own layout verifies; so do reordered keys and added whitespace", () => {

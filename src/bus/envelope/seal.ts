@@ -1,6 +1,7 @@
 /** Where a bus message is sealed: meshSig (Pilox v1) plus, unless asked not to, our extension. */
 import { randomEventId } from "./event-id.ts";
 import { canonicalize, canonicalizeWithout } from "../../canon/index.ts";
+import { JsonDepthError } from "../../json/index.ts";
 import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { BusKey } from "../keyring.ts";
 import { sealExt, type MeshExt, type UnsignedExt } from "./ext.ts";
@@ -8,6 +9,17 @@ import { coreOf, EXT_FIELD, hmacHex, signedStringFromCanon, type JsonObject } fr
 
 export class SealError extends Error {
   override name = "SealError";
+}
+
+/** The sealed message would be larger than receivers accept (bus.max_message_bytes). */
+export class MessageTooLargeError extends SealError {
+  override name = "MessageTooLargeError";
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`the sealed message is ${bytes} bytes; bus.max_message_bytes is ${limit}`);
+  }
 }
 
 export interface SealOptions {
@@ -21,6 +33,8 @@ export interface SealOptions {
 }
 
 interface Prepared {
+  /** The message sealed (a v1 message on an operator channel may have gained a timestamp). */
+  message: JsonObject;
   meshMeta: JsonObject;
   eventId: string;
   canonCore: string;
@@ -39,6 +53,15 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
   if (message === null || typeof message !== "object" || Array.isArray(message)) {
     throw new SealError("a bus message is a JSON object");
   }
+  try {
+    return prepareObject(channel, message, key, opts);
+  } catch (err) {
+    if (err instanceof JsonDepthError) throw new SealError(`the message is ${err.message}`);
+    throw err;
+  }
+}
+
+function prepareObject(channel: string, message: JsonObject, key: BusKey, opts: SealOptions): Prepared {
   const given = message["meshMeta"];
   const pilox = isPiloxChannel(channel);
   let meshMeta: JsonObject;
@@ -59,11 +82,15 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
   if (pilox) {
     const p = piloxCoreProblem(channel, coreOf(message));
     if (p) throw new SealError(`${canonicalChannel(channel)}: ${p}`);
+  } else if (opts.v1Only && message["timestamp"] === undefined) {
+    // Receivers bound how long a v1 message (no extension, so no send time of ours) can be
+    // replayed by its `timestamp`, as every Pilox event carries one: give it one.
+    message = { ...message, timestamp: new Date(opts.now ?? Date.now()).toISOString() };
   }
   const canonCore = canonicalizeWithout(message, NOT_CORE);
   const signed = signedStringFromCanon(channel, canonCore, canonMeta);
   const meshSig = hmacHex(key.secret, signed);
-  const out: Prepared = { meshMeta, eventId: meshMeta["eventId"] as string, canonCore, canonMeta, meshSig };
+  const out: Prepared = { message, meshMeta, eventId: meshMeta["eventId"] as string, canonCore, canonMeta, meshSig };
   if (!opts.v1Only) {
     const ext: UnsignedExt = { v: 1, kid: key.id, ts: opts.now ?? Date.now(), ch: channel };
     if (opts.origin !== undefined) ext.origin = opts.origin;
@@ -80,7 +107,7 @@ function prepare(channel: string, message: JsonObject, key: BusKey, opts: SealOp
  */
 export function sealMessage(channel: string, message: JsonObject, key: BusKey, opts: SealOptions = {}): JsonObject {
   const p = prepare(channel, message, key, opts);
-  const out: JsonObject = { ...coreOf(message), meshMeta: p.meshMeta, meshSig: p.meshSig };
+  const out: JsonObject = { ...coreOf(p.message), meshMeta: p.meshMeta, meshSig: p.meshSig };
   if (p.ext) out[EXT_FIELD] = p.ext;
   return out;
 }

@@ -39,7 +39,10 @@ export function coreOf(message: JsonObject): JsonObject {
   const core: JsonObject = {};
   for (const k of Object.keys(message)) {
     if (k === "meshMeta" || k === "meshSig" || k === EXT_FIELD) continue;
-    core[k] = message[k];
+    // An own "__proto__" key (JSON.parse makes one) must stay a key: assigning it would set
+    // the prototype instead, and the field would vanish from what is signed and sent.
+    if (k === "__proto__") Object.defineProperty(core, k, { value: message[k], enumerable: true, writable: true, configurable: true });
+    else core[k] = message[k];
   }
   return core;
 }

@@ -7,11 +7,13 @@ import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } f
 import type { KeyRing } from "../keyring.ts";
 import { canonicalExt, extMac, type MeshExt } from "./ext.ts";
 import { canonicalize } from "../../canon/index.ts";
+import { JsonDepthError, jsonDepthExceeds, MAX_JSON_DEPTH } from "../../json/index.ts";
 import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, macTextEquals, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
 export const REJECT_REASONS = [
   "oversized",
   "malformed",
+  "too_deep",
   "invalid_schema",
   "unsigned",
   "unextended",
@@ -68,6 +70,8 @@ export function verifyWire(
   if (raw.length > policy.maxBytes || (raw.length * 3 > policy.maxBytes && Buffer.byteLength(raw) > policy.maxBytes)) {
     return fail("oversized", `message exceeds ${policy.maxBytes} bytes`);
   }
+  // Before anything walks it: canonical JSON and the schema checks recurse.
+  if (jsonDepthExceeds(raw, MAX_JSON_DEPTH)) return fail("too_deep", `nested deeper than ${MAX_JSON_DEPTH} levels`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -150,6 +154,23 @@ export function verifyParsed(
   policy: VerifyPolicy,
   refTimeMs: number = Date.now(),
   raw?: string,
+): VerifyResult {
+  try {
+    return verifyObject(wireChannel, msg, ring, policy, refTimeMs, raw);
+  } catch (err) {
+    // A parsed object that did not come through verifyWire's depth check.
+    if (err instanceof JsonDepthError) return fail("too_deep", err.message);
+    throw err;
+  }
+}
+
+function verifyObject(
+  wireChannel: string,
+  msg: JsonObject,
+  ring: KeyRing,
+  policy: VerifyPolicy,
+  refTimeMs: number,
+  raw: string | undefined,
 ): VerifyResult {
   const meshSig = msg["meshSig"];
   if (meshSig === undefined) return fail("unsigned", "no meshSig");

@@ -1,6 +1,6 @@
 /** `peers`: the federation status of the running appliance. `audit verify`: check the log's chain. */
 import { loadConfig } from "../../config/index.ts";
-import { verifyAuditFile } from "../../federation/index.ts";
+import { verifyAuditFiles } from "../../federation/index.ts";
 import { EXIT, loadOptions, parse, required, UsageError, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
 
@@ -55,23 +55,24 @@ export async function peers(args: string[], io: Io): Promise<number> {
 
 export async function audit(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== "verify") throw new UsageError("usage: pilox-mesh audit verify FILE");
+  const usage = "usage: pilox-mesh audit verify FILE [FILE…]   (rotated files oldest first: audit.jsonl.2 audit.jsonl.1 audit.jsonl)";
+  if (sub !== "verify") throw new UsageError(usage);
   const { positionals } = parse(rest, {}, true);
-  const file = required(positionals[0], "FILE");
-  const r = verifyAuditFile(file);
+  if (positionals.length === 0) throw new UsageError(usage);
+  const r = verifyAuditFiles(positionals);
   if (!r.ok) {
-    io.stdout(`broken at line ${r.line}: ${r.reason}\n`);
+    io.stdout(`broken at ${r.file} line ${r.line}: ${r.reason}\n`);
     return EXIT.failure;
   }
-  io.stdout(`intact: ${r.lines} lines\n`);
+  io.stdout(`intact: ${r.lines} lines${r.continues ? ` (continues a chain from ${r.continues}, in a rotated file not given)` : ""}\n`);
   return EXIT.ok;
 }
 
 /** `reload`: ask the running appliance to re-read its configuration (like SIGHUP). */
 export async function reload(args: string[], io: Io): Promise<number> {
-  const { values } = parse(args, { socket: { type: "string" } });
+  const { values } = parse(args, { socket: { type: "string" }, "allow-removals": { type: "boolean" } });
   const socketPath = socketOf(values);
-  const { status, json } = await apiRequest({ socketPath }, "POST", "/v1/admin/reload");
+  const { status, json } = await apiRequest({ socketPath }, "POST", "/v1/admin/reload", values["allow-removals"] ? { allowRemovals: true } : undefined);
   if (status === 200) {
     io.stdout("reloaded\n");
     return EXIT.ok;
