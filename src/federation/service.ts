@@ -170,7 +170,7 @@ export class Federation {
         acceptChannels: [...p.accept],
         forwardChannels: [...p.forward],
         ratePerSecond: p.ratePerSecond,
-        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0, deadLettered: 0 }),
+        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0, deadLettered: 0, batchMaxBytes: 0 }),
       })),
     };
   }
