@@ -139,3 +139,28 @@ describe("hostile relay requests", () => {
     assert.equal(check.ok, true);
   });
 });
+
+describe("consumer groups of peers that went away", () => {
+  it("a peer removed by reload takes its consumer group along; a group of no configured peer is reported in status", { timeout: 30_000 }, async () => {
+    const { Redis } = await import("ioredis");
+    const r = new Redis(redisA.url);
+    try {
+      const key = "pilox-mesh:stream:a2b";
+      const group = `federation-${queueDirFor("", originB()).split("/").pop()}`;
+      const names = async () => ((await r.call("XINFO", "GROUPS", key)) as unknown[][]).map((g) => String(g[1]));
+      assert.ok((await names()).includes(group));
+      await r.xgroup("CREATE", key, "federation-0123456789abcdef", "$");
+      const cfg = readFileSync(s.path("a.toml"), "utf8");
+      s.write("a.toml", cfg.slice(0, cfg.indexOf("[[federation.peers]]")));
+      assert.deepEqual(await a.reload({ allowRemovals: true }), { ok: true });
+      assert.ok(!(await names()).includes(group), "the removed peer's group is gone");
+      const orphans = a.federation.status().orphanedGroups;
+      assert.deepEqual(orphans.map((o) => [o.channel, o.group]), [["a2b", "federation-0123456789abcdef"]]);
+      s.write("a.toml", cfg);
+      assert.deepEqual(await a.reload(), { ok: true });
+      assert.ok((await names()).includes(group), "re-created with the peer");
+    } finally {
+      r.disconnect();
+    }
+  });
+});

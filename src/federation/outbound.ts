@@ -55,6 +55,11 @@ export function peerId(origin: string): string {
   return createHash("sha256").update(origin).digest("hex").slice(0, 16);
 }
 
+/** The consumer group a peer's forwarder reads durable channels with. */
+export function forwarderGroup(origin: string): string {
+  return `federation-${peerId(origin)}`;
+}
+
 export function queueDirFor(stateDir: string, origin: string): string {
   return join(stateDir, "federation", "outbound", peerId(origin));
 }
@@ -103,7 +108,7 @@ export class Forwarder {
 
   async #subscribe(): Promise<void> {
     const bus = this.d.bus();
-    const group = `federation-${peerId(this.peer.origin)}`;
+    const group = forwarderGroup(this.peer.origin);
     this.#subs = await Promise.all([...this.peer.forward].map((ch) => bus.subscribe(ch, (m) => this.#enqueue(m), { group })));
   }
 

@@ -8,7 +8,7 @@ import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import { AuditLog } from "./audit.ts";
 import { handleRelay, relayTooLarge } from "./inbound.ts";
-import { Forwarder, queueDirFor } from "./outbound.ts";
+import { Forwarder, forwarderGroup, queueDirFor } from "./outbound.ts";
 import { peersOf, type Peer } from "./peers.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
@@ -35,6 +35,7 @@ export class Federation {
   readonly #peerLimit: RateLimiter;
   readonly #roster: Roster;
   #refreshTimer: NodeJS.Timeout | undefined;
+  #orphans: { channel: string; group: string; pending: number; lag: number | null }[] = [];
 
   constructor(config: Config, private readonly d: FederationDeps) {
     this.#config = config;
@@ -59,6 +60,7 @@ export class Federation {
     }
     for (const p of this.#peers.values()) await this.#startForwarder(p);
     this.#scheduleRefresh();
+    await this.#findOrphans();
   }
 
   #scheduleRefresh(): void {
@@ -113,9 +115,44 @@ export class Federation {
       if (!p || p.forward.size === 0) {
         this.#forwarders.delete(origin);
         await f.close(); // its queue stays on disk, sent if the peer comes back
+        // Its consumer groups would otherwise keep a growing lag in Redis for nobody.
+        await this.#dropGroups(origin, [...f.peer.forward]);
       } else await f.update(p);
     }
     for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
+    await this.#findOrphans();
+  }
+
+  async #dropGroups(origin: string, channels: string[]): Promise<void> {
+    const bus = this.d.bus();
+    for (const ch of channels.filter((c) => bus.isDurable(c))) {
+      try {
+        await bus.backend.dropGroup(ch, forwarderGroup(origin));
+        this.d.log.info("removed the consumer group of a removed peer", { peer: origin, channel: ch, group: forwarderGroup(origin) });
+      } catch (err) {
+        this.d.log.warn("cannot remove a removed peer's consumer group", { peer: origin, channel: ch, error: (err as Error).message });
+      }
+    }
+  }
+
+  /**
+   * Forwarder groups on our durable channels that belong to no configured peer (a peer whose
+   * origin changed while we were stopped, say): reported in status with their lag, and
+   * logged, not removed, since another appliance on the same Redis may still use them.
+   */
+  async #findOrphans(): Promise<void> {
+    const bus = this.d.bus();
+    const ours = new Set([...this.#peers.values()].map((p) => forwarderGroup(p.origin)));
+    const found: { channel: string; group: string; pending: number; lag: number | null }[] = [];
+    for (const ch of bus.durableChannels()) {
+      try {
+        for (const g of await bus.backend.groups(ch)) if (g.name.startsWith("federation-") && !ours.has(g.name)) found.push({ channel: ch, group: g.name, pending: g.pending, lag: g.lag });
+      } catch {
+        return; // Redis away: keep the last report
+      }
+    }
+    if (found.length) this.d.log.warn("consumer groups of no configured federation peer (remove with XGROUP DESTROY once unused)", { groups: found.map((g) => `${g.channel}/${g.group}`).join(",") });
+    this.#orphans = found;
   }
 
   relayTooLarge(c: Context, client: string): Response {
@@ -163,6 +200,7 @@ export class Federation {
       enabled: this.enabled,
       origin: this.#config.instance.origin,
       manifest: this.#roster.status(),
+      orphanedGroups: this.#orphans,
       peers: [...this.#peers.values()].map((p) => ({
         origin: p.origin,
         url: p.url,

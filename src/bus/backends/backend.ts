@@ -70,6 +70,18 @@ export interface BusBackend {
   consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer>;
   /** Reads entries after `afterId` ("$" for only new ones), without a group: for resumable streams. */
   tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer>;
+  /** The consumer groups of a durable channel's log, with what each has not yet taken. */
+  groups(channel: string): Promise<GroupInfo[]>;
+  /** Removes a consumer group (its position and pending entries; the log itself stays). */
+  dropGroup(channel: string, group: string): Promise<void>;
+}
+
+export interface GroupInfo {
+  name: string;
+  /** Delivered to the group, not yet acknowledged. */
+  pending: number;
+  /** Entries not yet delivered to the group (null when the server cannot tell). */
+  lag: number | null;
 }
 
 /** Stream entry ids are `<ms>-<seq>`; their time part is when the entry entered the log. */

@@ -4,7 +4,7 @@
  * both). Durable channels keep a bounded in-memory log for resume; nothing survives a restart.
  */
 import { silentLogger, type Logger } from "../../log/index.ts";
-import type { BusBackend, Closer, ConsumerOptions, EntryHandler, LogEntry, ReadyState, Verdict } from "./backend.ts";
+import type { BusBackend, Closer, ConsumerOptions, EntryHandler, GroupInfo, LogEntry, ReadyState, Verdict } from "./backend.ts";
 import { DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
 
 interface Log {
@@ -172,6 +172,12 @@ export class EmbeddedBackend implements BusBackend {
       return pos;
     });
   }
+
+  /** In-process consumers hold their position in memory: no groups outlive them. */
+  async groups(): Promise<GroupInfo[]> {
+    return [];
+  }
+  async dropGroup(): Promise<void> {}
 
   async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
     const log = this.#log(channel);

@@ -14,6 +14,7 @@ import {
   type Closer,
   type ConsumerOptions,
   type EntryHandler,
+  type GroupInfo,
   type LogEntry,
   type ReadyState,
   type Verdict,
@@ -442,6 +443,31 @@ export class RedisBackend implements BusBackend {
     };
   }
 
+  async groups(channel: string): Promise<GroupInfo[]> {
+    let reply: unknown;
+    try {
+      reply = await this.#cmd.call("XINFO", "GROUPS", this.key(channel));
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return [];
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
+    // Each group is a flat [name, value, …] list over RESP2, a map (object) over RESP3.
+    return (reply as unknown[]).map((g) => {
+      const f: Record<string, unknown> = Array.isArray(g) ? Object.fromEntries(pairs(g)) : (g as Record<string, unknown>);
+      const lag = f["lag"];
+      return { name: String(f["name"]), pending: Number(f["pending"] ?? 0), lag: typeof lag === "number" ? lag : null };
+    });
+  }
+
+  async dropGroup(channel: string, group: string): Promise<void> {
+    try {
+      await this.#cmd.xgroup("DESTROY", this.key(channel), group);
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return;
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
+  }
+
   async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
     const key = this.key(channel);
     const r = this.#blockingConnection(`tail:${channel}`);
@@ -502,6 +528,12 @@ function abortable() {
   const aborted = new Promise<never>((_, reject) => (abort = () => reject(new Error("closed"))));
   aborted.catch(() => {});
   return { abort, run: <T>(p: Promise<T>): Promise<T> => Promise.race([p, aborted]) };
+}
+
+function pairs(flat: unknown[]): [string, unknown][] {
+  const out: [string, unknown][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) out.push([String(flat[i]), flat[i + 1]]);
+  return out;
 }
 
 function fieldValue(fields: string[], name: string): string | undefined {
