@@ -17,7 +17,10 @@ function isArrayOfTables(x: unknown): x is Table[] {
 export function mergeInto(dst: Table, src: Table, file: string, origin: Map<string, string>, prefix = ""): void {
   for (const [k, val] of Object.entries(src)) {
     const path = prefix ? `${prefix}.${k}` : k;
-    const cur = dst[k];
+    // Own keys only: a file's "__proto__" or "constructor" must never reach Object.prototype
+    // (merging into it polluted every object in the process). Such keys stay plain keys, and
+    // the schema refuses them as unknown.
+    const cur = Object.hasOwn(dst, k) ? dst[k] : undefined;
     if (isTable(cur) && isTable(val)) {
       mergeInto(cur, val, file, origin, path);
     } else if (isArrayOfTables(cur) && isArrayOfTables(val)) {
@@ -27,7 +30,7 @@ export function mergeInto(dst: Table, src: Table, file: string, origin: Map<stri
         recordOrigins(t, file, origin, `${path}.${start + i}`);
       });
     } else {
-      dst[k] = val;
+      Object.defineProperty(dst, k, { value: val, enumerable: true, writable: true, configurable: true });
       recordOrigins(val, file, origin, path);
     }
   }

@@ -26,8 +26,11 @@ export const RelayBody = v.strictObject({
     v.array(
       v.strictObject({
         channel: CHANNEL_NAME,
+        // Checked, not rebuilt: a rebuilt object (looseObject) would lose a "__proto__" key
+        // that the sender's MAC covers.
         message: v.pipe(
-          v.looseObject({ meshMeta: v.looseObject({ eventId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)) }) }),
+          v.unknown(),
+          v.check(hasEventId, "message must be an object with meshMeta.eventId (1-128 characters)"),
           v.transform((x) => x as JsonObject),
         ),
       }),
@@ -36,6 +39,14 @@ export const RelayBody = v.strictObject({
   ),
 });
 export type RelayBatch = v.InferOutput<typeof RelayBody>;
+
+function hasEventId(x: unknown): boolean {
+  if (x === null || typeof x !== "object" || Array.isArray(x)) return false;
+  const meta = Object.hasOwn(x, "meshMeta") ? (x as { meshMeta?: unknown }).meshMeta : undefined;
+  if (meta === null || typeof meta !== "object" || Array.isArray(meta)) return false;
+  const id = Object.hasOwn(meta, "eventId") ? (meta as { eventId?: unknown }).eventId : undefined;
+  return typeof id === "string" && id.length >= 1 && id.length <= 128;
+}
 
 export interface InboundDeps {
   bus: () => MeshBus;
