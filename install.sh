@@ -179,9 +179,12 @@ Wants=network-online.target
 Type=exec
 User=pilox-mesh
 Group=pilox-mesh
-ExecStartPre=/usr/local/bin/pilox-mesh check-config --quiet
+# serve validates the configuration itself and exits 78 on a bad one, which
+# RestartPreventExitStatus covers (an ExecStartPre failure would not be: it restarts).
 ExecStart=/usr/local/bin/pilox-mesh serve
-ExecReload=/bin/kill -HUP $MAINPID
+# The reload command waits for the verdict and exits 78 when the configuration is refused,
+# so `systemctl reload` fails visibly; SIGHUP would report success either way.
+ExecReload=/usr/local/bin/pilox-mesh reload
 # SIGTERM drains in-flight requests, acknowledges finished work and flushes the spool.
 KillSignal=SIGTERM
 TimeoutStopSec=30

@@ -153,7 +153,10 @@ describe("reload", () => {
     assert.equal((await publish({ channel: "chat", message: {} })).status, 202);
     const { rmSync } = await import("node:fs");
     rmSync(s.path("conf.d"), { recursive: true });
-    assert.deepEqual(await app.reload(), { ok: true });
+    // Dropping k2 is a removal: refused unless the operator says so.
+    assert.equal((await app.reload()).ok, false);
+    assert.equal(app.bus.keyRing.primary.id, "k2");
+    assert.deepEqual(await app.reload({ allowRemovals: true }), { ok: true });
     assert.equal(app.bus.keyRing.primary.id, "k1");
   });
 });
@@ -177,6 +180,6 @@ describe("Redis outage", () => {
     await waitFor(() => app.bus.spoolStats().messages === 0, 10_000, "spool flush");
     const m = await http(pub, "GET", "/metrics");
     assert.match(m.body, /pilox_mesh_bus_published_total\{durable="true"\} \d+/);
-    assert.match(m.body, /pilox_mesh_config_reloads_total\{result="rejected"\} 1/);
+    assert.match(m.body, /pilox_mesh_config_reloads_total\{result="rejected"\} 2/);
   });
 });

@@ -123,9 +123,9 @@ describe("pub/sub interop and verification", () => {
     await raw.publish("pilox:system:events", wire);
     await raw.publish("pilox:system:events", wire);
     await waitFor(async () => (await counterValue(m2, "pilox_mesh_bus_rejected_total", { reason: "replayed" })) === 1);
+    await waitFor(async () => (await counterValue(metrics, "pilox_mesh_bus_rejected_total", { reason: "unextended" })) === 2);
     assert.equal(b.got.length, 1);
     assert.equal(a.got.length, 0);
-    assert.equal(await counterValue(metrics, "pilox_mesh_bus_rejected_total", { reason: "unextended" }), 2);
   });
 });
 

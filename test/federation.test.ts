@@ -257,7 +257,8 @@ describe("peers from a signed manifest", () => {
     const base = cfg.slice(0, cfg.indexOf("[[federation.peers]]"));
     const durable = cfg.slice(cfg.indexOf("[[bus.channels]]"));
     s.write("b.toml", `${base}[federation.manifest]\nurl = "file://${manifestFile}"\nsigner_public_keys = ["${signer.publicKeyHex}"]\naccept_channels = ["a2b"]\n${durable}`);
-    assert.deepEqual(await b.reload(), { ok: true });
+    // The static entry for A goes (A comes back through the manifest): a removal, said explicitly.
+    assert.deepEqual(await b.reload({ allowRemovals: true }), { ok: true });
     const body = JSON.stringify({ messages: [{ channel: "a2b", message: { via: "manifest", meshMeta: { v: 1, producer: "t", eventId: `m-${Date.now()}` } } }] });
     const send = async () =>
       (await http({ port: portB }, "POST", "/v1/federation/relay", body, { "content-type": "application/json", "x-pilox-federation-jwt": await mintToken({ key: keyA, iss: originA(), aud: originB(), ttlSeconds: 60, body }) })).status;

@@ -1,0 +1,55 @@
+/** docs/configuration.md documents every key of the schema, in the section of its table. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { ConfigSchema } from "./schema.ts";
+
+type Schema = { type: string; entries?: Record<string, Schema>; wrapped?: Schema; item?: Schema; pipe?: Schema[] };
+
+/** The object schema inside optional/pipe/array wrappers, if any, and whether it was an array. */
+function objectOf(s: Schema): { entries: Record<string, Schema>; array: boolean } | undefined {
+  let x: Schema | undefined = s;
+  let array = false;
+  for (let i = 0; x && i < 10; i++) {
+    if (x.entries) return { entries: x.entries, array };
+    if (x.type === "array") array = true;
+    x = x.wrapped ?? x.item ?? x.pipe?.[0];
+  }
+  return undefined;
+}
+
+function tables(entries: Record<string, Schema>, prefix: string, out: Map<string, string[]>): void {
+  for (const [k, s] of Object.entries(entries)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    const o = objectOf(s);
+    if (o) {
+      const name = o.array ? `[[${path}]]` : `[${path}]`;
+      out.set(name, []);
+      tables(o.entries, path, out);
+    } else out.get(prefix.includes("[") ? prefix : `[${prefix}]`)?.push(k) ?? out.get(`[[${prefix}]]`)?.push(k);
+  }
+}
+
+describe("docs/configuration.md", () => {
+  it("has a section for every table and a row for every key in it", () => {
+    const doc = readFileSync(new URL("../../docs/configuration.md", import.meta.url), "utf8");
+    const sections = new Map<string, string>();
+    const parts = doc.split(/^#{2,3} /m).slice(1);
+    for (const p of parts) {
+      const m = /^`(\[\[?[a-z0-9_.]+\]\]?)`/.exec(p);
+      if (m) sections.set(m[1]!, p);
+    }
+    const t = new Map<string, string[]>();
+    tables((ConfigSchema as unknown as Schema).entries!, "", t);
+    const missing: string[] = [];
+    for (const [table, keys] of t) {
+      const text = sections.get(table);
+      if (!text) {
+        missing.push(`section ${table}`);
+        continue;
+      }
+      for (const k of keys) if (!text.includes(`\`${k}\``)) missing.push(`${table} ${k}`);
+    }
+    assert.deepEqual(missing, []);
+  });
+});
