@@ -107,6 +107,7 @@ export const ConfigSchema = v.strictObject({
           accept_channels: v.optional(v.array(CHANNEL_NAME), []),
           forward_channels: v.optional(v.array(CHANNEL_NAME), []),
           rate_per_second: v.optional(int(1, 1_000_000), 100),
+          accept_unversioned: v.optional(v.boolean(), false),
         }),
         {},
       ),

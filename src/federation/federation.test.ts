@@ -49,6 +49,18 @@ describe("federation tokens", () => {
     assert.ok((await verifyToken(t, policy({ now: undefined }))).ok);
   });
 
+  it("a kid we do not know (the reference ignores kid) falls back to each of the issuer's keys", async () => {
+    const { sign } = await import("node:crypto");
+    const b64 = (x: unknown) => Buffer.from(JSON.stringify(x)).toString("base64url");
+    const claims = { iss: "https://mesh-a.example", sub: "federation-peer", jti: "11111111-2222-4333-8444-555555555555", iat: AT / 1000, exp: AT / 1000 + 60, aud: "https://mesh-b.example" };
+    for (const kid of ["pilox-instance-key", "", "1"]) {
+      const input = `${b64({ alg: "EdDSA", typ: "JWT", kid })}.${b64({ ...claims, jti: `${claims.jti.slice(0, -1)}${kid.length}` })}`;
+      const t = `${input}.${sign(null, Buffer.from(input), A.privateKey).toString("base64url")}`;
+      const r = await verifyToken(t, policy({ peers: peersWith(B, A) }));
+      assert.ok(r.ok, `kid ${JSON.stringify(kid)}: ${JSON.stringify(r)}`);
+    }
+  });
+
   const reason = async (t: string, over: Partial<Parameters<typeof verifyToken>[1]> = {}) => {
     const r = await verifyToken(t, policy(over));
     return r.ok ? "ok" : r.reason;
@@ -180,5 +192,32 @@ describe("HS256 (only when enabled)", () => {
     assert.equal(year.ok ? "ok" : year.reason, "lifetime_too_long");
     const other = await verifyToken(hsToken({ ...claims, jti: "hs-4", iss: "https://mesh-a.example" }), policy({ peers: hsPeers, hs256Secret: secret }));
     assert.equal(other.ok ? "ok" : other.reason, "unknown_issuer");
+  });
+});
+
+describe("stock (unversioned) manifests, behind accept_unversioned", () => {
+  const stock = vectors.manifest.body;
+  const base = { signers: [signer.publicKey], requireExt: true };
+
+  it("are refused by default, accepted with the option, the issue time serving as sequence", () => {
+    assert.equal((verifyManifest(stock, base) as { reason: string }).reason, "unversioned");
+    const r = verifyManifest(stock, { ...base, acceptUnversioned: true });
+    assert.ok(r.ok && r.unversioned && r.issuedAt === stock.payload.issuedAt && r.peers.length === 2);
+    // The same manifest fetched again is no change.
+    assert.ok(verifyManifest(stock, { ...base, acceptUnversioned: true, lastIssuedAt: r.issuedAt, lastSigHex: r.sigHex }).ok);
+    // Older, or as old with other content: a rollback.
+    const older = signManifest({ v: 1, issuedAt: "2026-01-01T00:00:00.000Z", peers: [] }, signer);
+    const sameTime = signManifest({ v: 1, issuedAt: stock.payload.issuedAt, peers: [] }, signer);
+    for (const m of [older, sameTime]) {
+      const x = verifyManifest(m, { ...base, acceptUnversioned: true, lastIssuedAt: r.issuedAt, lastSigHex: r.sigHex });
+      assert.equal(x.ok ? "ok" : x.reason, "rollback");
+    }
+    const noTime = signManifest({ v: 1, peers: [] }, signer);
+    assert.equal((verifyManifest(noTime, { ...base, acceptUnversioned: true }) as { reason: string }).reason, "unversioned");
+  });
+
+  it("we never sign a key the reference strips before verifying", () => {
+    assert.throws(() => signManifest({ v: 1, peers: [{ origin: "https://a.example", kid: "x" } as never] }, signer), /payload\.peers\[0\]\.kid: the reference strips unknown keys/);
+    assert.throws(() => signManifest({ v: 1, peers: [], seq: 3 } as never, signer), /payload\.seq:/);
   });
 });

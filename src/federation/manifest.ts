@@ -43,8 +43,22 @@ function extSignedString(seq: number, expiresAt: string, payloadSigHex: string):
   return canonicalize({ v: 1, seq, expiresAt, payloadSigHex: payloadSigHex.toLowerCase() });
 }
 
+/** The keys the reference keeps; it strips any other before verifying, so we never sign one. */
+const PAYLOAD_KEYS = new Set(["v", "issuedAt", "peers"]);
+const PEER_KEYS = new Set(["origin", "ed25519PublicKeyHex"]);
+
+export class ManifestSignError extends Error {
+  override name = "ManifestSignError";
+}
+
 /** Signs a payload (Pilox-compatible); with `seq`, adds our anti-rollback extension. */
 export function signManifest(payload: ManifestPayload, key: Ed25519Key, ext?: { seq: number; expiresAt: string }): SignedManifest {
+  const strip = "the reference strips unknown keys before verifying, so a stock peer could not verify it (extensions go in manifestExt)";
+  for (const k of Object.keys(payload)) if (!PAYLOAD_KEYS.has(k)) throw new ManifestSignError(`payload.${k}: ${strip}`);
+  if (!Array.isArray(payload.peers)) throw new ManifestSignError("payload.peers must be an array");
+  payload.peers.forEach((peer, i) => {
+    for (const k of Object.keys(peer ?? {})) if (!PEER_KEYS.has(k)) throw new ManifestSignError(`payload.peers[${i}].${k}: ${strip}`);
+  });
   const sigHex = signHex(key, canonicalize(payload));
   const body: SignedManifest = { payload, sigHex };
   if (ext) body.manifestExt = { v: 1, seq: ext.seq, expiresAt: ext.expiresAt, sigHex: signHex(key, extSignedString(ext.seq, ext.expiresAt, sigHex)) };
@@ -52,7 +66,7 @@ export function signManifest(payload: ManifestPayload, key: Ed25519Key, ext?: { 
 }
 
 export type ManifestResult =
-  | { ok: true; peers: ManifestPeer[]; seq?: number; expiresAt?: string; signer: number }
+  | { ok: true; peers: ManifestPeer[]; seq?: number; expiresAt?: string; signer: number; issuedAt?: string; sigHex: string; unversioned?: true }
   | { ok: false; reason: "malformed" | "bad_signature" | "unversioned" | "rollback" | "expired"; detail: string };
 
 export interface ManifestPolicy {
@@ -62,6 +76,14 @@ export interface ManifestPolicy {
   minSeq?: number;
   /** Refuse a manifest without our extension (default: accept, for stock Pilox signers). */
   requireExt?: boolean;
+  /**
+   * With requireExt: still accept a stock manifest without our extension when it has an
+   * `issuedAt` later than `lastIssuedAt` (the same manifest again, same signature, is no
+   * change): the issue time serves as the sequence, so an older roster cannot come back.
+   */
+  acceptUnversioned?: boolean;
+  lastIssuedAt?: string;
+  lastSigHex?: string;
   now?: number;
 }
 
@@ -80,9 +102,19 @@ export function verifyManifest(body: unknown, p: ManifestPolicy): ManifestResult
     peers.push(peer.ed25519PublicKeyHex ? { origin, ed25519PublicKeyHex: peer.ed25519PublicKeyHex.toLowerCase() } : { origin });
   }
   const rawExt = (b.output as Record<string, unknown>)[MANIFEST_EXT];
+  const sigHex0 = b.output.sigHex.toLowerCase();
+  const issuedAt = pl.output.issuedAt;
   if (rawExt === undefined) {
+    if (p.acceptUnversioned) {
+      if (!issuedAt) return { ok: false, reason: "unversioned", detail: "neither manifestExt nor payload.issuedAt: cannot rule out a rollback" };
+      const last = p.lastIssuedAt ? Date.parse(p.lastIssuedAt) : Number.NEGATIVE_INFINITY;
+      const at = Date.parse(issuedAt);
+      const same = at === last && sigHex0 === p.lastSigHex;
+      if (!same && at <= last) return { ok: false, reason: "rollback", detail: `issuedAt ${issuedAt} is not later than the accepted ${p.lastIssuedAt}` };
+      return { ok: true, peers, signer, issuedAt, sigHex: sigHex0, unversioned: true };
+    }
     if (p.requireExt || p.minSeq !== undefined) return { ok: false, reason: "unversioned", detail: "no manifestExt (sequence and expiry): cannot rule out a rollback" };
-    return { ok: true, peers, signer };
+    return { ok: true, peers, signer, sigHex: sigHex0, ...(issuedAt ? { issuedAt } : {}) };
   }
   const e = v.safeParse(Ext, rawExt);
   if (!e.success) return { ok: false, reason: "malformed", detail: describeIssues(e.issues, MANIFEST_EXT) };
@@ -92,5 +124,5 @@ export function verifyManifest(body: unknown, p: ManifestPolicy): ManifestResult
   }
   if (Date.parse(expiresAt) <= (p.now ?? Date.now())) return { ok: false, reason: "expired", detail: `expired at ${expiresAt}` };
   if (p.minSeq !== undefined && seq < p.minSeq) return { ok: false, reason: "rollback", detail: `seq ${seq} is older than the accepted ${p.minSeq}` };
-  return { ok: true, peers, seq, expiresAt, signer };
+  return { ok: true, peers, seq, expiresAt, signer, sigHex: sigHex0, ...(issuedAt ? { issuedAt } : {}) };
 }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config/index.ts";
 import { publicKeyFromHex } from "../identity/index.ts";
+import { parseJson } from "../json/index.ts";
 import { MAX_MANIFEST_BYTES, verifyManifest, type ManifestPeer } from "./manifest.ts";
 
 export interface RosterStatus {
@@ -18,12 +19,15 @@ export interface RosterStatus {
   lastSyncOk: boolean | null;
   lastSyncAt: string | null;
   lastError: string | null;
+  /** A stock manifest without our extension is in use (federation.manifest.accept_unversioned). */
+  unversioned: boolean;
+  issuedAt: string | null;
 }
 
 interface Stored {
   body: unknown;
-  seq: number;
-  expiresAt: string;
+  seq?: number;
+  expiresAt?: string;
 }
 
 export class Roster {
@@ -34,6 +38,9 @@ export class Roster {
   #lastSyncOk: boolean | undefined;
   #lastSyncAt: number | undefined;
   #lastError: string | undefined;
+  #issuedAt: string | undefined;
+  #sigHex: string | undefined;
+  #unversioned = false;
   readonly #file: string;
 
   constructor(config: Config) {
@@ -61,12 +68,8 @@ export class Roster {
     try {
       const s = JSON.parse(readFileSync(this.#file, "utf8")) as Stored;
       // Re-verify what is on disk: the pinned keys may have changed since it was stored.
-      const r = verifyManifest(s.body, { signers: this.#signers(), requireExt: true, now: 0 });
-      if (r.ok) {
-        this.#peers = r.peers;
-        this.#seq = r.seq;
-        this.#expiresAt = r.expiresAt;
-      }
+      const r = verifyManifest(s.body, { signers: this.#signers(), requireExt: true, acceptUnversioned: this.#config.federation.manifest.accept_unversioned, now: 0 });
+      if (r.ok) this.#apply(r);
     } catch {
       /* an unreadable last-good file: start empty and fetch */
     }
@@ -80,22 +83,31 @@ export class Roster {
       this.#peers = [];
       this.#seq = undefined;
       this.#expiresAt = undefined;
+      this.#issuedAt = undefined;
+      this.#sigHex = undefined;
+      this.#unversioned = false;
       this.#loadStored();
     }
     if (!this.configured) return false;
     this.#lastSyncAt = Date.now();
     try {
       const body = await fetchBody(config.federation.manifest.url);
-      const policy: Parameters<typeof verifyManifest>[1] = { signers: this.#signers(), requireExt: true };
+      const policy: Parameters<typeof verifyManifest>[1] = { signers: this.#signers(), requireExt: true, acceptUnversioned: config.federation.manifest.accept_unversioned };
       if (this.#seq !== undefined) policy.minSeq = this.#seq;
+      if (this.#issuedAt !== undefined) policy.lastIssuedAt = this.#issuedAt;
+      if (this.#sigHex !== undefined) policy.lastSigHex = this.#sigHex;
       const r = verifyManifest(body, policy);
       if (!r.ok) throw new Error(`${r.reason}: ${r.detail}`);
-      const changed = r.seq !== this.#seq || JSON.stringify(r.peers) !== JSON.stringify(this.#peers);
-      this.#peers = r.peers;
-      this.#seq = r.seq;
-      this.#expiresAt = r.expiresAt;
+      // A versioned manifest once accepted is never replaced by a stock one (that would be a
+      // way around its sequence).
+      if (r.unversioned && this.#seq !== undefined) throw new Error("unversioned: a manifest with manifestExt was accepted before; a stock one cannot replace it");
+      const changed = r.seq !== this.#seq || r.sigHex !== this.#sigHex || JSON.stringify(r.peers) !== JSON.stringify(this.#peers);
+      this.#apply(r);
       const tmp = `${this.#file}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ body, seq: r.seq!, expiresAt: r.expiresAt! } satisfies Stored), { mode: 0o600 });
+      const stored: Stored = { body };
+      if (r.seq !== undefined) stored.seq = r.seq;
+      if (r.expiresAt !== undefined) stored.expiresAt = r.expiresAt;
+      writeFileSync(tmp, JSON.stringify(stored), { mode: 0o600 });
       renameSync(tmp, this.#file);
       this.#lastSyncOk = true;
       this.#lastError = undefined;
@@ -105,6 +117,15 @@ export class Roster {
       this.#lastError = (err as Error).message;
       return false;
     }
+  }
+
+  #apply(r: Extract<ReturnType<typeof verifyManifest>, { ok: true }>): void {
+    this.#peers = r.peers;
+    this.#seq = r.seq;
+    this.#expiresAt = r.expiresAt;
+    this.#issuedAt = r.issuedAt;
+    this.#sigHex = r.sigHex;
+    this.#unversioned = r.unversioned === true;
   }
 
   status(): RosterStatus | null {
@@ -117,6 +138,8 @@ export class Roster {
       lastSyncOk: this.#lastSyncOk ?? null,
       lastSyncAt: this.#lastSyncAt ? new Date(this.#lastSyncAt).toISOString() : null,
       lastError: this.#lastError ?? null,
+      unversioned: this.#unversioned,
+      issuedAt: this.#issuedAt ?? null,
     };
   }
 }
@@ -131,9 +154,7 @@ async function fetchBody(url: string): Promise<unknown> {
     text = await res.text();
   }
   if (text.length > MAX_MANIFEST_BYTES) throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new Error("manifest is not JSON");
-  }
+  const r = parseJson(text, 16);
+  if (!r.ok) throw new Error(`manifest: ${r.detail}`);
+  return r.value;
 }

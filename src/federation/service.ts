@@ -78,6 +78,9 @@ export class Federation {
     if (!st) return changed;
     this.d.metrics.federation.manifestSyncs.inc({ result: st?.lastSyncOk ? "ok" : "failed" });
     if (!st.lastSyncOk) this.d.log.warn("manifest refresh failed; keeping the last good roster", { url: st.url, error: st.lastError ?? "" });
+    else if (st.unversioned) {
+      this.d.log.limited("manifest-unversioned", "warn", "using a stock manifest without manifestExt: no expiry, rollback refused by issuedAt only", { url: st.url, issued_at: st.issuedAt ?? "" }, 3_600_000);
+    }
     return changed;
   }
 

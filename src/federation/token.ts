@@ -144,10 +144,13 @@ export async function verifyToken(token: string, p: VerifyPolicy): Promise<Token
   if (sig.length !== 64) return no("bad_signature", "an Ed25519 signature is 64 bytes");
   const input = Buffer.from(`${h}.${c}`);
   const kid = typeof header["kid"] === "string" ? header["kid"] : undefined;
-  // A kid picks the key; without one (stock Pilox), each key of the peer is tried.
-  const candidates = kid ? peer.keys.filter((k) => k.kid === kid) : peer.keys;
+  // A kid that names one of the peer's keys picks it (one verification). The reference ignores
+  // kid, so a compatible peer may send any value: one we do not know, or none, means each of
+  // the peer's keys (a handful) is tried.
+  const named = kid ? peer.keys.filter((k) => k.kid === kid) : [];
+  const candidates = named.length ? named : peer.keys;
   const used = candidates.find((k) => cryptoVerify(null, input, k.publicKey, sig));
-  if (!used) return no("bad_signature", kid ? `no key of ${iss} with kid ${kid} verifies it` : `no key of ${iss} verifies it`);
+  if (!used) return no("bad_signature", named.length ? `the key of ${iss} with kid ${kid} does not verify it` : `no key of ${iss} verifies it`);
   return checkClaims(claims, iss, p, used.kid);
 }
 

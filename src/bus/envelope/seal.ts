@@ -2,7 +2,8 @@
 import { randomEventId } from "./event-id.ts";
 import { canonicalize, canonicalizeWithout } from "../../canon/index.ts";
 import { JsonDepthError } from "../../json/index.ts";
-import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
+import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem } from "../channels.ts";
+import { piloxEmitProblem } from "../pilox-schema.ts";
 import type { BusKey } from "../keyring.ts";
 import { sealExt, type MeshExt, type UnsignedExt } from "./ext.ts";
 import { coreOf, EXT_FIELD, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
@@ -80,7 +81,7 @@ function prepareObject(channel: string, message: JsonObject, key: BusKey, opts: 
     canonMeta = canonicalize(meshMeta);
   }
   if (pilox) {
-    const p = piloxCoreProblem(channel, coreOf(message));
+    const p = piloxEmitProblem(channel, coreOf(message), meshMeta);
     if (p) throw new SealError(`${canonicalChannel(channel)}: ${p}`);
   } else if (opts.v1Only && message["timestamp"] === undefined) {
     // Receivers bound how long a v1 message (no extension, so no send time of ours) can be

@@ -1,6 +1,7 @@
 /** `token mint|verify` and `manifest sign|verify`: the federation formats from the shell. */
 import { readFileSync } from "node:fs";
 import {
+  ManifestSignError,
   MemoryTokenReplayStore,
   mintToken,
   normalizeOrigin,
@@ -102,7 +103,14 @@ export async function manifest(args: string[], io: Io): Promise<number> {
     const seq = int(values.seq, "--seq", 0, Number.MAX_SAFE_INTEGER);
     const expiresIn = int(values["expires-in"], "--expires-in", 60, 366 * 86_400);
     if ((seq === undefined) !== (expiresIn === undefined)) throw new UsageError("--seq and --expires-in go together");
-    const body = signManifest(payload, key, seq === undefined ? undefined : { seq, expiresAt: new Date(Date.now() + expiresIn! * 1000).toISOString() });
+    let body: ReturnType<typeof signManifest>;
+    try {
+      body = signManifest(payload, key, seq === undefined ? undefined : { seq, expiresAt: new Date(Date.now() + expiresIn! * 1000).toISOString() });
+    } catch (err) {
+      if (!(err instanceof ManifestSignError)) throw err;
+      io.stderr(`refusing to sign: ${err.message}\n`);
+      return EXIT.failure;
+    }
     const check = verifyManifest(body, { signers: [key.publicKey] });
     if (!check.ok) {
       io.stderr(`refusing to sign an invalid payload: ${check.detail}\n`);

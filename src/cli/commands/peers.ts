@@ -32,6 +32,8 @@ export async function peers(args: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   const list = (json as { peers: PeerStatus[] }).peers;
+  const m = (json as { manifest?: { unversioned?: boolean; url?: string; issuedAt?: string | null } | null }).manifest;
+  if (m?.unversioned) io.stdout(`warning: the manifest ${m.url} is a stock one without manifestExt (no expiry; rollback refused by issuedAt ${m.issuedAt} only)\n`);
   if (list.length === 0) {
     io.stdout("no federation peers configured\n");
     return EXIT.ok;
