@@ -47,6 +47,19 @@ describe("discovery document", () => {
     assert.deepEqual(doc.publicMesh.bootstrapMeshDescriptorUrls, ["https://seed.example/.well-known/pilox-mesh.json"]);
   });
 
+  it("serves every URL it advertises; no directory, no wanMesh while federation is off", async () => {
+    const doc = (await http(pub, "GET", "/.well-known/pilox-mesh.json")).json;
+    assert.equal(doc.federation.directoryUrl, null);
+    assert.equal(doc.federation.wanMesh, null);
+    for (const url of [doc.federation.federationStatusUrl, doc.instanceKeys.keysUrl]) {
+      const path = new URL(url).pathname;
+      const r = await http(pub, "GET", path);
+      assert.equal(r.status, 200, path);
+    }
+    const st = (await http(pub, "GET", new URL(doc.federation.federationStatusUrl).pathname)).json;
+    assert.deepEqual(st, { meshV2: "2.10.0", enabled: false, phase: "2.0-config", transportActive: false, wanMesh: null });
+  });
+
   it("its signature verifies over the canonical document without the signature", async () => {
     const r = await http(pub, "GET", "/.well-known/pilox-mesh.json");
     const { documentSignature, ...body } = r.json;
@@ -180,6 +193,29 @@ describe("pilox-mesh discover", () => {
     const wrong = await cli(["discover", url, "--public-key", "22".repeat(32)]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /does not verify with the pinned key/);
+  });
+
+  it("a stock (unsigned) Pilox document: refused by default, shown marked unsigned with --allow-unsigned; unreachable is 69", async () => {
+    const { createServer } = await import("node:http");
+    const stock = { schema: "pilox-mesh-descriptor-v1", meshV2: "2.10.0", instanceOrigin: "https://stock.example", a2aEnabled: false, a2a: null, federation: { enabled: false, phase: "2.0-config", transportActive: false, jwtAlg: null, localEd25519PublicKeyHex: null, directoryUrl: null, federationStatusUrl: "https://stock.example/api/mesh/federation/status", wanMesh: null }, publicMesh: { bootstrapMeshDescriptorUrls: [] } };
+    const srv = createServer((_q, r) => r.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stock)));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as { port: number }).port;
+    try {
+      const refused = await cli(["discover", `http://127.0.0.1:${port}`]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /unsigned document[\s\S]*--allow-unsigned/);
+      const shown = await cli(["discover", `http://127.0.0.1:${port}`, "--allow-unsigned"]);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.equal(JSON.parse(shown.stdout).verified, "unsigned");
+      assert.equal(JSON.parse(shown.stdout).instanceOrigin, "https://stock.example");
+      assert.match(shown.stderr, /UNSIGNED/);
+    } finally {
+      srv.close();
+    }
+    const gone = await cli(["discover", `http://127.0.0.1:${port}`]);
+    assert.equal(gone.code, 69, gone.stderr);
+    assert.match(gone.stderr, /cannot reach/);
   });
 
   it("on first contact prints the fingerprint to check", async () => {

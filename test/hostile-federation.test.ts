@@ -99,6 +99,25 @@ describe("outbound batches and the peer's body limit", () => {
   });
 });
 
+describe("discovery while federation is on", () => {
+  it("wanMesh is the reference's roster summary; the public status has no peers or errors", async () => {
+    const doc = (await http({ port: portB }, "GET", "/.well-known/pilox-mesh.json")).json;
+    assert.deepEqual(doc.federation.wanMesh, {
+      publicDescriptorPath: "/.well-known/pilox-mesh.json",
+      maxPeers: 10_000,
+      signedManifestConfigured: false,
+      staticPeerCount: 1,
+      manifestPeerCount: 0,
+      manifestLastSyncOk: null,
+      manifestIssueCategory: null,
+    });
+    const st = (await http({ port: portB }, "GET", "/v1/federation/status")).json;
+    assert.equal(st.enabled, true);
+    assert.deepEqual(st.wanMesh, doc.federation.wanMesh);
+    assert.ok(!JSON.stringify(st).includes(originA()), "no peer origins in public");
+  });
+});
+
 describe("hostile relay requests", () => {
   const relay = async (body: string) => {
     const t = await mintToken({ key: keyA, iss: originA(), aud: originB(), ttlSeconds: 60, body });

@@ -82,6 +82,10 @@ export class Appliance {
       replay: await tokenReplayStore(config, secrets, this.#log),
       metrics: this.metrics,
       log: this.#log.child({ component: "federation" }),
+      // The document shows the roster's sync outcome (wanMesh): render it again after each sync.
+      onRosterSync: () => {
+        if (this.#discovery) this.#render();
+      },
     });
     this.#render();
     try {
@@ -125,6 +129,7 @@ export class Appliance {
           metrics: this.metrics,
           log: this.#log.child({ component: "http" }),
           discovery: () => this.#discovery,
+          federationStatus: () => this.#publicStatus(),
           metricsToken: () => this.#secrets.metricsToken,
           trustedProxies: () => this.#trusted,
           relay: (c, client) => this.#federation.relay(c, client),
@@ -149,9 +154,16 @@ export class Appliance {
       config: this.#config,
       identity: s.identity,
       federationActive: this.#federation.enabled,
+      wanMesh: this.#federation.wanMesh(),
       ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}),
     };
     this.#discovery = { document: rendered(buildDocument(state)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
+  }
+
+  /** What anyone may know of our federation: phase and roster counts, no peers or errors. */
+  #publicStatus() {
+    const on = this.#federation.enabled;
+    return { meshV2: "2.10.0", enabled: on, phase: on ? "2.1-transport" : "2.0-config", transportActive: on, wanMesh: on ? this.#federation.wanMesh() : null };
   }
 
   get federation(): Federation {

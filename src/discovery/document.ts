@@ -19,7 +19,23 @@ export interface DiscoveryState {
   nextIdentity?: Ed25519Key;
   /** Whether peers are configured (the relay then runs). */
   federationActive?: boolean;
+  /** The roster's public summary (the reference's `federation.wanMesh`), while federation is on. */
+  wanMesh?: WanMeshSummary;
 }
+
+/** The reference's `federation.wanMesh`: coarse, with no raw error text. */
+export interface WanMeshSummary {
+  publicDescriptorPath: string;
+  maxPeers: number;
+  signedManifestConfigured: boolean;
+  staticPeerCount: number;
+  manifestPeerCount: number;
+  manifestLastSyncOk: boolean | null;
+  manifestIssueCategory: "fetch" | "verify" | "size" | "protocol" | "unknown" | null;
+}
+
+/** Public, secret-free federation status (GET /v1/federation/status on the public listener). */
+export const PUBLIC_STATUS_PATH = "/v1/federation/status";
 
 const keyEntry = (k: Ed25519Key) => ({ kid: k.kid, alg: "Ed25519", publicKeyHex: k.publicKeyHex });
 
@@ -39,9 +55,11 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
       transportActive: s.federationActive === true,
       jwtAlg: s.federationActive ? "Ed25519" : null,
       localEd25519PublicKeyHex: s.identity.publicKeyHex,
-      directoryUrl: origin + DISCOVERY_PATH,
-      federationStatusUrl: origin + "/v1/federation/status",
-      wanMesh: null,
+      // We serve no peer directory (the reference's is its own): null, as the reference sends
+      // when it has none. The status URL is served on the public listener.
+      directoryUrl: null,
+      federationStatusUrl: origin + PUBLIC_STATUS_PATH,
+      wanMesh: s.federationActive && s.wanMesh ? s.wanMesh : null,
     },
     publicMesh: {
       bootstrapMeshDescriptorUrls: c.discovery.bootstrap_urls,

@@ -5,7 +5,7 @@ import { SIGNATURE_FIELD } from "./document.ts";
 
 export type DocCheck =
   | { ok: true; kid: string; publicKeyHex: string }
-  | { ok: false; reason: string; publicKeyHex?: string; kid?: string };
+  | { ok: false; reason: string; publicKeyHex?: string; kid?: string; unsigned?: true };
 
 /** With `pinnedHex`, the signature must verify under that key; without, reports the key used. */
 export function checkDocument(doc: unknown, pinnedHex?: string): DocCheck {
@@ -15,7 +15,7 @@ export function checkDocument(doc: unknown, pinnedHex?: string): DocCheck {
   const fed = d["federation"] as { localEd25519PublicKeyHex?: unknown } | undefined;
   const advertised = typeof fed?.localEd25519PublicKeyHex === "string" ? fed.localEd25519PublicKeyHex : undefined;
   if (!sig || sig.alg !== "Ed25519" || typeof sig.sigHex !== "string") {
-    return { ok: false, reason: "unsigned document (no documentSignature)", ...(advertised ? { publicKeyHex: advertised } : {}) };
+    return { ok: false, reason: "unsigned document (no documentSignature)", unsigned: true, ...(advertised ? { publicKeyHex: advertised } : {}) };
   }
   const keyHex = pinnedHex ?? advertised;
   if (!keyHex || !/^[0-9a-fA-F]{64}$/.test(keyHex)) return { ok: false, reason: "no Ed25519 public key to check against" };

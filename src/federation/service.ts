@@ -13,6 +13,18 @@ import { peersOf, type Peer } from "./peers.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
 import { Roster } from "./roster.ts";
+import { DISCOVERY_PATH, type WanMeshSummary } from "../discovery/index.ts";
+import { MAX_MANIFEST_PEERS } from "./manifest.ts";
+
+/** The reference's coarse categories for a failed manifest sync (what may be shown publicly). */
+function issueCategory(error: string | null): WanMeshSummary["manifestIssueCategory"] {
+  if (!error) return "unknown";
+  if (/^(bad_signature|rollback|expired|unversioned)\b/.test(error)) return "verify";
+  if (/^malformed\b|not JSON|^manifest:/.test(error)) return "protocol";
+  if (/larger than/.test(error)) return "size";
+  if (/answered \d+|fetch failed|ENOENT|ECONNREFUSED|timeout|abort/i.test(error)) return "fetch";
+  return "unknown";
+}
 
 export interface FederationDeps {
   bus: () => MeshBus;
@@ -22,6 +34,8 @@ export interface FederationDeps {
   replay: TokenReplayStore;
   metrics: Metrics;
   log: Logger;
+  /** Called after each manifest sync (the discovery document shows its outcome). */
+  onRosterSync?: () => void;
 }
 
 export class Federation {
@@ -74,6 +88,7 @@ export class Federation {
 
   async #syncManifest(config?: Config): Promise<boolean> {
     const changed = await this.#roster.refresh(config);
+    this.d.onRosterSync?.();
     const st = this.#roster.status();
     if (!st) return changed;
     this.d.metrics.federation.manifestSyncs.inc({ result: st?.lastSyncOk ? "ok" : "failed" });
@@ -196,6 +211,20 @@ export class Federation {
       },
       client,
     );
+  }
+
+  /** The reference's `federation.wanMesh` summary: counts and a coarse sync outcome, no error text. */
+  wanMesh(): WanMeshSummary {
+    const st = this.#roster.status();
+    return {
+      publicDescriptorPath: DISCOVERY_PATH,
+      maxPeers: MAX_MANIFEST_PEERS,
+      signedManifestConfigured: this.#roster.configured,
+      staticPeerCount: this.#config.federation.peers.length,
+      manifestPeerCount: this.#roster.peers().length,
+      manifestLastSyncOk: st?.lastSyncOk ?? null,
+      manifestIssueCategory: st && st.lastSyncOk === false ? issueCategory(st.lastError) : null,
+    };
   }
 
   status() {

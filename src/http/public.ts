@@ -3,7 +3,7 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
-import { DISCOVERY_PATH, KEYS_PATH } from "../discovery/index.ts";
+import { DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH } from "../discovery/index.ts";
 import { RELAY_PATH } from "../federation/inbound.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
@@ -30,6 +30,8 @@ export interface PublicApiOptions {
   relayMaxBytes: () => number;
   /** The answer (counted and audited) to a relay body over relayMaxBytes. */
   relayTooLarge: (c: Context, client: string) => Response;
+  /** The public federation status (PUBLIC_STATUS_PATH): no peers, keys or errors. */
+  federationStatus: () => unknown;
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
   maxBodyBytes: () => number;
@@ -82,6 +84,12 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     c.header("Access-Control-Allow-Headers", "If-None-Match");
     c.header("Access-Control-Max-Age", "86400");
     return c.body(null, 204);
+  });
+
+  app.get(PUBLIC_STATUS_PATH, (c) => {
+    c.header("Cache-Control", "no-store");
+    c.header("Access-Control-Allow-Origin", "*");
+    return c.json(o.federationStatus() as object);
   });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));

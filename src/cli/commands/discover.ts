@@ -1,12 +1,20 @@
 /** `discover URL`: fetch a peer's discovery document, check its signature, print its routes. */
 import { checkDocument, DISCOVERY_PATH } from "../../discovery/index.ts";
+import { parseJson } from "../../json/index.ts";
 import { EXIT, parse, UsageError, type Io } from "../args.ts";
 
 const MAX_DOC_BYTES = 256 * 1024;
 
+export const DISCOVER_USAGE = `usage: pilox-mesh discover URL [--public-key HEX] [--allow-unsigned] [--timeout S]
+  Fetches URL's /.well-known/pilox-mesh.json and checks its documentSignature: against
+  --public-key when given (pin it), else against the key it advertises (first contact: the
+  fingerprint is printed to check out of band). Prints the routes as JSON.
+  --allow-unsigned   also show a stock Pilox document (it has no signature), marked unsigned
+  exit 0 verified (or unsigned, shown with --allow-unsigned), 1 refused, 69 unreachable`;
+
 export async function discover(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, { "public-key": { type: "string" }, timeout: { type: "string" } }, true);
-  if (positionals.length !== 1) throw new UsageError("usage: pilox-mesh discover URL [--public-key HEX]");
+  const { values, positionals } = parse(args, { "public-key": { type: "string" }, timeout: { type: "string" }, "allow-unsigned": { type: "boolean" } }, true);
+  if (positionals.length !== 1) throw new UsageError(DISCOVER_USAGE);
   let url: URL;
   try {
     url = new URL(positionals[0]!);
@@ -17,7 +25,14 @@ export async function discover(args: string[], io: Io): Promise<number> {
   if (url.pathname === "/" || url.pathname === "") url.pathname = DISCOVERY_PATH;
   const pinned = values["public-key"];
   if (pinned !== undefined && !/^[0-9a-fA-F]{64}$/.test(pinned)) throw new UsageError("--public-key takes 64 hex characters");
-  const res = await fetch(url, { signal: AbortSignal.timeout(Number(values.timeout ?? 10) * 1000), redirect: "error" });
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(Number(values.timeout ?? 10) * 1000), redirect: "error" });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    io.stderr(`pilox-mesh discover: cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);
+    return EXIT.unavailable;
+  }
   if (!res.ok) {
     io.stderr(`pilox-mesh discover: ${url} answered ${res.status}\n`);
     return EXIT.unavailable;
@@ -27,16 +42,21 @@ export async function discover(args: string[], io: Io): Promise<number> {
     io.stderr(`pilox-mesh discover: document larger than ${MAX_DOC_BYTES} bytes\n`);
     return EXIT.failure;
   }
-  let doc: Record<string, any>;
-  try {
-    doc = JSON.parse(text);
-  } catch {
-    io.stderr("pilox-mesh discover: the document is not JSON\n");
+  const parsed = parseJson(text, 32);
+  if (!parsed.ok || parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {
+    io.stderr("pilox-mesh discover: the document is not a JSON object\n");
     return EXIT.failure;
   }
+  const doc = parsed.value as Record<string, any>;
   const check = checkDocument(doc, pinned);
+  if (!check.ok && check.unsigned && values["allow-unsigned"]) {
+    io.stderr("pilox-mesh discover: UNSIGNED document (a stock Pilox instance): nothing below is authenticated\n");
+    io.stdout(JSON.stringify({ ...routesOf(doc), verified: "unsigned" }, null, 2) + "\n");
+    return EXIT.ok;
+  }
   if (!check.ok) {
     io.stderr(`pilox-mesh discover: ${check.reason}\n`);
+    if (check.unsigned) io.stderr("(a stock Pilox document is unsigned: --allow-unsigned shows it, marked unsigned)\n");
     if (!pinned && check.publicKeyHex) io.stderr(`advertised key ${check.publicKeyHex}\n`);
     return EXIT.failure;
   }
@@ -44,10 +64,18 @@ export async function discover(args: string[], io: Io): Promise<number> {
     io.stderr(`first contact: the document is signed by the key it advertises. Pin it only after checking this fingerprint out of band:\n  ${check.publicKeyHex}  (kid ${check.kid})\n`);
   }
   const routes = {
-    instanceOrigin: doc["instanceOrigin"],
+    ...routesOf(doc),
     verified: pinned ? "pinned key" : "self-signed (not pinned)",
     kid: check.kid,
     publicKeyHex: check.publicKeyHex,
+  };
+  io.stdout(JSON.stringify(routes, null, 2) + "\n");
+  return EXIT.ok;
+}
+
+function routesOf(doc: Record<string, any>) {
+  return {
+    instanceOrigin: doc["instanceOrigin"],
     federation: doc["federation"],
     keysUrl: doc["instanceKeys"]?.keysUrl ?? null,
     nextKey: doc["instanceKeys"]?.next ?? null,
@@ -55,6 +83,4 @@ export async function discover(args: string[], io: Io): Promise<number> {
     federationEndpoints: doc["federationEndpoints"] ?? null,
     bootstrapMeshDescriptorUrls: doc["publicMesh"]?.bootstrapMeshDescriptorUrls ?? [],
   };
-  io.stdout(JSON.stringify(routes, null, 2) + "\n");
-  return EXIT.ok;
 }
