@@ -228,6 +228,7 @@ export class MeshBus {
         this.#updateSpoolGauges();
       }
       if (spool.size === 0) this.#log.info("spool flushed");
+      else this.#log.debug("spool flush waiting for the backend", { waiting: spool.size });
     } catch (err) {
       this.#log.limited("spool-flush", "warn", "spool flush paused", { error: (err as Error).message, waiting: spool.size });
     }
@@ -240,6 +241,7 @@ export class MeshBus {
    */
   async subscribe(channel: string, handler: Handler, opts: { group?: string } = {}): Promise<Closer> {
     const name = canonicalChannel(channel);
+    this.#log.debug("subscribe", { channel: name, durable: this.isDurable(name), group: opts.group });
     if (this.isDurable(name)) return this.#consume(name, handler, opts.group ?? this.#opts.consumerGroup);
     let tap = this.#taps.get(name);
     if (!tap) {

@@ -1,6 +1,8 @@
 /** The pilox-mesh command line: dispatch, error reporting and exit codes. */
-import { ConfigError, EX_CONFIG, formatProblem } from "../config/index.ts";
+import { parseArgs } from "node:util";
+import { ConfigError, EX_CONFIG, formatProblem, loadConfig } from "../config/index.ts";
 import { versionLine } from "../version.ts";
+import { helpFor } from "./help.ts";
 import { EXIT, UsageError, type Io } from "./args.ts";
 import { ApiUnreachableError } from "./client.ts";
 import { bus } from "./commands/bus.ts";
@@ -10,6 +12,7 @@ import { discover } from "./commands/discover.ts";
 import { keygen, pubkey } from "./commands/keys.ts";
 import { manifest, token } from "./commands/federation.ts";
 import { audit, peers, reload } from "./commands/peers.ts";
+import { status } from "./commands/status.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -17,13 +20,14 @@ usage: pilox-mesh [--config PATH] [--state-dir DIR] COMMAND [options]
 
 commands:
   serve [--listen HOST:PORT]   run the appliance (SIGHUP reloads, SIGTERM drains and stops)
-  check-config                 validate the configuration and print it, secrets redacted
+  check-config [--quiet]       validate the configuration and print it, secrets redacted
+  status [--json]              what the running appliance is doing: bus, channels, spool, peers
   reload [--allow-removals]    make the running appliance re-read its configuration (as SIGHUP;
                                removing keys, peers or channels needs --allow-removals)
   version                      print version, commit and runtime
   keygen --out PATH            write a new Ed25519 identity seed (0600), print its public key
   pubkey --key-file PATH       print the public key (hex) of a seed file
-  discover URL [--public-key HEX]   fetch and verify a peer's discovery document
+  discover URL [--public-key HEX] [--allow-unsigned]   fetch and verify a peer's discovery document
   token mint|verify            federation tokens (EdDSA JWT, Pilox-compatible)
   manifest sign|verify         signed peer manifests (Pilox-compatible, with anti-rollback)
   peers [--json]               federation peers of the running appliance: keys, queue, last contact
@@ -31,7 +35,8 @@ commands:
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
-plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.`;
+plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.
+pilox-mesh COMMAND --help describes one command.`;
 
 const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   serve,
@@ -45,11 +50,31 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   peers,
   audit,
   reload,
+  status,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;
   },
 };
+
+/** Did the operator ask for JSON logs? (A fatal start error is then a JSON line too.) */
+function jsonLogs(args: string[]): boolean {
+  try {
+    const { values } = parseArgs({ args, options: { config: { type: "string" }, "state-dir": { type: "string" } }, strict: false, allowPositionals: true });
+    const o: { path?: string } = {};
+    if (typeof values.config === "string") o.path = values.config;
+    return loadConfig(o).config.log.format === "json";
+  } catch {
+    return false;
+  }
+}
+
+function fatalJson(err: unknown, io: Io): number {
+  const code = err instanceof ConfigError ? EX_CONFIG : (err as NodeJS.ErrnoException)?.code === "EADDRINUSE" || (err as NodeJS.ErrnoException)?.code === "EACCES" || /in use by another process/.test((err as Error)?.message ?? "") ? EXIT.unavailable : EXIT.failure;
+  const fields = err instanceof ConfigError ? { problems: err.problems.map(formatProblem) } : { error: (err as Error)?.message ?? String(err) };
+  io.stderr(JSON.stringify({ time: new Date().toISOString(), level: "error", msg: "cannot start", exit: code, ...fields }) + "\n");
+  return code;
+}
 
 /** Global flags may come before the command; they are handed to it. */
 function splitArgs(argv: string[]): { command?: string; args: string[] } {
@@ -82,12 +107,13 @@ export async function run(argv: string[], io: Io): Promise<number> {
     return EXIT.usage;
   }
   if (args.includes("--help") || args.includes("-h")) {
-    io.stdout(USAGE + "\n");
+    io.stdout((helpFor(command) ?? USAGE) + "\n");
     return EXIT.ok;
   }
   try {
     return await fn(args, io);
   } catch (err) {
+    if (command === "serve" && jsonLogs(args)) return fatalJson(err, io);
     if (err instanceof UsageError) {
       io.stderr(`pilox-mesh ${command}: ${err.message}\n`);
       return EXIT.usage;
@@ -100,7 +126,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.stderr(`pilox-mesh ${command}: ${err.message}\n`);
       return EXIT.unavailable;
     }
-    if ((err as NodeJS.ErrnoException)?.code === "EADDRINUSE" || (err as NodeJS.ErrnoException)?.code === "EACCES") {
+    if ((err as NodeJS.ErrnoException)?.code === "EADDRINUSE" || (err as NodeJS.ErrnoException)?.code === "EACCES" || /in use by another process/.test((err as Error)?.message ?? "")) {
       io.stderr(`pilox-mesh ${command}: cannot listen: ${(err as Error).message}\n`);
       return EXIT.unavailable;
     }

@@ -22,9 +22,26 @@ export interface ApplianceOptions {
   log?: Logger;
 }
 
-/** Settings that only a restart can change; a reload that changes them says so. */
-function restartOnly(c: Config): string {
-  return JSON.stringify([c.http.listen, c.api.socket, c.api.socket_mode, c.api.listen, c.log, c.bus.backend, c.bus.redis, c.node]);
+/** Settings that only a restart can change; a reload that changes them names them. */
+function restartOnlyChanges(a: Config, b: Config): string[] {
+  const keys: [string, (c: Config) => unknown][] = [
+    ["http.listen", (c) => c.http.listen],
+    ["api.socket", (c) => c.api.socket],
+    ["api.socket_mode", (c) => c.api.socket_mode],
+    ["api.listen", (c) => c.api.listen],
+    ["log", (c) => c.log],
+    ["bus.redis", (c) => c.bus.redis],
+    ["node", (c) => c.node],
+  ];
+  return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
+}
+
+export interface ReloadState {
+  ok: boolean;
+  at: string;
+  error?: string;
+  /** Settings changed by the last accepted reload that wait for a restart. */
+  pendingRestart?: string[];
 }
 
 export class Appliance {
@@ -39,6 +56,9 @@ export class Appliance {
   #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
   #federation!: Federation;
+  #lastReload: ReloadState | undefined;
+  #files: string[] = [];
+  readonly #startedAt = Date.now();
 
   private constructor(private readonly opts: ApplianceOptions) {}
 
@@ -61,18 +81,21 @@ export class Appliance {
     return a;
   }
 
-  #load(): { config: Config; secrets: Secrets } {
+  #load(): { config: Config; secrets: Secrets; files: string[] } {
     const loaded = loadConfig(this.opts.listen ? { ...this.opts.load, listen: this.opts.listen } : this.opts.load);
     makeDir(loaded.config.node.state_dir, 0o700, "node.state_dir");
-    return { config: loaded.config, secrets: resolveSecrets(loaded, true) };
+    const secrets = resolveSecrets(loaded, true);
+    return { config: loaded.config, secrets, files: loaded.files };
   }
 
   async #start(): Promise<void> {
-    const { config, secrets } = this.#load();
+    const { config, secrets, files } = this.#load();
+    this.#files = files;
     this.#config = config;
     this.#secrets = secrets;
     this.#log = this.opts.log ?? createLogger({ level: config.log.level, format: config.log.format });
     this.#log.info("starting", { version: versionLine(), state_dir: config.node.state_dir, backend: config.bus.backend });
+    this.#log.debug("configuration loaded", { files: files.join(",") || "(defaults)", channels: config.bus.channels.map((c) => c.name).join(","), peers: config.federation.peers.length });
     this.#bus = await createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
     await this.#bus.start();
     this.#federation = new Federation(config, {
@@ -97,7 +120,18 @@ export class Appliance {
     }
     const r = await this.#bus.ready();
     for (const w of r.warnings) this.#log.warn(w);
-    this.#log.info("ready", { listeners: this.#listeners.map((l) => l.address).join(",") });
+    const listeners = this.#listeners.map((l) => l.address).join(",");
+    if (r.ok) this.#log.info("ready", { listeners });
+    else {
+      // "ready" means what /readyz means: said once the backend is there.
+      this.#log.warn("started, not ready yet: waiting for the bus backend", { listeners, detail: r.detail });
+      let said = false;
+      this.#bus.backend.onReady(() => {
+        if (said) return;
+        said = true;
+        this.#log.info("ready", { listeners });
+      });
+    }
   }
 
   async #listen(): Promise<void> {
@@ -114,13 +148,15 @@ export class Appliance {
         writeTimeoutMs: this.#config.api.sse_write_timeout_seconds * 1000,
       }),
       log: this.#log.child({ component: "agent-api" }),
+      metrics: this.metrics.http,
+      status: () => this.status(),
     };
     if (c.api.socket) {
       makeDir(c.node.runtime_dir, 0o755, "node.runtime_dir");
-      this.#listeners.push(await listenUnix(agentApi(common), c.api.socket, parseInt(c.api.socket_mode, 8)));
+      this.#listeners.push(await listenUnix(agentApi({ ...common, listener: "agent-socket" }), c.api.socket, parseInt(c.api.socket_mode, 8)));
     }
     if (c.api.listen) {
-      this.#listeners.push(await listenTcp(agentApi({ ...common, token: () => this.#secrets.apiToken }), c.api.listen));
+      this.#listeners.push(await listenTcp(agentApi({ ...common, listener: "agent-tcp", token: () => this.#secrets.apiToken }), c.api.listen));
     }
     this.#listeners.push(
       await listenTcp(
@@ -135,7 +171,10 @@ export class Appliance {
           relay: (c, client) => this.#federation.relay(c, client),
           relayTooLarge: (c, client) => this.#federation.relayTooLarge(c, client),
           relayMaxBytes: () => this.#config.federation.max_body_bytes,
-          onScrape: () => this.metrics.federation.queueDepth.set(this.#federation.queueDepth()),
+          onScrape: () => {
+            this.metrics.federation.queueDepth.set(this.#federation.queueDepth());
+            this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
+          },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
         }),
         c.http.listen,
@@ -160,6 +199,33 @@ export class Appliance {
     this.#discovery = { document: rendered(buildDocument(state)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
   }
 
+  /** `pilox-mesh status`: what an operator asks first. */
+  async status() {
+    const bus = this.#bus;
+    const r = await bus.ready();
+    const c = this.#config;
+    return {
+      version: versionLine(),
+      node: c.node.name,
+      uptimeSeconds: Math.round((Date.now() - this.#startedAt) / 1000),
+      origin: c.instance.origin,
+      configFiles: this.#files,
+      listeners: this.#listeners.map((l) => l.address),
+      lastReload: this.#lastReload ?? null,
+      bus: {
+        backend: bus.backend.kind,
+        ready: r.ok,
+        detail: r.detail,
+        warnings: r.warnings,
+        primaryKey: bus.keyRing.primary.id,
+        keys: bus.keyRing.ids(),
+        channels: c.bus.channels.map((ch) => ({ name: ch.name, durable: ch.durable, maxAgeSeconds: ch.max_age_seconds ?? c.bus.max_age_seconds })),
+        spool: bus.spoolStats(),
+      },
+      federation: this.#federation.status(),
+    };
+  }
+
   /** What anyone may know of our federation: phase and roster counts, no peers or errors. */
   #publicStatus() {
     const on = this.#federation.enabled;
@@ -180,7 +246,7 @@ export class Appliance {
    * keys, peers or channels without `allowRemovals`, is refused the same way.
    */
   async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true } | { ok: false; error: string }> {
-    let next: { config: Config; secrets: Secrets };
+    let next: { config: Config; secrets: Secrets; files: string[] };
     try {
       next = this.#load();
       const refusal = reloadRefusal(this.#config, next.config, opts.allowRemovals === true);
@@ -189,11 +255,12 @@ export class Appliance {
       this.metrics.reloads.inc({ result: "rejected" });
       const error = (err as Error).message;
       this.#log.error("reload rejected; keeping the running configuration", { error });
+      this.#lastReload = { ok: false, at: new Date().toISOString(), error };
+      this.metrics.reloadState(false);
       return { ok: false, error };
     }
-    if (restartOnly(next.config) !== restartOnly(this.#config)) {
-      this.#log.warn("listener, log, node or redis settings changed: they take effect at the next restart");
-    }
+    const pending = restartOnlyChanges(this.#config, next.config);
+    if (pending.length) this.#log.warn("some changed settings take effect at the next restart", { settings: pending.join(",") });
     this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
     try {
       await this.#federation.reconfigure(next.config);
@@ -205,8 +272,12 @@ export class Appliance {
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
     this.#secrets = next.secrets;
+    this.#files = next.files;
     this.#render();
     this.metrics.reloads.inc({ result: "ok" });
+    this.#lastReload = { ok: true, at: new Date().toISOString(), ...(pending.length ? { pendingRestart: pending } : {}) };
+    this.metrics.reloadState(true);
+    this.#log.debug("reloaded from", { files: next.files.join(",") || "(defaults)" });
     this.#log.info("configuration reloaded", { primary_key: next.secrets.ring.primary.id, keys: next.secrets.ring.ids().join(",") });
     return { ok: true };
   }

@@ -231,6 +231,7 @@ export class Forwarder {
     }
     this.#lastContact = Date.now();
     this.#lastError = undefined;
+    this.d.log.debug("federation batch sent", { peer: this.peer.origin, messages: n, bytes: body.length });
     let refusedN = 0;
     try {
       refusedN = (JSON.parse(text) as { refused?: unknown[] }).refused?.length ?? 0;

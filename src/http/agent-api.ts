@@ -13,6 +13,8 @@ import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bearerAuth } from "./auth.ts";
 import { jsonError } from "./errors.ts";
+import { httpMetrics } from "./metrics.ts";
+import type { HttpMetrics } from "../metrics/index.ts";
 
 export interface AgentApiOptions {
   bus: () => MeshBus;
@@ -25,6 +27,11 @@ export interface AgentApiOptions {
   federationStatus: () => unknown;
   /** POST /v1/admin/reload: what SIGHUP does; `{"allowRemovals": true}` lets it drop keys, peers or channels. */
   reload: (o: { allowRemovals?: boolean }) => Promise<{ ok: true } | { ok: false; error: string }>;
+  /** Request metrics, labelled with `listener`. */
+  metrics?: HttpMetrics;
+  listener?: string;
+  /** GET /v1/status: what `pilox-mesh status` shows. */
+  status?: () => Promise<unknown>;
   /** Interval of SSE keep-alive comments. */
   heartbeatMs?: number;
   /** Bounds on what waits for one slow SSE reader, and on all of them together. */
@@ -53,6 +60,7 @@ export function agentApi(o: AgentApiOptions): Hono {
   let subscribers = 0;
   /** Bytes waiting for every SSE reader together. */
   let totalQueued = 0;
+  app.use("*", httpMetrics(o.metrics, o.listener ?? "agent"));
   if (o.token) app.use("*", bearerAuth(o.token));
 
   app.post(
@@ -150,6 +158,7 @@ export function agentApi(o: AgentApiOptions): Hono {
       const closer = durable
         ? await bus.tail(channel, lastId ?? "$", send)
         : await bus.subscribe(channel, (d) => void send(d));
+      o.log.debug("SSE subscriber opened", { channel, durable, subscribers });
       // Tell the client the stream is live (and flush headers through proxies).
       void write(": subscribed\n\n");
       const heartbeatMs = o.heartbeatMs ?? 15_000;
@@ -163,12 +172,17 @@ export function agentApi(o: AgentApiOptions): Hono {
       } finally {
         clearInterval(hb);
         subscribers--;
+        o.log.debug("SSE subscriber closed", { channel, subscribers });
         await closer.close().catch(() => {});
       }
     });
   });
 
   app.get("/v1/federation/status", (c) => c.json(o.federationStatus() as object));
+  if (o.status) {
+    const status = o.status;
+    app.get("/v1/status", async (c) => c.json((await status()) as object));
+  }
 
   app.post("/v1/admin/reload", async (c) => {
     const text = await c.req.text();

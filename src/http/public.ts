@@ -11,6 +11,7 @@ import type { BlockList } from "node:net";
 import { bearerAuth } from "./auth.ts";
 import { clientIp } from "./client-ip.ts";
 import { jsonError } from "./errors.ts";
+import { httpMetrics } from "./metrics.ts";
 
 export interface Rendered {
   text: string;
@@ -55,6 +56,7 @@ function serveCached(c: Context<{ Variables: { clientIp: string } }>, r: Rendere
 
 export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: string } }> {
   const app = new Hono<{ Variables: { clientIp: string } }>();
+  app.use("*", httpMetrics(o.metrics.http, "public"));
   app.use("*", secureHeaders({ crossOriginResourcePolicy: "cross-origin" }));
   app.use("*", clientIp(o.trustedProxies));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.

@@ -1,6 +1,7 @@
 /** The appliance's Prometheus metrics (prom-client), one registry per appliance instance. */
-import { Counter, Gauge, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { REJECT_REASONS } from "../bus/envelope/verify.ts";
+import { TOKEN_REJECT_REASONS } from "../federation/token.ts";
 import { COMMIT, VERSION } from "../version.ts";
 
 export interface BusMetrics {
@@ -20,12 +21,25 @@ export interface FederationMetrics {
   manifestSyncs: Counter<"result">;
 }
 
+export interface HttpMetrics {
+  requests: Counter<"listener" | "route" | "method" | "status">;
+  duration: Histogram<"listener" | "route" | "method">;
+}
+
 export interface Metrics {
   registry: Registry;
   bus: BusMetrics;
   federation: FederationMetrics;
+  http: HttpMetrics;
   reloads: Counter<"result">;
+  /** 1 while the bus backend is connected (set at scrape). */
+  backendUp: Gauge<"backend">;
+  /** Records a reload's outcome: the success gauge and its time. */
+  reloadState(ok: boolean): void;
 }
+
+/** Refusal reasons of the relay besides the token's own (their counters start at zero). */
+const RELAY_REASONS = ["ip_rate_limited", "peer_rate_limited", "malformed_batch", "too_deep", "payload_too_large", "channel_not_allowed", "invalid_message", "oversized", "bus_unavailable"];
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
@@ -50,5 +64,36 @@ export function createMetrics(): Metrics {
     queueDepth: new Gauge({ name: "pilox_mesh_federation_queue_messages", help: "Messages waiting in the outbound federation queues.", registers: [registry] }),
     manifestSyncs: new Counter({ name: "pilox_mesh_federation_manifest_syncs_total", help: "Signed manifest refreshes, by result (a failed one keeps the last good roster).", labelNames: ["result"], registers: [registry] }),
   };
-  return { registry, bus, federation, reloads };
+  // Labelled counters start at zero for every known label, so rate() and alerts see them.
+  for (const d of ["true", "false"]) {
+    bus.published.inc({ durable: d }, 0);
+    bus.delivered.inc({ durable: d }, 0);
+  }
+  for (const r of ["ok", "rejected"]) reloads.inc({ result: r }, 0);
+  for (const r of ["ok", "failed"]) federation.manifestSyncs.inc({ result: r }, 0);
+  for (const d of ["inbound", "outbound"]) federation.messages.inc({ direction: d }, 0);
+  federation.requests.inc({ direction: "inbound", outcome: "accepted", reason: "" }, 0);
+  for (const r of [...TOKEN_REJECT_REASONS, ...RELAY_REASONS]) federation.requests.inc({ direction: "inbound", outcome: "refused", reason: r }, 0);
+
+  // Process and runtime: CPU, memory, heap, event-loop lag, GC, open files.
+  collectDefaultMetrics({ register: registry, prefix: "pilox_mesh_" });
+  const http: HttpMetrics = {
+    requests: new Counter({ name: "pilox_mesh_http_requests_total", help: "HTTP requests, by listener, route, method and status.", labelNames: ["listener", "route", "method", "status"], registers: [registry] }),
+    duration: new Histogram({
+      name: "pilox_mesh_http_request_duration_seconds",
+      help: "HTTP request latency (to the response headers; SSE streams count until they open), by listener, route and method.",
+      labelNames: ["listener", "route", "method"],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+  };
+  const backendUp = new Gauge({ name: "pilox_mesh_bus_backend_up", help: "1 while the bus backend (Redis) is connected, else 0.", labelNames: ["backend"], registers: [registry] });
+  const lastOk = new Gauge({ name: "pilox_mesh_config_last_reload_success", help: "1 if the last configuration reload was applied, 0 if it was refused.", registers: [registry] });
+  const lastAt = new Gauge({ name: "pilox_mesh_config_last_reload_timestamp_seconds", help: "Time of the last configuration reload attempt (unix seconds).", registers: [registry] });
+  lastOk.set(1);
+  const reloadState = (ok: boolean) => {
+    lastOk.set(ok ? 1 : 0);
+    lastAt.set(Date.now() / 1000);
+  };
+  return { registry, bus, federation, http, reloads, backendUp, reloadState };
 }

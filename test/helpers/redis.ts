@@ -66,8 +66,8 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-export async function startRedis(opts: { aof?: boolean; args?: string[] } = {}): Promise<TestRedis> {
-  const port = await freePort();
+export async function startRedis(opts: { aof?: boolean; args?: string[]; port?: number } = {}): Promise<TestRedis> {
+  const port = opts.port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), "pilox-redis-"));
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", dir, "--daemonize", "no", "--loglevel", "warning"];
   if (opts.aof ?? true) args.push("--appendonly", "yes", "--appendfsync", "always");

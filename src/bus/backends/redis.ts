@@ -140,6 +140,8 @@ export class RedisBackend implements BusBackend {
       retryStrategy: (times) => (this.#closed ? null : Math.min(100 * times, 2_000)),
       ...extra,
     });
+    r.on("ready", () => this.o.log.debug("redis connection ready", { role }));
+    r.on("end", () => this.o.log.debug("redis connection ended", { role }));
     // Without a listener, ioredis' error events would crash the process.
     r.on("error", (err: Error) => this.o.log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
     return r;

@@ -1,0 +1,79 @@
+/** `status`: what the running appliance is doing, readable (or --json for scripts). */
+import { EXIT, loadOptions, parse, type Io } from "../args.ts";
+import { apiRequest } from "../client.ts";
+import { loadConfig } from "../../config/index.ts";
+
+interface Status {
+  version: string;
+  node: string;
+  uptimeSeconds: number;
+  origin: string;
+  configFiles: string[];
+  listeners: string[];
+  lastReload: { ok: boolean; at: string; error?: string; pendingRestart?: string[] } | null;
+  bus: {
+    backend: string;
+    ready: boolean;
+    detail: string;
+    warnings: string[];
+    primaryKey: string;
+    keys: string[];
+    channels: { name: string; durable: boolean; maxAgeSeconds: number }[];
+    spool: { messages: number; bytes: number; maxBytes: number };
+  };
+  federation: {
+    enabled: boolean;
+    manifest: { url: string; lastSyncOk: boolean | null; seq: number | null; unversioned?: boolean } | null;
+    orphanedGroups: { channel: string; group: string }[];
+    peers: { origin: string; queue: { messages: number }; lastContact: string | null; lastError: string | null; deadLettered: number }[];
+  };
+}
+
+export async function status(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { socket: { type: "string" }, json: { type: "boolean" } });
+  const socketPath = values.socket ?? loadConfig(loadOptions(values)).config.api.socket;
+  const r = await apiRequest({ socketPath }, "GET", "/v1/status");
+  if (r.status !== 200) {
+    io.stderr(`pilox-mesh status: the appliance answered ${r.status}\n`);
+    return EXIT.failure;
+  }
+  if (values.json) {
+    io.stdout(JSON.stringify(r.json, null, 2) + "\n");
+    return EXIT.ok;
+  }
+  const s = r.json as Status;
+  const lines: string[] = [];
+  const kv = (k: string, v: string) => lines.push(`${(k + ":").padEnd(14)}${v}`);
+  kv("version", s.version);
+  kv("node", `${s.node}, up ${duration(s.uptimeSeconds)}, origin ${s.origin}`);
+  kv("config", s.configFiles.length ? s.configFiles.join(", ") : "(defaults)");
+  kv("listening", s.listeners.join(", "));
+  kv(
+    "last reload",
+    s.lastReload
+      ? `${s.lastReload.ok ? "applied" : "REFUSED"} at ${s.lastReload.at}${s.lastReload.error ? `: ${s.lastReload.error.split("\n")[0]}` : ""}${s.lastReload.pendingRestart?.length ? ` (restart needed for ${s.lastReload.pendingRestart.join(", ")})` : ""}`
+      : "none since start",
+  );
+  kv("bus", `${s.bus.backend}, ${s.bus.ready ? "ready" : "NOT READY"} (${s.bus.detail}); signing key ${s.bus.primaryKey} of ${s.bus.keys.join(", ")}`);
+  kv("channels", s.bus.channels.length ? s.bus.channels.map((c) => `${c.name}${c.durable ? " (durable)" : ""}`).join(", ") : "(all best-effort)");
+  kv("spool", `${s.bus.spool.messages} messages, ${s.bus.spool.bytes} of ${s.bus.spool.maxBytes} bytes`);
+  for (const w of s.bus.warnings) kv("warning", w);
+  const f = s.federation;
+  if (!f.enabled) kv("federation", "off");
+  else {
+    kv("federation", `${f.peers.length} peer(s)${f.manifest ? `; manifest ${f.manifest.url} ${f.manifest.lastSyncOk === false ? "FAILING" : "ok"}${f.manifest.unversioned ? " (unversioned)" : ""}` : ""}`);
+    for (const p of f.peers) {
+      kv("  peer", `${p.origin}: queue ${p.queue.messages}, last contact ${p.lastContact ?? "never"}${p.deadLettered ? `, ${p.deadLettered} dead-lettered` : ""}${p.lastError ? `, last error: ${p.lastError}` : ""}`);
+    }
+    for (const g of f.orphanedGroups) kv("warning", `consumer group ${g.group} on ${g.channel} belongs to no configured peer`);
+  }
+  io.stdout(lines.join("\n") + "\n");
+  return EXIT.ok;
+}
+
+function duration(s: number): string {
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  if (s < 172_800) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86_400)} days`;
+}
