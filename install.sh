@@ -1,37 +1,64 @@
 #!/bin/sh
 # pilox-mesh installer. POSIX sh; safe to pipe from curl (nothing runs until the last line).
-#
-#   curl -fsSL <release>/install.sh | sh -s -- --url <release>
-#   sh install.sh --binary ./dist/pilox-mesh-linux-x64
-#
-# Options:
-#   --url URL        release directory holding pilox-mesh-linux-<arch> and SHA256SUMS
-#   --binary PATH    install this binary (its SHA-256 is checked against --sha256, or a
-#                    SHA256SUMS file beside it when there is one)
-#   --sha256 HEX     expected SHA-256 of the binary
-#   --root DIR       install into DIR instead of / (also: DESTDIR=DIR); for packaging and tests
-#   --no-systemd     do not install the systemd unit
-#   --no-start       install and enable the unit, but do not start it
-#   --uninstall      remove the binary and the unit; keep config, state and the user
-#   --purge          with --uninstall: also remove config, state and the user
-#
-# Idempotent: run it again to upgrade in place (the service restarts when it was running).
-# Never overwrites an existing configuration.
+# Every binary is checked before it is installed: its SHA-256 against a SHA256SUMS whose
+# Ed25519 signature (SHA256SUMS.sig) verifies with the release key pinned below (openssl), or
+# against an explicit --sha256. Anything less is refused unless --insecure.
 set -eu
 
+# The release signing key (PEM, Ed25519). `npm run build` with PILOX_RELEASE_KEY_FILE pins it in
+# the dist/install.sh it publishes beside the binaries; this development copy pins none.
+RELEASE_PUBKEY=""
+
+usage() {
+  cat <<'USAGE'
+usage: install.sh [options]          (as root, or with --root DIR)
+
+  curl -fsSL <release>/install.sh | sh -s -- --url <release>
+  sh install.sh --binary ./dist/pilox-mesh-linux-x64
+
+source of the binary (one of):
+  --url URL        release directory holding pilox-mesh-linux-<arch>, SHA256SUMS and
+                   SHA256SUMS.sig
+  --binary PATH    install this binary; checked against --sha256, or against SHA256SUMS and
+                   SHA256SUMS.sig beside it
+checks:
+  --sha256 HEX     expected SHA-256 of the binary (you vouch for it: no signature needed)
+  --pubkey FILE    the release key (PEM, Ed25519) to check SHA256SUMS.sig with, instead of
+                   the one pinned in this script
+  --insecure       install even without a verified checksum (not recommended)
+  --skip-check     upgrade without first running the new binary's check-config against the
+                   installed configuration
+where:
+  --root DIR       install into DIR instead of / (also: DESTDIR=DIR); for images and tests
+  --no-systemd     do not install the systemd unit
+  --no-start       install and enable the unit, but do not start it
+removal:
+  --uninstall      remove the binary and the unit; keep config, state and the user
+  --purge          with --uninstall: also remove config, state and the user
+
+Idempotent: run it again to upgrade in place. An upgrade is refused when the new binary
+rejects the installed configuration, and rolled back when the new binary does not run (or,
+with systemd, when the restarted service does not come up). Never overwrites a configuration.
+Exit 0 done, 1 refused or failed.
+USAGE
+}
+
 main() {
-  URL="" BINARY="" SHA="" ROOT="${DESTDIR:-}" SYSTEMD=1 START=1 UNINSTALL=0 PURGE=0
+  URL="" BINARY="" SHA="" ROOT="${DESTDIR:-}" SYSTEMD=1 START=1 UNINSTALL=0 PURGE=0 PUBKEY="" INSECURE=0 CHECK=1
   while [ $# -gt 0 ]; do
     case "$1" in
       --url) URL="${2:?--url needs a value}"; shift 2 ;;
       --binary) BINARY="${2:?--binary needs a value}"; shift 2 ;;
       --sha256) SHA="${2:?--sha256 needs a value}"; shift 2 ;;
       --root) ROOT="${2:?--root needs a value}"; shift 2 ;;
+      --pubkey) PUBKEY="${2:?--pubkey needs a value}"; shift 2 ;;
+      --insecure) INSECURE=1; shift ;;
+      --skip-check) CHECK=0; shift ;;
       --no-systemd) SYSTEMD=0; shift ;;
       --no-start) START=0; shift ;;
       --uninstall) UNINSTALL=1; shift ;;
       --purge) PURGE=1; shift ;;
-      -h|--help) sed -n '2,22p' "$0" 2>/dev/null || true; exit 0 ;;
+      -h|--help) usage; exit 0 ;;
       *) die "unknown option: $1 (see --help)" ;;
     esac
   done
@@ -70,6 +97,38 @@ fetch() {
   else die "neither curl nor wget is installed"; fi
 }
 
+# The release key: --pubkey FILE, else the pinned one; empty when neither.
+release_key() {
+  if [ -n "$PUBKEY" ]; then
+    [ -f "$PUBKEY" ] || die "no such file: $PUBKEY"
+    cp "$PUBKEY" "$TMPD/release.pem"
+  elif [ -n "$RELEASE_PUBKEY" ]; then
+    printf '%s\n' "$RELEASE_PUBKEY" > "$TMPD/release.pem"
+  else
+    return 1
+  fi
+}
+
+# SHA256SUMS must carry a good Ed25519 signature by the release key (openssl does the check).
+verify_sums() {
+  sums="$1" sig="$2"
+  if ! release_key; then
+    insecure_or_die "this install.sh pins no release key (a development copy) to check $sums with: give --pubkey FILE, or --sha256 HEX"
+    return 0
+  fi
+  if [ ! -f "$sig" ]; then insecure_or_die "no SHA256SUMS.sig beside $sums"; return 0; fi
+  command -v openssl >/dev/null 2>&1 || die "openssl is needed to check the release signature"
+  if openssl pkeyutl -verify -pubin -inkey "$TMPD/release.pem" -rawin -in "$sums" -sigfile "$sig" >/dev/null 2>&1; then
+    say "SHA256SUMS signature verified"
+  else
+    die "SHA256SUMS.sig does not verify with the release key: refusing"
+  fi
+}
+
+insecure_or_die() {
+  if [ "$INSECURE" = 1 ]; then say "warning (--insecure): $1"; else die "$1 (or --insecure to install anyway)"; fi
+}
+
 obtain_binary() {
   ARCH=$(detect_arch)
   TMPD=$(mktemp -d)
@@ -77,17 +136,23 @@ obtain_binary() {
   if [ -n "$BINARY" ]; then
     [ -f "$BINARY" ] || die "no such file: $BINARY"
     cp "$BINARY" "$TMPD/pilox-mesh"
+    name=$(basename "$BINARY")
     sums="$(dirname "$BINARY")/SHA256SUMS"
     if [ -z "$SHA" ] && [ -f "$sums" ]; then
-      SHA=$(awk -v f="$(basename "$BINARY")" '$2 == f { print $1 }' "$sums")
+      SHA=$(awk -v f="$name" '$2 == f { print $1 }' "$sums")
+      [ -n "$SHA" ] || insecure_or_die "$sums lists no $name"
+      [ -z "$SHA" ] || verify_sums "$sums" "$sums.sig"
     fi
   else
     [ -n "$URL" ] || die "give --url RELEASE_URL or --binary PATH"
-    fetch "${URL%/}/pilox-mesh-linux-$ARCH" "$TMPD/pilox-mesh"
+    name="pilox-mesh-linux-$ARCH"
+    fetch "${URL%/}/$name" "$TMPD/pilox-mesh"
     if [ -z "$SHA" ]; then
       fetch "${URL%/}/SHA256SUMS" "$TMPD/SHA256SUMS"
-      SHA=$(awk -v f="pilox-mesh-linux-$ARCH" '$2 == f { print $1 }' "$TMPD/SHA256SUMS")
-      [ -n "$SHA" ] || die "SHA256SUMS lists no pilox-mesh-linux-$ARCH"
+      fetch "${URL%/}/SHA256SUMS.sig" "$TMPD/SHA256SUMS.sig" 2>/dev/null || rm -f "$TMPD/SHA256SUMS.sig"
+      SHA=$(awk -v f="$name" '$2 == f { print $1 }' "$TMPD/SHA256SUMS")
+      [ -n "$SHA" ] || insecure_or_die "SHA256SUMS lists no $name"
+      [ -z "$SHA" ] || verify_sums "$TMPD/SHA256SUMS" "$TMPD/SHA256SUMS.sig"
     fi
   fi
   if [ -n "$SHA" ]; then
@@ -95,7 +160,7 @@ obtain_binary() {
     [ "$got" = "$SHA" ] || die "SHA-256 mismatch: expected $SHA, got $got"
     say "SHA-256 verified"
   else
-    say "warning: no SHA-256 to check the binary against (give --sha256)"
+    insecure_or_die "no SHA-256 to check the binary against (give --sha256, or a SHA256SUMS beside it)"
   fi
   chmod 0755 "$TMPD/pilox-mesh"
 }
@@ -247,11 +312,21 @@ install_all() {
   ensure_user
   was_active=0
   if [ "$LIVE_SYSTEMD" = 1 ] && systemctl is-active --quiet pilox-mesh 2>/dev/null; then was_active=1; fi
+  # An upgrade must not install a binary that refuses the configuration already in place.
+  if [ "$CHECK" = 1 ] && [ -f "$ETC/pilox-mesh.toml" ]; then
+    if ! out=$("$TMPD/pilox-mesh" --config "$ETC/pilox-mesh.toml" --state-dir "$TMPD/check-state" check-config --quiet 2>&1); then
+      printf '%s\n' "$out" >&2
+      die "the new binary rejects $ETC/pilox-mesh.toml: nothing was changed (fix the configuration, or --skip-check)"
+    fi
+  fi
   mkdir -p "$(dirname "$BIN")"
+  had_old=0
+  if [ -f "$BIN" ]; then cp -p "$BIN" "$BIN.old"; had_old=1; fi
   # Atomic replace, so a running process keeps its old file and an upgrade is never half done.
   cp "$TMPD/pilox-mesh" "$BIN.new"
   chmod 0755 "$BIN.new"; own 0:0 "$BIN.new"
   mv -f "$BIN.new" "$BIN"
+  if ! "$BIN" version >/dev/null 2>&1; then rollback "the new binary does not run on this host"; fi
   say "installed $BIN"
   write_config
   mkdir -p "$STATE"
@@ -270,11 +345,27 @@ install_all() {
     if [ "$LIVE_SYSTEMD" = 1 ]; then
       systemctl daemon-reload
       systemctl enable pilox-mesh >/dev/null 2>&1
-      if [ "$was_active" = 1 ]; then systemctl restart pilox-mesh; say "restarted pilox-mesh"
+      if [ "$was_active" = 1 ]; then
+        systemctl restart pilox-mesh || true
+        sleep 3
+        systemctl is-active --quiet pilox-mesh || rollback "pilox-mesh did not come up after the upgrade (journalctl -u pilox-mesh)"
+        say "restarted pilox-mesh"
       elif [ "$START" = 1 ]; then systemctl start pilox-mesh; say "started pilox-mesh"; fi
     fi
   fi
+  rm -f "$BIN.old"
   "$BIN" version >&2 2>/dev/null || true
+}
+
+# Puts the previous binary back (and restarts the service on it), then fails.
+rollback() {
+  if [ "$had_old" = 1 ]; then
+    mv -f "$BIN.old" "$BIN"
+    if [ "$LIVE_SYSTEMD" = 1 ] && [ "$was_active" = 1 ]; then systemctl restart pilox-mesh || true; fi
+    die "$1: rolled back to the previous binary"
+  fi
+  rm -f "$BIN"
+  die "$1: removed it"
 }
 
 uninstall() {

@@ -8,13 +8,14 @@
  *   npm run build -- --arch x64      # one
  */
 import { execFileSync } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, sign as cryptoSign } from "node:crypto";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { arch as hostArch } from "node:process";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
+import { buildDeb } from "./deb.ts";
 import { runtime, type Arch } from "./runtime.ts";
 
 /**
@@ -78,6 +79,29 @@ function inject(node: string, blobFile: string, out: string): void {
   sh(process.execPath, [join(root, "node_modules", "postject", "dist", "cli.js"), out, "NODE_SEA_BLOB", blobFile, "--sentinel-fuse", SENTINEL]);
 }
 
+function pkgVersion(): string {
+  return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/**
+ * With PILOX_RELEASE_KEY_FILE (an Ed25519 private key, PEM): SHA256SUMS.sig, the raw 64-byte
+ * signature install.sh checks with openssl, and dist/install.sh with the public key pinned.
+ * Without it, dist/install.sh pins no key and installs only what an operator vouches for.
+ */
+function release(): void {
+  let script = readFileSync(join(root, "install.sh"), "utf8");
+  const keyFile = process.env["PILOX_RELEASE_KEY_FILE"];
+  if (keyFile) {
+    const key = createPrivateKey(readFileSync(keyFile));
+    if (key.asymmetricKeyType !== "ed25519") throw new Error("PILOX_RELEASE_KEY_FILE must be an Ed25519 private key (openssl genpkey -algorithm ed25519)");
+    writeFileSync(join(dist, "SHA256SUMS.sig"), cryptoSign(null, readFileSync(join(dist, "SHA256SUMS")), key));
+    const pub = createPublicKey(key).export({ type: "spki", format: "pem" }).toString().trim();
+    if (!script.includes('RELEASE_PUBKEY=""')) throw new Error('install.sh has no RELEASE_PUBKEY="" line to pin the key in');
+    script = script.replace('RELEASE_PUBKEY=""', `RELEASE_PUBKEY="${pub}"`);
+  }
+  writeFileSync(join(dist, "install.sh"), script, { mode: 0o755 });
+}
+
 function sha256(file: string): string {
   return createHash("sha256").update(readFileSync(file)).digest("hex");
 }
@@ -101,8 +125,14 @@ async function main(): Promise<void> {
     inject(node, b, out);
     sums.push(`${sha256(out)}  pilox-mesh-linux-${a}`);
     process.stderr.write(`built ${out}\n`);
+    if (process.env["PILOX_NO_DEB"] !== "1") {
+      const deb = buildDeb({ root, arch: a, binary: out, version: pkgVersion(), outDir: dist, work: cache });
+      sums.push(`${sha256(deb)}  ${basename(deb)}`);
+      process.stderr.write(`built ${deb}\n`);
+    }
   }
   writeFileSync(join(dist, "SHA256SUMS"), sums.join("\n") + "\n");
+  release();
   const host = join(dist, `pilox-mesh-linux-${hostArch}`);
   if (existsSync(host)) {
     rmSync(join(dist, "pilox-mesh"), { force: true });

@@ -55,14 +55,14 @@ describe("pub/sub interop and verification", () => {
     const c = collector();
     await sub.subscribe("pilox:system:events", c.handler);
     await raw.publish("pilox:system:events", JSON.stringify(stockWire()));
-    const hive = sealMessage("hive:system:events", { ...vectors.bus.core, timestamp: new Date().toISOString(), meshMeta: { ...vectors.bus.meshMeta, eventId: "hive-1" } }, spec, { v1Only: true });
+    const hive = sealMessage("hive:system:events", { ...vectors.bus.core, timestamp: new Date().toISOString(), meshMeta: { ...vectors.bus.meshMeta, eventId: HIVE_ID } }, spec, { v1Only: true });
     await raw.publish("hive:system:events", JSON.stringify(hive));
     // The vector itself (February's timestamp) is past the freshness window: refused as stale.
     await raw.publish("pilox:system:events", JSON.stringify(vectors.bus.wire));
     await waitFor(() => c.got.length === 2);
     assert.deepEqual(c.got.map((d) => [d.channel, d.eventId]), [
       ["pilox:system:events", vectors.bus.meshMeta.eventId],
-      ["pilox:system:events", "hive-1"],
+      ["pilox:system:events", HIVE_ID],
     ]);
   });
 
@@ -133,6 +133,8 @@ describe("pub/sub interop and verification", () => {
  * The spec vector as a stock Pilox producer would send it now: the same fields, the MAC
  * computed the reference's way (macV1), its timestamp fresh (a v1 message is judged by it).
  */
+const HIVE_ID = "0b3c2d1e-5f6a-4b7c-8d9e-0f1a2b3c4d5e";
+
 function stockWire(): Record<string, unknown> {
   const core = { ...vectors.bus.core, timestamp: new Date().toISOString() };
   return { ...core, meshMeta: vectors.bus.meshMeta, meshSig: macV1(spec.secret, "pilox:system:events", core, vectors.bus.meshMeta) };

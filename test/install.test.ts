@@ -88,16 +88,77 @@ describe("install.sh", () => {
     assert.ok(!existsSync(`${root}/usr/local/bin/pilox-mesh.new`));
   });
 
-  it("checks the binary against a SHA256SUMS beside it", async () => {
+  it("checks the binary against a SHA256SUMS beside it, whose signature must verify with the release key (openssl)", async () => {
     const dir = s.path("rel");
     mkdirSync(dir);
     const b = fakeBinary("rel/pilox-mesh-linux-x64", "3.0.0");
+    await run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", s.path("release.key")]);
+    await run("openssl", ["pkey", "-in", s.path("release.key"), "-pubout", "-out", s.path("release.pub")]);
+    await run("openssl", ["genpkey", "-algorithm", "ed25519", "-out", s.path("other.key")]);
+    const sign = (key: string) => run("openssl", ["pkeyutl", "-sign", "-inkey", s.path(key), "-rawin", "-in", `${dir}/SHA256SUMS`, "-out", `${dir}/SHA256SUMS.sig`]);
+    const inst = (...extra: string[]) => install(["--root", s.path("root2"), "--binary", b.path, ...extra]);
+
     writeFileSync(`${dir}/SHA256SUMS`, `${"1".repeat(64)}  pilox-mesh-linux-x64\n`);
-    const r = await install(["--root", s.path("root2"), "--binary", b.path]);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /SHA-256 mismatch/);
+    await sign("release.key");
+    const wrongSum = await inst("--pubkey", s.path("release.pub"));
+    assert.equal(wrongSum.code, 1);
+    assert.match(wrongSum.stderr, /SHA-256 mismatch/);
+
     writeFileSync(`${dir}/SHA256SUMS`, `${b.sha}  pilox-mesh-linux-x64\n`);
-    assert.equal((await install(["--root", s.path("root2"), "--binary", b.path])).code, 0);
+    await sign("other.key");
+    const badSig = await inst("--pubkey", s.path("release.pub"));
+    assert.equal(badSig.code, 1);
+    assert.match(badSig.stderr, /SHA256SUMS\.sig does not verify/);
+    assert.ok(!existsSync(s.path("root2/usr/local/bin/pilox-mesh")));
+
+    const noKey = await inst();
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.stderr, /pins no release key[\s\S]*--insecure/);
+
+    await sign("release.key");
+    const good = await inst("--pubkey", s.path("release.pub"));
+    assert.equal(good.code, 0, good.stderr);
+    assert.match(good.stderr, /SHA256SUMS signature verified/);
+  });
+
+  it("refuses a binary with no checksum to check against, unless --insecure", async () => {
+    const dir = s.path("nosums");
+    mkdirSync(dir);
+    const b = fakeBinary("nosums/pilox-mesh-linux-x64", "4.0.0");
+    const refused = await install(["--root", s.path("root4"), "--binary", b.path]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no SHA-256 to check the binary against[\s\S]*--insecure/);
+    writeFileSync(`${dir}/SHA256SUMS`, `${"2".repeat(64)}  something-else\n`);
+    const unlisted = await install(["--root", s.path("root4"), "--binary", b.path]);
+    assert.equal(unlisted.code, 1);
+    assert.match(unlisted.stderr, /lists no pilox-mesh-linux-x64/);
+    const forced = await install(["--root", s.path("root4"), "--binary", b.path, "--insecure"]);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /warning \(--insecure\)/);
+  });
+
+  it("an upgrade whose binary rejects the installed config, or does not run, changes nothing", async () => {
+    const r5 = s.path("root5");
+    assert.equal((await install(["--root", r5, "--binary", v1.path, "--sha256", v1.sha])).code, 0);
+    const picky = s.write("picky", `#!/bin/sh\nfor a in "$@"; do [ "$a" = check-config ] && { echo "bad key" >&2; exit 78; }; done\necho "pilox-mesh 5.0.0"\n`, 0o755);
+    const pickySha = createHash("sha256").update(readFileSync(picky)).digest("hex");
+    const refused = await install(["--root", r5, "--binary", picky, "--sha256", pickySha]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /bad key[\s\S]*rejects .*pilox-mesh\.toml: nothing was changed/);
+    assert.equal(readFileSync(`${r5}/usr/local/bin/pilox-mesh`, "utf8"), readFileSync(v1.path, "utf8"));
+    const broken = s.write("broken", "#!/bin/sh\nexit 3\n", 0o755);
+    const brokenSha = createHash("sha256").update(readFileSync(broken)).digest("hex");
+    const rb = await install(["--root", r5, "--binary", broken, "--sha256", brokenSha, "--skip-check"]);
+    assert.equal(rb.code, 1);
+    assert.match(rb.stderr, /does not run on this host: rolled back/);
+    assert.equal(readFileSync(`${r5}/usr/local/bin/pilox-mesh`, "utf8"), readFileSync(v1.path, "utf8"));
+  });
+
+  it("--help prints its usage, not its source", async () => {
+    const r = await run("sh", [`${ROOT}/install.sh`, "--help"]);
+    assert.match(r.stdout, /^usage: install\.sh/);
+    assert.match(r.stdout, /--insecure/);
+    assert.doesNotMatch(r.stdout, /^#/m);
   });
 
   it("--no-systemd leaves the unit out; DESTDIR works like --root", async () => {

@@ -1,0 +1,93 @@
+/**
+ * The .deb packages from `npm run build`, installed, upgraded, removed and purged with dpkg in
+ * a scratch root (dpkg --root, maintainer scripts run chrootless with DPKG_ROOT set).
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { buildDeb } from "../build/deb.ts";
+import { ROOT } from "./helpers/cli.ts";
+import { scratch } from "./helpers/tmp.ts";
+
+const run = promisify(execFile);
+const s = scratch();
+after(() => s.cleanup());
+const version = (JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { version: string }).version;
+const DEB = (arch: string) => `${ROOT}/dist/pilox-mesh_${version}_${arch}.deb`;
+const root = s.path("root");
+const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
+const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, "0");
+
+/** dpkg on the scratch root; libc and friends are the host's, so dependencies are not checked. */
+function dpkg(...args: string[]) {
+  return run("dpkg", [`--root=${root}`, `--admindir=${root}/var/lib/dpkg`, "--force-script-chrootless", "--force-depends", "--force-confold", "--log=/dev/null", ...args]);
+}
+
+describe(".deb packages", () => {
+  it("exist for amd64 and arm64 with the executables of the build, listed in SHA256SUMS", async () => {
+    const sums = readFileSync(`${ROOT}/dist/SHA256SUMS`, "utf8");
+    for (const [arch, bin] of [["amd64", "x64"], ["arm64", "arm64"]] as const) {
+      assert.ok(sums.includes(`${sha(DEB(arch))}  pilox-mesh_${version}_${arch}.deb`), arch);
+      const info = (await run("dpkg-deb", ["-f", DEB(arch), "Architecture", "Package", "Version", "Depends"])).stdout;
+      assert.match(info, new RegExp(`Architecture: ${arch}`));
+      assert.match(info, /Depends: libc6/);
+      const x = s.path(`x-${arch}`);
+      await run("dpkg-deb", ["-x", DEB(arch), x]);
+      assert.equal(sha(`${x}/usr/bin/pilox-mesh`), sha(`${ROOT}/dist/pilox-mesh-linux-${bin}`));
+      assert.match(readFileSync(`${x}/lib/systemd/system/pilox-mesh.service`, "utf8"), /^ExecStart=\/usr\/bin\/pilox-mesh serve$/m);
+    }
+  });
+
+  it("installs: user, directories with owners and modes, identity key, conffile", { timeout: 60_000 }, async () => {
+    mkdirSync(`${root}/var/lib/dpkg/updates`, { recursive: true });
+    mkdirSync(`${root}/etc`, { recursive: true });
+    for (const f of ["var/lib/dpkg/status", "etc/passwd", "etc/group", "etc/shadow", "etc/gshadow"]) writeFileSync(`${root}/${f}`, "");
+    await dpkg("-i", DEB("amd64"));
+    const m = /^pilox-mesh:x:(\d+):(\d+):/m.exec(readFileSync(`${root}/etc/passwd`, "utf8"));
+    assert.ok(m);
+    const [uid, gid] = [Number(m[1]), Number(m[2])];
+    assert.equal(mode(`${root}/usr/bin/pilox-mesh`), "0755");
+    assert.equal(mode(`${root}/etc/pilox-mesh`), "0750");
+    assert.equal(statSync(`${root}/etc/pilox-mesh`).gid, gid);
+    assert.equal(mode(`${root}/etc/pilox-mesh/pilox-mesh.toml`), "0640");
+    assert.equal(mode(`${root}/var/lib/pilox-mesh`), "0700");
+    assert.equal(statSync(`${root}/var/lib/pilox-mesh`).uid, uid);
+    assert.equal(mode(`${root}/var/lib/pilox-mesh/identity.key`), "0600");
+    assert.equal(statSync(`${root}/var/lib/pilox-mesh/identity.key`).uid, uid);
+    const conffiles = (await run("dpkg-query", [`--admindir=${root}/var/lib/dpkg`, "-W", "-f=${Conffiles}", "pilox-mesh"])).stdout;
+    assert.match(conffiles, /\/etc\/pilox-mesh\/pilox-mesh\.toml [0-9a-f]{32}/);
+    // The packaged default configuration is the one install.sh writes, and it is valid.
+    const script = readFileSync(`${ROOT}/install.sh`, "utf8");
+    assert.equal(/cat > "\$ETC\/pilox-mesh\.toml" <<'TOML'\n([\s\S]*?)\nTOML\n/.exec(script)![1] + "\n", readFileSync(`${ROOT}/packaging/pilox-mesh.toml`, "utf8"));
+    const check = await run(`${root}/usr/bin/pilox-mesh`, ["--config", `${root}/etc/pilox-mesh/pilox-mesh.toml`, "--state-dir", s.path("check"), "check-config", "--quiet"]);
+    assert.match(check.stderr, /configuration OK/);
+  });
+
+  it("upgrades: the new binary in place, an edited conffile and the identity kept", { timeout: 60_000 }, async () => {
+    writeFileSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`, "# edited by the operator\n");
+    const key = readFileSync(`${root}/var/lib/pilox-mesh/identity.key`, "utf8");
+    const fake = s.write("fake", '#!/bin/sh\ncase "$1" in version) echo "pilox-mesh 9.9.9" ;; keygen) exit 1 ;; esac\n', 0o755);
+    mkdirSync(s.path("out"));
+    const next = buildDeb({ root: ROOT, arch: "x64", binary: fake, version: `${version}+next`, outDir: s.path("out"), work: s.path("work") });
+    await dpkg("-i", next);
+    assert.equal(readFileSync(`${root}/usr/bin/pilox-mesh`, "utf8"), readFileSync(fake, "utf8"));
+    assert.equal(readFileSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`, "utf8"), "# edited by the operator\n");
+    assert.equal(readFileSync(`${root}/var/lib/pilox-mesh/identity.key`, "utf8"), key);
+    assert.match((await run("dpkg-query", [`--admindir=${root}/var/lib/dpkg`, "-W", "-f=${Version}", "pilox-mesh"])).stdout, /\+next$/);
+  });
+
+  it("remove keeps config and state; purge removes them and the user", { timeout: 60_000 }, async () => {
+    await dpkg("--remove", "pilox-mesh");
+    assert.ok(!existsSync(`${root}/usr/bin/pilox-mesh`));
+    assert.ok(existsSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`));
+    assert.ok(existsSync(`${root}/var/lib/pilox-mesh/identity.key`));
+    await dpkg("--purge", "pilox-mesh");
+    assert.ok(!existsSync(`${root}/etc/pilox-mesh`));
+    assert.ok(!existsSync(`${root}/var/lib/pilox-mesh`));
+    assert.doesNotMatch(readFileSync(`${root}/etc/passwd`, "utf8"), /pilox-mesh/);
+    assert.doesNotMatch(readFileSync(`${root}/etc/group`, "utf8"), /pilox-mesh/);
+  });
+});
