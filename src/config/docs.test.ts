@@ -4,7 +4,19 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { ConfigSchema } from "./schema.ts";
 
-type Schema = { type: string; entries?: Record<string, Schema>; wrapped?: Schema; item?: Schema; pipe?: Schema[] };
+type Schema = { type: string; entries?: Record<string, Schema>; wrapped?: Schema; item?: Schema; pipe?: Schema[]; requirement?: unknown };
+
+/** [min, max] of an integer key (valibot minValue/maxValue in its pipe), if it has both. */
+function bounds(s: Schema): [number, number] | undefined {
+  let x: Schema | undefined = s;
+  for (let i = 0; x && i < 5; i++) {
+    const mn = x.pipe?.find((a) => a.type === "min_value");
+    const mx = x.pipe?.find((a) => a.type === "max_value");
+    if (mn && mx) return [mn.requirement as number, mx.requirement as number];
+    x = x.wrapped;
+  }
+  return undefined;
+}
 
 /** The object schema inside optional/pipe/array wrappers, if any, and whether it was an array. */
 function objectOf(s: Schema): { entries: Record<string, Schema>; array: boolean } | undefined {
@@ -18,15 +30,20 @@ function objectOf(s: Schema): { entries: Record<string, Schema>; array: boolean 
   return undefined;
 }
 
-function tables(entries: Record<string, Schema>, prefix: string, out: Map<string, string[]>): void {
+function tables(entries: Record<string, Schema>, prefix: string, out: Map<string, string[]>, ranges: [string, string, number, number][] = []): void {
   for (const [k, s] of Object.entries(entries)) {
     const path = prefix ? `${prefix}.${k}` : k;
     const o = objectOf(s);
     if (o) {
       const name = o.array ? `[[${path}]]` : `[${path}]`;
       out.set(name, []);
-      tables(o.entries, path, out);
-    } else out.get(prefix.includes("[") ? prefix : `[${prefix}]`)?.push(k) ?? out.get(`[[${prefix}]]`)?.push(k);
+      tables(o.entries, path, out, ranges);
+    } else {
+      const table = out.has(`[${prefix}]`) ? `[${prefix}]` : `[[${prefix}]]`;
+      out.get(table)?.push(k);
+      const b = bounds(s);
+      if (b) ranges.push([table, k, b[0], b[1]]);
+    }
   }
 }
 
@@ -40,7 +57,8 @@ describe("docs/configuration.md", () => {
       if (m) sections.set(m[1]!, p);
     }
     const t = new Map<string, string[]>();
-    tables((ConfigSchema as unknown as Schema).entries!, "", t);
+    const ranges: [string, string, number, number][] = [];
+    tables((ConfigSchema as unknown as Schema).entries!, "", t, ranges);
     const missing: string[] = [];
     for (const [table, keys] of t) {
       const text = sections.get(table);
@@ -49,6 +67,11 @@ describe("docs/configuration.md", () => {
         continue;
       }
       for (const k of keys) if (!text.includes(`\`${k}\``)) missing.push(`${table} ${k}`);
+    }
+    // Every bounded key states its range ("1–300", thousands separators allowed) in its row.
+    for (const [table, k, mn, mx] of ranges) {
+      const row = sections.get(table)?.split("\n").find((l) => l.startsWith("|") && l.includes(`\`${k}\``)) ?? "";
+      if (!row.replaceAll(",", "").includes(`${mn}–${mx}`)) missing.push(`${table} ${k}: range ${mn}–${mx}`);
     }
     assert.deepEqual(missing, []);
   });

@@ -31,6 +31,12 @@ function restartOnlyChanges(a: Config, b: Config): string[] {
     ["api.listen", (c) => c.api.listen],
     ["log", (c) => c.log],
     ["bus.redis", (c) => c.bus.redis],
+    ["bus.producer", (c) => c.bus.producer],
+    ["bus.replay_cache_size", (c) => c.bus.replay_cache_size],
+    ["bus.spool", (c) => c.bus.spool],
+    ["federation.audit_max_bytes", (c) => c.federation.audit_max_bytes],
+    ["federation.audit_keep", (c) => c.federation.audit_keep],
+    ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
     ["node", (c) => c.node],
   ];
   return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
