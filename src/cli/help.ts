@@ -1,6 +1,7 @@
 /** `pilox-mesh COMMAND --help`: each command's own usage, options and exit codes. */
 import { BUS_USAGE } from "./commands/bus.ts";
 import { DISCOVER_USAGE } from "./commands/discover.ts";
+import { REGISTRY_USAGE } from "./commands/registry.ts";
 
 const GLOBAL = `global options: --config PATH (else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml
   plus conf.d/*.toml beside it), --state-dir DIR`;
@@ -51,6 +52,7 @@ export const HELP: Record<string, string> = {
   (audit.jsonl.2 audit.jsonl.1 audit.jsonl).
   exit 0 intact, 1 broken (file and line named)`,
   bus: BUS_USAGE,
+  registry: REGISTRY_USAGE,
 };
 
 export function helpFor(command: string): string | undefined {

@@ -13,6 +13,7 @@ import { keygen, pubkey } from "./commands/keys.ts";
 import { manifest, token } from "./commands/federation.ts";
 import { audit, peers, reload } from "./commands/peers.ts";
 import { status } from "./commands/status.ts";
+import { registry } from "./commands/registry.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -33,6 +34,7 @@ commands:
   peers [--json]               federation peers of the running appliance: keys, queue, last contact
   audit verify FILE…           check the hash chain of the federation audit log (rotated files oldest first)
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
+  registry sign|verify|verify-catalog  registry records and catalogs (pilox-mesh registry --help)
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
 plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.
@@ -51,6 +53,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   audit,
   reload,
   status,
+  registry,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;
