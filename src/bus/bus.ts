@@ -249,26 +249,29 @@ export class MeshBus {
       // Admitted messages wait for the end of the current callback stack: their claims are
       // journalled with one write, then handed on (a crash after delivery forgets no id).
       let pending: Delivery[] = [];
+      const deliver = (d: Delivery) => {
+        for (const h of handlers) {
+          try {
+            const r = h(d);
+            if (r instanceof Promise) r.catch((err) => this.#handlerFailed(name, err));
+          } catch (err) {
+            this.#handlerFailed(name, err);
+          }
+        }
+      };
       const deliverPending = () => {
         this.#guard.commit();
         const batch = pending;
         pending = [];
-        for (const d of batch) {
-          for (const h of handlers) {
-            try {
-              const r = h(d);
-              if (r instanceof Promise) r.catch((err) => this.#handlerFailed(name, err));
-            } catch (err) {
-              this.#handlerFailed(name, err);
-            }
-          }
-        }
+        for (const d of batch) deliver(d);
       };
       const closer = this.#opts.backend.subscribe(wireNamesOf(name), (wireCh, raw) => {
         const a = this.#guard.admit(wireCh, raw);
         if (!a.ok) return;
         this.#opts.metrics?.delivered.inc({ durable: "false" });
-        if (pending.push(toDelivery(a.value)) === 1) queueMicrotask(deliverPending);
+        // Without a journal (a library bus) there is nothing to write first: hand it on now.
+        if (!this.#journal) deliver(toDelivery(a.value));
+        else if (pending.push(toDelivery(a.value)) === 1) queueMicrotask(deliverPending);
       });
       tap = { handlers, closer };
       this.#taps.set(name, tap);
