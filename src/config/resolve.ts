@@ -19,6 +19,8 @@ export interface Secrets {
   /** CA and client certificate for a rediss:// server. */
   redisTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   apiToken?: Buffer;
+  /** Bearer token for registry writes (registry.write_token_file). */
+  registryWriteToken?: Buffer;
   metricsToken?: Buffer;
   /** PEM certificate chain and private key of the public listener. */
   tls?: { cert: Buffer; key: Buffer };
@@ -113,6 +115,11 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
     const t = read("api.token_file", c.api.token_file);
     if (t && t.length < 16) problems.push({ key: "api.token_file", file: originOf(origin, "api.token_file"), message: `${c.api.token_file}: a token is at least 16 bytes` });
     else if (t) out.apiToken = t;
+  }
+  if (c.registry.write_token_file) {
+    const t = read("registry.write_token_file", c.registry.write_token_file);
+    if (t && t.length < 16) problems.push({ key: "registry.write_token_file", file: originOf(origin, "registry.write_token_file"), message: `${c.registry.write_token_file}: a token is at least 16 bytes` });
+    else if (t) out.registryWriteToken = t;
   }
   if (c.http.metrics_token_file) {
     const t = read("http.metrics_token_file", c.http.metrics_token_file);

@@ -141,6 +141,27 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  registry: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      write_token_file: v.optional(path(), ""),
+      require_proof: v.optional(v.boolean(), true),
+      max_future_skew_seconds: v.optional(int(0, 86_400), 300),
+      tombstone_retention_seconds: v.optional(int(3_600, 10 * 365 * 86_400), 30 * 86_400),
+      sync_interval_seconds: v.optional(int(5, 86_400), 60),
+      peers: v.optional(
+        v.array(
+          v.strictObject({
+            url: v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL")),
+            catalog_public_keys: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), v.minLength(1)),
+            prefixes: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(512))), []),
+          }),
+        ),
+        [],
+      ),
+    }),
+    {},
+  ),
   bus: v.optional(
     v.strictObject({
       backend: v.optional(v.picklist(["auto", "embedded", "redis"]), "auto"),

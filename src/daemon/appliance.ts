@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "../log/index.ts";
 import { Federation, MemoryTokenReplayStore, type TokenReplayStore } from "../federation/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { versionLine } from "../version.ts";
+import type { RegistryRole } from "../registry/role.ts";
 
 export interface ApplianceOptions {
   load: LoadOptions;
@@ -37,6 +38,7 @@ function restartOnlyChanges(a: Config, b: Config): string[] {
     ["federation.audit_max_bytes", (c) => c.federation.audit_max_bytes],
     ["federation.audit_keep", (c) => c.federation.audit_keep],
     ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
+    ["registry.enabled", (c) => c.registry.enabled],
     ["node", (c) => c.node],
   ];
   return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
@@ -62,6 +64,7 @@ export class Appliance {
   #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
   #federation!: Federation;
+  #registry: RegistryRole | undefined;
   #lastReload: ReloadState | undefined;
   #files: string[] = [];
   readonly #startedAt = Date.now();
@@ -118,8 +121,14 @@ export class Appliance {
     });
     this.#render();
     try {
+      if (config.registry.enabled) {
+        // Loaded only when enabled, like ioredis: node:sqlite and the registry stay out otherwise.
+        const { RegistryRole } = await import("../registry/role.ts");
+        this.#registry = new RegistryRole(config, () => this.#secrets.identity!, () => this.#secrets.registryWriteToken, this.#log.child({ component: "registry" }));
+      }
       await this.#federation.start();
       await this.#listen();
+      this.#registry?.start();
     } catch (err) {
       await this.#closeAll();
       throw err;
@@ -182,6 +191,7 @@ export class Appliance {
             this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
+          ...(this.#registry ? { mount: [this.#registry.routes()] } : {}),
         }),
         c.http.listen,
         this.#secrets.tls,
@@ -229,6 +239,7 @@ export class Appliance {
         spool: bus.spoolStats(),
       },
       federation: this.#federation.status(),
+      registry: this.#registry ? this.#registry.status() : null,
     };
   }
 
@@ -236,6 +247,10 @@ export class Appliance {
   #publicStatus() {
     const on = this.#federation.enabled;
     return { meshV2: "2.10.0", enabled: on, phase: on ? "2.1-transport" : "2.0-config", transportActive: on, wanMesh: on ? this.#federation.wanMesh() : null };
+  }
+
+  get registry(): RegistryRole | undefined {
+    return this.#registry;
   }
 
   get federation(): Federation {
@@ -274,6 +289,7 @@ export class Appliance {
       // The bus already runs the new keys; federation keeps what it could apply.
       this.#log.error("federation could not apply the new configuration", { error: (err as Error).message });
     }
+    this.#registry?.reconfigure(next.config);
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
@@ -301,6 +317,7 @@ export class Appliance {
   async #closeAll(graceMs = 5_000): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#federation?.close();
+    await this.#registry?.close();
     await this.#bus.close();
   }
 }

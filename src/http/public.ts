@@ -36,6 +36,8 @@ export interface PublicApiOptions {
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
   maxBodyBytes: () => number;
+  /** Roles' routes served on this listener (the registry). */
+  mount?: Hono[];
 }
 
 /** If-None-Match may list several tags or `*`. */
@@ -93,6 +95,8 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     c.header("Access-Control-Allow-Origin", "*");
     return c.json(o.federationStatus() as object);
   });
+
+  for (const r of o.mount ?? []) app.route("/", r);
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 

@@ -1,13 +1,22 @@
 /** `registry sign|verify|verify-catalog|publish|get|delete`: registry records from the shell. */
 import { readKeyFile } from "../../identity/index.ts";
 import { parseJson } from "../../json/index.ts";
-import { checkRecord, MAX_RECORD_BYTES, signRecord, verifyCatalog, verifyProofV1, verifyProofV2, type RegistryRecord } from "../../registry/index.ts";
+import { readSecretFile } from "../../config/index.ts";
+// The pure modules, not registry/index.ts: the CLI must not load node:sqlite for every command.
+import { verifyCatalog } from "../../registry/catalog.ts";
+import { signRecord, verifyProofV1, verifyProofV2 } from "../../registry/proof.ts";
+import { checkRecord, MAX_RECORD_BYTES, type RegistryRecord } from "../../registry/record.ts";
+import { signTombstone } from "../../registry/rules.ts";
 import { EXIT, parse, readStdin, required, UsageError, type Io } from "../args.ts";
 
 export const REGISTRY_USAGE = `usage:
   pilox-mesh registry sign --key-file F --kid K [--signer URI] [--seq N]    < record.json
   pilox-mesh registry verify [--require-proof] [--public-key HEX]         < record.json
   pilox-mesh registry verify-catalog [--public-key HEX] [--at UNIX] [--max-age S]  < catalog.json
+  pilox-mesh registry publish URL --token-file F                            < record.json
+  pilox-mesh registry get URL HANDLE
+  pilox-mesh registry delete URL HANDLE --key-file F   (a delete signed by the handle's key)
+  pilox-mesh registry delete URL HANDLE --token-file F (the registry operator's delete)
 sign prints the record with proof v1 (the reference's, over schema/handle/updatedAt/agentCardUrl)
 and our proof v2 in proof.v2 (over the whole record, with sequence N; default: updatedAt in
 unix seconds). verify and verify-catalog print "valid" and exit 0, or print the reason and exit 1.`;
@@ -23,6 +32,12 @@ export async function registry(args: string[], io: Io): Promise<number> {
       return verify(rest, io);
     case "verify-catalog":
       return verifyCatalogCmd(rest, io);
+    case "publish":
+      return publish(rest, io);
+    case "get":
+      return get(rest, io);
+    case "delete":
+      return del(rest, io);
     default:
       throw new UsageError(sub ? `unknown registry command "${sub}"\n${REGISTRY_USAGE}` : REGISTRY_USAGE);
   }
@@ -104,6 +119,81 @@ async function verifyCatalogCmd(args: string[], io: Io): Promise<number> {
   if (!r.ok) return refuse(io, r.reason);
   io.stdout("valid\n");
   return EXIT.ok;
+}
+
+function baseOf(u: string | undefined): string {
+  const url = required(u, "URL");
+  if (!/^https?:\/\/[^?#\s]+$/.test(url)) throw new UsageError(`not an http(s) URL: ${url}`);
+  return url.replace(/\/+$/, "");
+}
+
+async function call(io: Io, method: string, url: string, o: { token?: Buffer; body?: string } = {}): Promise<{ status: number; json: any } | number> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: { ...(o.body !== undefined ? { "content-type": "application/json" } : {}), ...(o.token ? { authorization: `Bearer ${o.token.toString("utf8")}` } : {}) },
+      ...(o.body !== undefined ? { body: o.body } : {}),
+      signal: AbortSignal.timeout(15_000),
+      redirect: "error",
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    io.stderr(`pilox-mesh registry: cannot reach ${url}: ${cause?.code ?? (err as Error).message}\n`);
+    return EXIT.unavailable;
+  }
+  const text = await res.text();
+  const j = parseJson(text || "null", 64);
+  return { status: res.status, json: j.ok ? j.value : text };
+}
+
+async function publish(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { "token-file": { type: "string" } }, true);
+  const base = baseOf(positionals[0]);
+  const token = readSecretFile(required(values["token-file"], "--token-file"));
+  const rec = await readObject(io, MAX_RECORD_BYTES);
+  if (typeof rec === "string") return refuse(io, rec);
+  const r = await call(io, "POST", `${base}/v1/records`, { token, body: JSON.stringify(rec) });
+  if (typeof r === "number") return r;
+  io.stdout(JSON.stringify(r.json) + "\n");
+  return r.status === 201 ? EXIT.ok : EXIT.failure;
+}
+
+async function get(args: string[], io: Io): Promise<number> {
+  const { positionals } = parse(args, {}, true);
+  const base = baseOf(positionals[0]);
+  const handle = required(positionals[1], "HANDLE");
+  const r = await call(io, "GET", `${base}/v1/records/${encodeURIComponent(handle)}`);
+  if (typeof r === "number") return r;
+  io.stdout(JSON.stringify(r.json) + "\n");
+  return r.status === 200 ? EXIT.ok : EXIT.failure;
+}
+
+async function del(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, { "key-file": { type: "string" }, "token-file": { type: "string" } }, true);
+  const base = baseOf(positionals[0]);
+  const handle = required(positionals[1], "HANDLE");
+  const url = `${base}/v1/records/${encodeURIComponent(handle)}`;
+  if (values["token-file"] && !values["key-file"]) {
+    const r = await call(io, "DELETE", url, { token: readSecretFile(values["token-file"]) });
+    if (typeof r === "number") return r;
+    io.stdout(JSON.stringify(r.json) + "\n");
+    return r.status === 200 ? EXIT.ok : EXIT.failure;
+  }
+  const key = readKeyFile(required(values["key-file"], "--key-file (or --token-file)"));
+  // The tombstone's sequence must pass the stored version's: read it first.
+  const cur = await call(io, "GET", url);
+  if (typeof cur === "number") return cur;
+  if (cur.status !== 200) {
+    io.stdout(JSON.stringify(cur.json) + "\n");
+    return EXIT.failure;
+  }
+  const seq = (cur.json as RegistryRecord).proof?.["v2"] as { seq?: unknown } | undefined;
+  if (typeof seq?.seq !== "number") return refuse(io, "the stored record has no proof v2: only the registry operator can delete it (--token-file)");
+  const r = await call(io, "DELETE", url, { body: JSON.stringify(signTombstone(handle, seq.seq + 1, key)) });
+  if (typeof r === "number") return r;
+  io.stdout(JSON.stringify(r.json) + "\n");
+  return r.status === 200 ? EXIT.ok : EXIT.failure;
 }
 
 function refuse(io: Io, reason: string): number {

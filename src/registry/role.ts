@@ -1,0 +1,74 @@
+/**
+ * The registry as a role of the running appliance, the way federation is one: built from the
+ * configuration, its routes mounted on the public listener, its sync started and stopped with
+ * the appliance, and reconfigured by a reload. Signs with the instance identity.
+ */
+import { join } from "node:path";
+import type { Hono } from "hono";
+import type { Config } from "../config/index.ts";
+import type { Ed25519Key } from "../identity/index.ts";
+import type { Logger } from "../log/index.ts";
+import { RegistryService } from "./service.ts";
+import { SqliteStore } from "./sqlite-store.ts";
+import { RegistrySync } from "./sync.ts";
+
+export class RegistryRole {
+  readonly service: RegistryService;
+  readonly #sync: RegistrySync;
+  readonly #store: SqliteStore;
+  #config: Config;
+  #purgeTimer: NodeJS.Timeout | undefined;
+
+  constructor(config: Config, identity: () => Ed25519Key, writeToken: () => Buffer | undefined, log: Logger) {
+    this.#config = config;
+    const c = () => this.#config.registry;
+    this.#store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
+    this.service = new RegistryService({
+      store: this.#store,
+      key: identity,
+      origin: () => this.#config.instance.origin,
+      writeToken,
+      requireProof: () => c().require_proof,
+      maxFutureSkewMs: () => c().max_future_skew_seconds * 1000,
+      tombstoneRetentionMs: () => c().tombstone_retention_seconds * 1000,
+      registryKeys: () => c().peers.flatMap((p) => p.catalog_public_keys.map((k) => k.toLowerCase())),
+      log,
+    });
+    this.#sync = new RegistrySync(
+      this.service,
+      () => c().peers.map((p) => ({ url: p.url, catalogPublicKeys: p.catalog_public_keys, prefixes: p.prefixes })),
+      () => c().sync_interval_seconds * 1000,
+      join(config.node.state_dir, "registry-sync.json"),
+      log,
+    );
+  }
+
+  routes(): Hono {
+    return this.service.routes();
+  }
+
+  start(): void {
+    this.#sync.start();
+    this.#purgeTimer = setInterval(() => void this.#store.purge(Date.now()), 3_600_000);
+    this.#purgeTimer.unref();
+  }
+
+  reconfigure(config: Config): void {
+    this.#config = config;
+  }
+
+  /** A sync pass now (tests, and `pilox-mesh status` freshness). */
+  syncNow(): Promise<void> {
+    return this.#sync.runOnce();
+  }
+
+  status() {
+    return { peers: this.#sync.status() };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#purgeTimer);
+    await this.#sync.stop();
+    await this.#store.close();
+  }
+}

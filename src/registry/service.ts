@@ -1,0 +1,235 @@
+/**
+ * The registry role on the public listener (`[registry] enabled = true`): the reference's
+ * registry API (wire-v1 §7: paths, statuses, error codes, weak ETags) over a RecordStore, with
+ * our rules (rules.ts), a countersignature on what we accept, signed catalogs, and a change
+ * feed (`GET /v1/records?since=CURSOR`) for peers.
+ */
+import { Hono, type Context } from "hono";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { canonicalize } from "../canon/index.ts";
+import type { Ed25519Key } from "../identity/index.ts";
+import { parseJson } from "../json/index.ts";
+import type { Logger } from "../log/index.ts";
+import { signCatalog, type CatalogEntry } from "./catalog.ts";
+import { MAX_RECORD_BYTES, RECORD_SCHEMA, type RegistryRecord } from "./record.ts";
+import { contentDigest, countersign, decideRecord, decideTombstone, signTombstone, type WritePolicy } from "./rules.ts";
+import type { Entry, RecordStore, Tombstone } from "./store.ts";
+
+export interface RegistryOptions {
+  store: RecordStore;
+  /** Signs catalogs, countersignatures and operator deletes. */
+  key: () => Ed25519Key;
+  origin: () => string;
+  writeToken: () => Buffer | undefined;
+  requireProof: () => boolean;
+  maxFutureSkewMs: () => number;
+  tombstoneRetentionMs: () => number;
+  /** Keys of registries whose signed deletes we honour (peers' pinned keys) besides ours. */
+  registryKeys: () => string[];
+  log: Logger;
+}
+
+export const CHANGES_MAX = 1_000;
+const CATALOG_VALIDITY_MS = 10 * 60_000;
+
+const err = (c: Context, status: number, error: string, extra: Record<string, unknown> = {}) => c.json({ error, ...extra }, status as 400);
+
+/** The reference's ETag: W/"<32 hex of sha256(canon(stored record))>". */
+export function etagOf(body: unknown): string {
+  return `W/"${createHash("sha256").update(canonicalize(body)).digest("hex").slice(0, 32)}"`;
+}
+
+/** If-None-Match / If-Match: comma-separated, W/ and quotes stripped, case-insensitive, * matches. */
+export function etagMatches(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  const bare = (t: string) => t.trim().replace(/^W\//i, "").replace(/^"|"$/g, "").toLowerCase();
+  const want = bare(etag);
+  return header.split(",").some((t) => t.trim() === "*" || bare(t) === want);
+}
+
+/** The handle from the path: URL-encoded, or with its slashes as they are. */
+function handleOf(c: Context): string | undefined {
+  const raw = c.req.path.slice("/v1/records/".length);
+  try {
+    const h = decodeURIComponent(raw);
+    return h.length >= 1 && h.length <= 512 ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export class RegistryService {
+  constructor(readonly o: RegistryOptions) {}
+
+  #authorized(c: Context): boolean | "disabled" {
+    const token = this.o.writeToken();
+    if (!token) return "disabled";
+    const h = c.req.header("authorization") ?? "";
+    if (!h.startsWith("Bearer ")) return false;
+    const given = Buffer.from(h.slice(7));
+    return given.length === token.length && timingSafeEqual(given, token);
+  }
+
+  #policy(merge = false): WritePolicy {
+    return { requireProof: this.o.requireProof(), maxFutureSkewMs: this.o.maxFutureSkewMs(), now: Date.now(), merge };
+  }
+
+  /** Applies a record (POST or merge): decided by the rules, countersigned, written conditionally. */
+  async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | { ok: false; status: number; code: string; reason: string }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const current = await this.o.store.get(rec.handle);
+      const d = decideRecord(current, rec, this.#policy(merge));
+      if (!d.ok) return d;
+      // Emit the pilox- schema name (hive- accepted): only when unsigned, since v1/v2 cover it.
+      const body = countersign(rec, this.o.key(), this.o.origin());
+      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0 }, current?.cursor ?? null);
+      if (written !== "conflict") return { ok: true, entry: written };
+    }
+    return { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: the handle changed while writing; retry" };
+  }
+
+  /** Applies a tombstone (DELETE or merge). */
+  async delete(t: unknown): Promise<{ ok: true; entry: Entry } | { ok: false; status: number; code: string; reason: string }> {
+    const handle = (t as { handle?: unknown })?.handle;
+    if (typeof handle !== "string") return { ok: false, status: 400, code: "invalid_tombstone", reason: "no handle" };
+    const current = await this.o.store.get(handle);
+    const d = decideTombstone(current, t, [this.o.key().publicKeyHex, ...this.o.registryKeys()]);
+    if (!d.ok) return d;
+    // A registry's delete is re-signed by us, so registries that pin us (and not the first
+    // one) honour it too; a delete signed by the handle's own key stands as it is.
+    const tomb = t as Tombstone;
+    const body = current!.keys.includes(tomb.proof.publicKeyHex) ? tomb : signTombstone(handle, tomb.seq, this.o.key(), tomb.deletedAt, this.o.origin());
+    const written = await this.o.store.put(
+      { handle, seq: d.seq, body, deleted: true, keys: d.keys, agentCardUrl: "", expiresAt: Date.now() + this.o.tombstoneRetentionMs() },
+      current!.cursor,
+    );
+    return written === "conflict" ? { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: retry" } : { ok: true, entry: written };
+  }
+
+  async catalog(): Promise<Record<string, unknown>> {
+    const entries: CatalogEntry[] = [];
+    const handles: string[] = [];
+    // The live handles with their sequence and content digest, from the change feed's view.
+    let since = 0;
+    for (;;) {
+      const page = await this.o.store.changes(since, 10_000);
+      for (const e of page) if (!e.deleted) entries.push([e.handle, e.seq, contentDigest(e.body)]);
+      if (page.length < 10_000) break;
+      since = page[page.length - 1]!.cursor;
+    }
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+    for (const e of entries) handles.push(e[0]);
+    const issuedAt = new Date().toISOString();
+    const proofs = signCatalog(handles, this.o.key(), { kid: "registry-catalog", issuedAt, origin: this.o.origin(), expiresAt: new Date(Date.now() + CATALOG_VALIDITY_MS).toISOString(), entries });
+    return { handles, ...proofs };
+  }
+
+  routes(): Hono {
+    const app = new Hono();
+    const s = this.o.store;
+
+    app.get("/v1/health", async (c) => c.json({ ok: true, role: "pilox-mesh-registry", recordSchema: RECORD_SCHEMA, writeEnabled: this.o.writeToken() !== undefined, records: await s.count() }));
+
+    app.get("/v1/records", async (c) => {
+      c.header("Cache-Control", "no-store");
+      const since = c.req.query("since");
+      if (since === undefined) return c.json(await this.catalog());
+      if (!/^\d{1,15}$/.test(since)) return err(c, 400, "invalid_cursor");
+      const limitQ = c.req.query("limit");
+      const limit = limitQ && /^\d{1,6}$/.test(limitQ) ? Math.min(Math.max(Number(limitQ), 1), CHANGES_MAX) : CHANGES_MAX;
+      const page = await s.changes(Number(since), limit);
+      return c.json({
+        changes: page.map((e) => ({ cursor: e.cursor, handle: e.handle, seq: e.seq, deleted: e.deleted, ...(e.deleted ? { tombstone: e.body } : { record: e.body }) })),
+        next: page.length ? page[page.length - 1]!.cursor : Number(since),
+        more: page.length === limit,
+      });
+    });
+
+    app.get("/v1/records/*", async (c) => {
+      const handle = handleOf(c);
+      if (!handle) return err(c, 404, "not_found");
+      const e = await s.get(handle);
+      if (!e || e.deleted) return err(c, 404, "not_found");
+      const rec = e.body as RegistryRecord;
+      if (rec.validUntil && Date.parse(rec.validUntil) <= Date.now()) return err(c, 410, "record_expired");
+      const etag = etagOf(rec);
+      c.header("ETag", etag);
+      c.header("Cache-Control", `public, max-age=${rec.ttlSecondsRecommended ?? 60}`);
+      if (etagMatches(c.req.header("if-none-match"), etag)) return c.body(null, 304);
+      return c.json(rec);
+    });
+
+    app.get("/v1/resolve", async (c) => {
+      const url = c.req.query("agentCardUrl");
+      if (!url) return err(c, 400, "agentCardUrl_required");
+      return c.json({ handles: await s.byAgentCard(url) });
+    });
+
+    const readRecord = async (c: Context): Promise<{ rec: RegistryRecord } | Response> => {
+      const text = await c.req.text();
+      const j = parseJson(text === "" ? "{}" : text, 32);
+      if (!j.ok) return err(c, 400, "invalid_json");
+      if (j.value === null || typeof j.value !== "object" || Array.isArray(j.value)) return err(c, 400, "invalid_record", { instancePath: "", message: "expected an object" });
+      return { rec: j.value as RegistryRecord };
+    };
+
+    app.post("/v1/records/validate", async (c) => {
+      const auth = this.#authorized(c);
+      if (auth === false) return err(c, 401, "unauthorized");
+      const r = await readRecord(c);
+      if (r instanceof Response) return r;
+      const current = typeof r.rec.handle === "string" ? await s.get(r.rec.handle) : undefined;
+      const d = decideRecord(current, r.rec, this.#policy());
+      const schemaValid = d.ok || d.code !== "invalid_record";
+      return c.json({ wouldAcceptWrite: d.ok && auth === true, schemaValid, schemaErrors: d.ok || d.code !== "invalid_record" ? [] : [d.reason], ...(d.ok ? {} : { error: d.code, reason: d.reason }) });
+    });
+
+    app.post("/v1/records", async (c) => {
+      const auth = this.#authorized(c);
+      if (auth === "disabled") return err(c, 403, "write_disabled");
+      if (!auth) return err(c, 401, "unauthorized");
+      const r = await readRecord(c);
+      if (r instanceof Response) return r;
+      const ifMatch = c.req.header("if-match");
+      if (ifMatch !== undefined && typeof r.rec.handle === "string") {
+        const current = await s.get(r.rec.handle);
+        const etag = current && !current.deleted ? etagOf(current.body) : undefined;
+        if (!etag || !etagMatches(ifMatch, etag)) return err(c, 412, "if_match_mismatch");
+      }
+      const res = await this.accept(r.rec);
+      if (!res.ok) return err(c, res.status, res.code, res.code === "invalid_record" ? { instancePath: res.reason.split(":")[0], message: res.reason } : { reason: res.reason });
+      const etag = etagOf(res.entry.body);
+      c.header("ETag", etag);
+      return c.json({ ok: true, handle: res.entry.handle, etag }, 201);
+    });
+
+    app.delete("/v1/records/*", async (c) => {
+      const handle = handleOf(c);
+      if (!handle) return err(c, 404, "not_found");
+      const text = await c.req.text();
+      let tombstone: unknown;
+      if (text.trim()) {
+        // A delete signed by the handle's key: no token needed, the signature is the authority.
+        const j = parseJson(text, 8);
+        if (!j.ok) return err(c, 400, "invalid_json");
+        tombstone = j.value;
+        if ((tombstone as { handle?: unknown })?.handle !== handle) return err(c, 400, "invalid_tombstone", { reason: "the tombstone names another handle" });
+      } else {
+        const auth = this.#authorized(c);
+        if (auth === "disabled") return err(c, 403, "write_disabled");
+        if (!auth) return err(c, 401, "unauthorized");
+        const current = await s.get(handle);
+        if (!current || current.deleted) return err(c, 404, "not_found");
+        // The operator's delete, signed by this registry.
+        tombstone = signTombstone(handle, current.seq + 1, this.o.key(), new Date().toISOString(), this.o.origin());
+      }
+      const res = await this.delete(tombstone);
+      if (!res.ok) return err(c, res.status === 409 && res.reason.startsWith("not_found") ? 404 : res.status, res.reason.startsWith("not_found") ? "not_found" : res.code, { reason: res.reason });
+      return c.json({ ok: true, deleted: handle });
+    });
+
+    return app;
+  }
+}
+
+export const MAX_REGISTRY_BODY = MAX_RECORD_BYTES;

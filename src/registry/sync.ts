@@ -1,0 +1,175 @@
+/**
+ * Pulling from peer registries (`[[registry.peers]]`): each run first checks the peer's signed
+ * catalog (its key pinned, issued within a few minutes: a replayed old listing or an unpinned
+ * key stops the run), then follows its change feed from the last cursor, merging each record or
+ * tombstone under the same rules as a POST. A record is taken only with the countersignature of
+ * a pinned key of that peer, and only for handles under the peer's prefixes when it has any.
+ * Timeouts, a size cap, per-peer backoff, no overlapping runs.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { parseJson } from "../json/index.ts";
+import type { Logger } from "../log/index.ts";
+import { verifyCatalog } from "./catalog.ts";
+import type { RegistryRecord } from "./record.ts";
+import { registrarOf } from "./rules.ts";
+import type { RegistryService } from "./service.ts";
+import type { Tombstone } from "./store.ts";
+
+export interface SyncPeer {
+  url: string;
+  /** Keys (64 hex) the peer signs catalogs and countersigns records with. */
+  catalogPublicKeys: string[];
+  /** Handle prefixes the peer is authoritative for; empty: any. */
+  prefixes: string[];
+}
+
+export interface PeerSyncState {
+  cursor: number;
+  lastOk: string | null;
+  lastError: string | null;
+  merged: number;
+  refused: Record<string, number>;
+}
+
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+const CATALOG_MAX_AGE_S = 300;
+
+export class RegistrySync {
+  readonly #state = new Map<string, PeerSyncState>();
+  readonly #backoff = new Map<string, { until: number; failures: number }>();
+  #running: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly service: RegistryService,
+    private readonly peers: () => SyncPeer[],
+    private readonly intervalMs: () => number,
+    private readonly stateFile: string,
+    private readonly log: Logger,
+  ) {
+    try {
+      const saved = JSON.parse(readFileSync(stateFile, "utf8")) as Record<string, PeerSyncState>;
+      for (const [url, st] of Object.entries(saved)) this.#state.set(url, st);
+    } catch {
+      /* first run */
+    }
+  }
+
+  start(): void {
+    const tick = () => {
+      void this.runOnce().finally(() => {
+        this.#timer = setTimeout(tick, this.intervalMs());
+        this.#timer.unref();
+      });
+    };
+    this.#timer = setTimeout(tick, 0);
+    this.#timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+
+  status(): Record<string, PeerSyncState> {
+    return Object.fromEntries(this.#state);
+  }
+
+  /** One pass over every peer (a pass already under way is joined, never doubled). */
+  runOnce(): Promise<void> {
+    this.#running ??= this.#pass().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    // A few peers at once at most.
+    const peers = this.peers();
+    for (let i = 0; i < peers.length; i += 4) await Promise.all(peers.slice(i, i + 4).map((p) => this.#pull(p)));
+    this.#save();
+  }
+
+  #st(url: string): PeerSyncState {
+    let st = this.#state.get(url);
+    if (!st) this.#state.set(url, (st = { cursor: 0, lastOk: null, lastError: null, merged: 0, refused: {} }));
+    return st;
+  }
+
+  async #pull(peer: SyncPeer): Promise<void> {
+    const b = this.#backoff.get(peer.url);
+    if (b && Date.now() < b.until) return;
+    const st = this.#st(peer.url);
+    try {
+      const base = peer.url.replace(/\/+$/, "");
+      const catalog = await fetchJson(`${base}/v1/records`);
+      const pinned = peer.catalogPublicKeys.map((k) => k.toLowerCase());
+      const check = verifyCatalog(catalog, { maxAgeSeconds: CATALOG_MAX_AGE_S });
+      if (!check.ok) throw new Error(`catalog refused: ${check.reason}`);
+      if (!pinned.includes(check.publicKeyHex)) throw new Error("catalog refused: signed by a key not pinned for this peer");
+      for (;;) {
+        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown };
+        if (!Array.isArray(page.changes) || typeof page.next !== "number") throw new Error("change feed: malformed page");
+        for (const ch of page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[]) {
+          const reason = await this.#merge(peer, pinned, ch);
+          if (reason) st.refused[reason] = (st.refused[reason] ?? 0) + 1;
+          else st.merged++;
+        }
+        if (page.next <= st.cursor && page.changes.length > 0) throw new Error("change feed: cursor went back");
+        st.cursor = page.next;
+        if (page.more !== true || page.changes.length === 0) break;
+      }
+      st.lastOk = new Date().toISOString();
+      st.lastError = null;
+      this.#backoff.delete(peer.url);
+    } catch (err) {
+      st.lastError = (err as Error).message;
+      const failures = (b?.failures ?? 0) + 1;
+      this.#backoff.set(peer.url, { failures, until: Date.now() + Math.min(300_000, 1_000 * 2 ** failures) });
+      this.log.limited(`registry-sync-${peer.url}`, "warn", "registry sync failed; backing off", { peer: peer.url, error: st.lastError });
+    }
+  }
+
+  /** Merges one change; returns the refusal reason, or undefined when applied. */
+  async #merge(peer: SyncPeer, pinned: string[], ch: { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }): Promise<string | undefined> {
+    const handle = ch.handle;
+    if (typeof handle !== "string") return "malformed";
+    if (peer.prefixes.length && !peer.prefixes.some((p) => handle.startsWith(p))) return "outside_prefixes";
+    if (ch.deleted === true) {
+      const t = ch.tombstone as Tombstone;
+      if (t?.handle !== handle) return "malformed";
+      const r = await this.service.delete(t);
+      return r.ok ? undefined : reasonOf(r.reason);
+    }
+    const rec = ch.record as RegistryRecord;
+    if (!rec || typeof rec !== "object" || rec.handle !== handle) return "malformed";
+    const by = registrarOf(rec);
+    if (!by || !pinned.includes(by)) return "not_countersigned_by_peer";
+    const { registrar: _r, ...proof } = rec.proof!;
+    const r = await this.service.accept({ ...rec, proof } as RegistryRecord, true);
+    return r.ok ? undefined : reasonOf(r.reason);
+  }
+
+  #save(): void {
+    try {
+      mkdirSync(dirname(this.stateFile), { recursive: true, mode: 0o700 });
+      writeFileSync(`${this.stateFile}.tmp`, JSON.stringify(Object.fromEntries(this.#state)), { mode: 0o600 });
+      renameSync(`${this.stateFile}.tmp`, this.stateFile);
+    } catch (err) {
+      this.log.limited("registry-sync-state", "warn", "cannot save the registry sync state", { error: (err as Error).message });
+    }
+  }
+}
+
+const reasonOf = (r: string) => r.split(":")[0]!.trim();
+
+async function fetchJson(url: string): Promise<unknown> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error", headers: { accept: "application/json" } });
+  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
+  const len = Number(res.headers.get("content-length") ?? 0);
+  if (len > MAX_RESPONSE_BYTES) throw new Error(`${url}: response larger than ${MAX_RESPONSE_BYTES} bytes`);
+  const text = await res.text();
+  if (text.length > MAX_RESPONSE_BYTES) throw new Error(`${url}: response larger than ${MAX_RESPONSE_BYTES} bytes`);
+  const j = parseJson(text, 64);
+  if (!j.ok) throw new Error(`${url}: ${j.detail}`);
+  return j.value;
+}
