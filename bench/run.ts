@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   binary: () => import("./binary.ts"),
   "federation.verify": () => import("./federation.verify.ts"),
   "federation.relay": () => import("./federation.relay.ts"),
+  "registry.pgclient": () => import("./registry.pgclient.ts"),
 };
 
 const wanted = process.argv.slice(2);
