@@ -8,6 +8,9 @@ import { after, before, describe, it } from "node:test";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { createKeyFile, keyFromSeedHex, type Ed25519Key } from "../src/identity/index.ts";
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
+import { PgStore } from "../src/registry/pg-store.ts";
+import type { RecordStore } from "../src/registry/store.ts";
+import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { signRecord, verifyProofV1 } from "../src/registry/proof.ts";
 import { verifyCatalog } from "../src/registry/catalog.ts";
 import { signTombstone } from "../src/registry/rules.ts";
@@ -55,25 +58,48 @@ async function registry(name: string, peers: { url: string; key: string; prefixe
 const post = (r: Reg, rec: unknown, headers: Record<string, string> = auth) => http({ port: r.port }, "POST", "/v1/records", JSON.stringify(rec), headers);
 const get = (r: Reg, handle: string, headers: Record<string, string> = {}) => http({ port: r.port }, "GET", `/v1/records/${encodeURIComponent(handle)}`, undefined, headers);
 
-describe("the SQLite store", () => {
-  it("writes conditionally, feeds changes in order, purges expired tombstones", async () => {
-    const st = new SqliteStore(s.path("unit.sqlite"));
-    const base = { seq: 1, body: record("urn:test:store-1", iso(0)), deleted: false, keys: [], agentCardUrl: "https://a.example/c", expiresAt: 0 };
-    const a = await st.put({ ...base, handle: "urn:test:store-1" }, null);
-    assert.notEqual(a, "conflict");
-    assert.equal(await st.put({ ...base, handle: "urn:test:store-1" }, null), "conflict", "exists already");
-    const cur = (a as { cursor: number }).cursor;
-    const b = await st.put({ ...base, handle: "urn:test:store-1", seq: 2 }, cur);
-    assert.notEqual(b, "conflict");
-    assert.equal(await st.put({ ...base, handle: "urn:test:store-1", seq: 3 }, cur), "conflict", "a stale expectation loses");
-    await st.put({ ...base, handle: "urn:test:store-2", deleted: true, expiresAt: 1 }, null);
-    assert.deepEqual((await st.changes(0, 10)).map((e) => [e.handle, e.seq]), [["urn:test:store-1", 2], ["urn:test:store-2", 1]]);
-    assert.deepEqual(await st.handles(), ["urn:test:store-1"]);
-    assert.deepEqual(await st.byAgentCard("https://a.example/c"), ["urn:test:store-1"]);
-    assert.equal(await st.purge(Date.now()), 1);
-    await st.close();
+/** One store interface, one suite, run against both stores. */
+for (const kind of ["sqlite", "postgres"] as const) {
+  describe(`the ${kind} store`, { timeout: 60_000 }, () => {
+    let st: RecordStore;
+    let pg: TestPostgres | undefined;
+    before(async () => {
+      if (kind === "sqlite") st = new SqliteStore(s.path("unit.sqlite"));
+      else {
+        pg = await startPostgres();
+        st = new PgStore({ url: pg.url });
+      }
+    });
+    after(async () => {
+      await st.close();
+      await pg?.stop();
+    });
+
+    it("writes conditionally, feeds changes in order, purges expired tombstones", async () => {
+      const base = { seq: 1, body: record("urn:test:store-1", iso(0)), deleted: false, keys: [], agentCardUrl: "https://a.example/c", expiresAt: 0 };
+      const a = await st.put({ ...base, handle: "urn:test:store-1" }, null);
+      assert.notEqual(a, "conflict");
+      assert.equal(await st.put({ ...base, handle: "urn:test:store-1" }, null), "conflict", "exists already");
+      const cur = (a as { cursor: number }).cursor;
+      const b = await st.put({ ...base, handle: "urn:test:store-1", seq: 2 }, cur);
+      assert.notEqual(b, "conflict");
+      assert.equal(await st.put({ ...base, handle: "urn:test:store-1", seq: 3 }, cur), "conflict", "a stale expectation loses");
+      await st.put({ ...base, handle: "urn:test:store-2", deleted: true, expiresAt: 1 }, null);
+      assert.deepEqual((await st.changes(0, 10)).map((e) => [e.handle, e.seq]), [["urn:test:store-1", 2], ["urn:test:store-2", 1]]);
+      assert.deepEqual(await st.handles(), ["urn:test:store-1"]);
+      assert.deepEqual(await st.byAgentCard("https://a.example/c"), ["urn:test:store-1"]);
+      assert.equal(await st.count(), 1);
+      assert.equal(await st.purge(Date.now()), 1);
+      assert.equal((await st.get("urn:test:store-1"))?.seq, 2);
+    });
+
+    it("concurrent conditional writes of one version: exactly one wins", async () => {
+      const cur = (await st.get("urn:test:store-1"))!;
+      const tries = await Promise.all(Array.from({ length: 8 }, (_, i) => st.put({ ...cur, seq: 10 + i }, cur.cursor)));
+      assert.equal(tries.filter((t) => t !== "conflict").length, 1);
+    });
   });
-});
+}
 
 describe("the registry API (the reference's paths, statuses and codes)", { timeout: 60_000 }, () => {
   let A: Reg;
@@ -179,6 +205,34 @@ describe("the registry API (the reference's paths, statuses and codes)", { timeo
     const after = signRecord({ ...record(h, iso(40_000)), publicKeys: { ed25519: [{ kid: "k2", publicKeyHex: owner2.publicKeyHex }] } } as RegistryRecord, owner2, { kid: "k2", seq: 12 });
     assert.equal((await post(A, after)).status, 201, "the new key speaks for the handle");
     assert.equal((await post(A, signed(record(h, iso(30_000)), owner, 13))).status, 409, "the old key no longer does");
+  });
+});
+
+describe("two appliances sharing one PostgreSQL", { timeout: 120_000 }, () => {
+  it("concurrent conflicting writes: one wins, both serve it", async () => {
+    const pg = await startPostgres();
+    const pgExtra = `[registry.postgres]\nurl = "${pg.url}"\n`;
+    const [R1, R2] = [await registry("pg1", [], pgExtra), await registry("pg2", [], pgExtra)];
+    try {
+      const h = "urn:pilox:agent:shared-conflict";
+      assert.equal((await post(R1, signed(record(h, iso(120_000)), owner, 1))).status, 201);
+      assert.equal((await get(R2, h)).status, 200, "one store behind both");
+      for (let round = 0; round < 5; round++) {
+        const at = iso(100_000 - round * 1_000);
+        const a = signed(record(h, at, { capabilities: [`a${round}`] }), owner, 2 + round);
+        const b = signed(record(h, at, { capabilities: [`b${round}`] }), owner, 2 + round);
+        const [ra, rb] = await Promise.all([post(R1, a), post(R2, b)]);
+        assert.deepEqual([ra.status, rb.status].sort(), [201, 409], `round ${round}: ${ra.body} ${rb.body}`);
+        const [g1, g2] = await Promise.all([get(R1, h), get(R2, h)]);
+        assert.deepEqual(g1.json.capabilities, g2.json.capabilities);
+        assert.deepEqual(g1.json.capabilities, ra.status === 201 ? [`a${round}`] : [`b${round}`]);
+      }
+      const st = JSON.parse((await cli(["status", "--json", "--socket", s.path("pg1.sock")])).stdout);
+      assert.equal(st.registry.storage, "postgres");
+    } finally {
+      await Promise.all([R1.app.stop(200), R2.app.stop(200)]);
+      await pg.stop();
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine or a CI clone: installs what the suites
-# use from Debian packages when missing (redis-server and nats-server, which they start on
-# free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze), the
+# use from Debian packages when missing (redis-server, nats-server and postgresql, which they
+# start on free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze), the
 # npm dependencies when absent, type-checks, builds the single executables, then runs every
 # test file on the Node 24 runtime the executables embed.
 set -euo pipefail
@@ -16,6 +16,8 @@ command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 command -v dash >/dev/null 2>&1 || missing+=(dash)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian packages" >&2
   SUDO=""
@@ -23,7 +25,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   # The packages start system-wide services; the suites run their own on free ports.
-  $SUDO systemctl disable --now redis-server nats-server >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now redis-server nats-server postgresql >/dev/null 2>&1 || true
 fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund

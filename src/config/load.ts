@@ -206,6 +206,8 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   const primaries = c.bus.keys.filter((k) => k.primary);
   if (primaries.length > 1) at("bus.keys", `${primaries.length} keys say primary = true; exactly one may`);
   if (c.bus.keys.length > 1 && primaries.length === 0) at("bus.keys", "several keys and none has primary = true: say which one signs");
+  const pgUrl = c.registry.postgres.url;
+  if (pgUrl && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/.test(pgUrl)) at("registry.postgres.url", "a password in the URL is refused: use registry.postgres.password_file");
   const r = c.bus.redis;
   if (r.cluster_nodes.length > 0) {
     if (r.url || r.sentinels.length > 0) {

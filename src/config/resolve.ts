@@ -21,6 +21,9 @@ export interface Secrets {
   apiToken?: Buffer;
   /** Bearer token for registry writes (registry.write_token_file). */
   registryWriteToken?: Buffer;
+  /** The shared registry store's password and CA (registry.postgres). */
+  registryPgPassword?: string;
+  registryPgCa?: Buffer;
   metricsToken?: Buffer;
   /** PEM certificate chain and private key of the public listener. */
   tls?: { cert: Buffer; key: Buffer };
@@ -120,6 +123,14 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
     const t = read("registry.write_token_file", c.registry.write_token_file);
     if (t && t.length < 16) problems.push({ key: "registry.write_token_file", file: originOf(origin, "registry.write_token_file"), message: `${c.registry.write_token_file}: a token is at least 16 bytes` });
     else if (t) out.registryWriteToken = t;
+  }
+  if (c.registry.postgres.password_file) {
+    const p = read("registry.postgres.password_file", c.registry.postgres.password_file);
+    if (p) out.registryPgPassword = p.toString("utf8");
+  }
+  if (c.registry.postgres.tls_ca_file) {
+    const ca = readPublic("registry.postgres.tls_ca_file", c.registry.postgres.tls_ca_file);
+    if (ca) out.registryPgCa = ca;
   }
   if (c.http.metrics_token_file) {
     const t = read("http.metrics_token_file", c.http.metrics_token_file);

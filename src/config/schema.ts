@@ -149,6 +149,14 @@ export const ConfigSchema = v.strictObject({
       max_future_skew_seconds: v.optional(int(0, 86_400), 300),
       tombstone_retention_seconds: v.optional(int(3_600, 10 * 365 * 86_400), 30 * 86_400),
       sync_interval_seconds: v.optional(int(5, 86_400), 60),
+      postgres: v.optional(
+        v.strictObject({
+          url: v.optional(v.pipe(v.string(), v.regex(/^(postgres(ql)?:\/\/.*)?$/, 'expected a "postgres://" URL')), ""),
+          password_file: v.optional(path(), ""),
+          tls_ca_file: v.optional(path(), ""),
+        }),
+        {},
+      ),
       peers: v.optional(
         v.array(
           v.strictObject({

@@ -39,6 +39,7 @@ function restartOnlyChanges(a: Config, b: Config): string[] {
     ["federation.audit_keep", (c) => c.federation.audit_keep],
     ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
     ["registry.enabled", (c) => c.registry.enabled],
+    ["registry.postgres", (c) => c.registry.postgres],
     ["node", (c) => c.node],
   ];
   return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
@@ -124,7 +125,12 @@ export class Appliance {
       if (config.registry.enabled) {
         // Loaded only when enabled, like ioredis: node:sqlite and the registry stay out otherwise.
         const { RegistryRole } = await import("../registry/role.ts");
-        this.#registry = new RegistryRole(config, () => this.#secrets.identity!, () => this.#secrets.registryWriteToken, this.#log.child({ component: "registry" }));
+        this.#registry = await RegistryRole.create(
+          config,
+          () => this.#secrets.identity!,
+          () => ({ writeToken: this.#secrets.registryWriteToken, pgPassword: this.#secrets.registryPgPassword, pgCa: this.#secrets.registryPgCa }),
+          this.#log.child({ component: "registry" }),
+        );
       }
       await this.#federation.start();
       await this.#listen();

@@ -9,20 +9,35 @@ import type { Config } from "../config/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import { RegistryService } from "./service.ts";
-import { SqliteStore } from "./sqlite-store.ts";
+import type { RecordStore } from "./store.ts";
 import { RegistrySync } from "./sync.ts";
 
 export class RegistryRole {
   readonly service: RegistryService;
   readonly #sync: RegistrySync;
-  readonly #store: SqliteStore;
+  readonly #store: RecordStore;
   #config: Config;
   #purgeTimer: NodeJS.Timeout | undefined;
 
-  constructor(config: Config, identity: () => Ed25519Key, writeToken: () => Buffer | undefined, log: Logger) {
+  /** Builds the role; the PostgreSQL client is loaded only when [registry.postgres] url is set. */
+  static async create(config: Config, identity: () => Ed25519Key, secrets: () => { writeToken?: Buffer; pgPassword?: string; pgCa?: Buffer }, log: Logger): Promise<RegistryRole> {
+    const pg = config.registry.postgres;
+    let store: RecordStore;
+    if (pg.url) {
+      const { PgStore } = await import("./pg-store.ts");
+      const s = secrets();
+      store = new PgStore({ url: pg.url, ...(s.pgPassword ? { password: s.pgPassword } : {}), ...(s.pgCa ? { ca: s.pgCa } : {}) });
+    } else {
+      const { SqliteStore } = await import("./sqlite-store.ts");
+      store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
+    }
+    return new RegistryRole(config, store, identity, () => secrets().writeToken, log);
+  }
+
+  private constructor(config: Config, store: RecordStore, identity: () => Ed25519Key, writeToken: () => Buffer | undefined, log: Logger) {
     this.#config = config;
     const c = () => this.#config.registry;
-    this.#store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
+    this.#store = store;
     this.service = new RegistryService({
       store: this.#store,
       key: identity,
@@ -63,7 +78,7 @@ export class RegistryRole {
   }
 
   status() {
-    return { peers: this.#sync.status() };
+    return { storage: this.#config.registry.postgres.url ? "postgres" : "sqlite", peers: this.#sync.status() };
   }
 
   async close(): Promise<void> {
