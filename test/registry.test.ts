@@ -208,6 +208,29 @@ describe("the registry API (the reference's paths, statuses and codes)", { timeo
   });
 });
 
+describe("registry.verify_origin", { timeout: 60_000 }, () => {
+  it("the record's origin must list its signing key; private targets only when allowed", async () => {
+    const agent = await registry("origin-agent"); // any appliance: it serves its signed discovery document
+    const strict = await registry("origin-strict", [], "verify_origin = true\n");
+    const lan = await registry("origin-lan", [], "verify_origin = true\norigin_allow_private = true\n");
+    try {
+      const mk = (h: string, key: Ed25519Key) => signed(record(h, iso(60_000), { meshDescriptorUrl: `${agent.url}/.well-known/pilox-mesh.json` }), key, 1);
+      const good = await post(lan, mk("urn:pilox:agent:origin-good", agent.key));
+      assert.equal(good.status, 201, good.body);
+      const other = await post(lan, mk("urn:pilox:agent:origin-other", owner));
+      assert.equal(other.status, 409);
+      assert.match(other.json.reason, /^origin_does_not_list_key/);
+      const gone = await post(lan, signed(record("urn:pilox:agent:origin-gone", iso(60_000), { meshDescriptorUrl: `http://127.0.0.1:${await freePort()}/x` }), owner, 1));
+      assert.match(gone.json.reason, /^origin_unreachable/);
+      const ssrf = await post(strict, mk("urn:pilox:agent:origin-ssrf", agent.key));
+      assert.equal(ssrf.status, 409);
+      assert.match(ssrf.json.reason, /^origin_unreachable: .*private address/);
+    } finally {
+      await Promise.all([agent.app.stop(200), strict.app.stop(200), lan.app.stop(200)]);
+    }
+  });
+});
+
 describe("two appliances sharing one PostgreSQL", { timeout: 120_000 }, () => {
   it("concurrent conflicting writes: one wins, both serve it", async () => {
     const pg = await startPostgres();

@@ -146,6 +146,8 @@ export const ConfigSchema = v.strictObject({
       enabled: v.optional(v.boolean(), false),
       write_token_file: v.optional(path(), ""),
       require_proof: v.optional(v.boolean(), true),
+      verify_origin: v.optional(v.boolean(), false),
+      origin_allow_private: v.optional(v.boolean(), false),
       max_future_skew_seconds: v.optional(int(0, 86_400), 300),
       tombstone_retention_seconds: v.optional(int(3_600, 10 * 365 * 86_400), 30 * 86_400),
       sync_interval_seconds: v.optional(int(5, 86_400), 60),

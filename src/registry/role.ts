@@ -47,6 +47,7 @@ export class RegistryRole {
       maxFutureSkewMs: () => c().max_future_skew_seconds * 1000,
       tombstoneRetentionMs: () => c().tombstone_retention_seconds * 1000,
       registryKeys: () => c().peers.flatMap((p) => p.catalog_public_keys.map((k) => k.toLowerCase())),
+      verifyOrigin: () => ({ enabled: c().verify_origin, allowPrivate: c().origin_allow_private }),
       log,
     });
     this.#sync = new RegistrySync(

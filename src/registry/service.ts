@@ -12,6 +12,8 @@ import { parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import { signCatalog, type CatalogEntry } from "./catalog.ts";
 import { MAX_RECORD_BYTES, RECORD_SCHEMA, type RegistryRecord } from "./record.ts";
+import { originRefusal } from "./origin-check.ts";
+import { verifyProofV2 } from "./proof.ts";
 import { contentDigest, countersign, decideRecord, decideTombstone, signTombstone, type WritePolicy } from "./rules.ts";
 import type { Entry, RecordStore, Tombstone } from "./store.ts";
 
@@ -26,6 +28,8 @@ export interface RegistryOptions {
   tombstoneRetentionMs: () => number;
   /** Keys of registries whose signed deletes we honour (peers' pinned keys) besides ours. */
   registryKeys: () => string[];
+  /** registry.verify_origin: the record's origin must list its signing key. */
+  verifyOrigin: () => { enabled: boolean; allowPrivate: boolean };
   log: Logger;
 }
 
@@ -80,6 +84,13 @@ export class RegistryService {
       const current = await this.o.store.get(rec.handle);
       const d = decideRecord(current, rec, this.#policy(merge));
       if (!d.ok) return d;
+      const vo = this.o.verifyOrigin();
+      if (vo.enabled) {
+        const signer = verifyProofV2(rec);
+        if (!signer.ok || !signer.signed) return { ok: false, status: 409, code: "proof_verification_failed", reason: "origin_check_needs_proof: verify_origin needs proof v2" };
+        const refusal = await originRefusal(rec, signer.publicKeyHex!, vo);
+        if (refusal) return { ok: false, status: 409, code: "proof_verification_failed", reason: refusal };
+      }
       // Emit the pilox- schema name (hive- accepted): only when unsigned, since v1/v2 cover it.
       const body = countersign(rec, this.o.key(), this.o.origin());
       const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0 }, current?.cursor ?? null);

@@ -1,0 +1,1 @@
+export { guardedGet, GuardedFetchError, isPrivateAddress, type GuardedFetchOptions } from "./guarded-fetch.ts";
