@@ -8,6 +8,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "federation.verify": () => import("./federation.verify.ts"),
   "federation.relay": () => import("./federation.relay.ts"),
   "registry.pgclient": () => import("./registry.pgclient.ts"),
+  "registry.get": () => import("./registry.get.ts"),
+  "registry.sync": () => import("./registry.sync.ts"),
 };
 
 const wanted = process.argv.slice(2);

@@ -76,7 +76,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
     });
 
     it("writes conditionally, feeds changes in order, purges expired tombstones", async () => {
-      const base = { seq: 1, body: record("urn:test:store-1", iso(0)), deleted: false, keys: [], agentCardUrl: "https://a.example/c", expiresAt: 0 };
+      const base = { seq: 1, body: record("urn:test:store-1", iso(0), { ttlSecondsRecommended: 30, validUntil: "2099-01-01T00:00:00Z" }), deleted: false, keys: [], agentCardUrl: "https://a.example/c", expiresAt: 0, etag: 'W/"e1"' };
       const a = await st.put({ ...base, handle: "urn:test:store-1" }, null);
       assert.notEqual(a, "conflict");
       assert.equal(await st.put({ ...base, handle: "urn:test:store-1" }, null), "conflict", "exists already");
@@ -91,6 +91,8 @@ for (const kind of ["sqlite", "postgres"] as const) {
       assert.equal(await st.count(), 1);
       assert.equal(await st.purge(Date.now()), 1);
       assert.equal((await st.get("urn:test:store-1"))?.seq, 2);
+      const served = await st.served("urn:test:store-1");
+      assert.deepEqual({ ...served, text: JSON.parse(served!.text).handle }, { text: "urn:test:store-1", etag: 'W/"e1"', deleted: false, validUntil: Date.parse("2099-01-01T00:00:00Z"), ttl: 30 });
     });
 
     it("concurrent conditional writes of one version: exactly one wins", async () => {
@@ -316,15 +318,13 @@ describe("sync between registries", { timeout: 300_000 }, () => {
     assert.equal(st.handles.length, N);
   });
 
-  it("sync refuses a replayed old catalog, a catalog from an unpinned key, and a peer writing outside its prefixes", async () => {
-    // A fake peer that serves a real registry's signed catalog and feed, with twists.
+  it("sync refuses a replayed or tampered feed page, a feed signed by an unpinned key, and a peer writing outside its prefixes", async () => {
+    // A fake peer in front of a real registry, re-dating its signed feed pages.
     const { createServer } = await import("node:http");
     const real = regs[0]!;
-    let mode: "stale" | "ok" = "stale";
     const srv = createServer(async (q, res) => {
       const r = await http({ port: real.port }, "GET", q.url!);
-      // A listing signed an hour ago, replayed (re-dating it breaks the signature: either way refused).
-      const body = q.url === "/v1/records" && mode === "stale" ? JSON.stringify({ ...r.json, catalogProof: { ...r.json.catalogProof, issuedAt: new Date(Date.now() - 3_600_000).toISOString() } }) : r.body;
+      const body = q.url!.includes("since=") ? JSON.stringify({ ...r.json, feedProof: { ...r.json.feedProof, issuedAt: new Date(Date.now() - 3_600_000).toISOString() } }) : r.body;
       res.writeHead(r.status, { "content-type": "application/json" }).end(body);
     });
     await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
@@ -336,14 +336,20 @@ describe("sync between registries", { timeout: 300_000 }, () => {
       regs.push(pinnedOther, stale, scoped);
       for (const r of [pinnedOther, stale, scoped]) await r.app.registry!.syncNow();
       const st = (r: Reg) => Object.values(r.app.registry!.status().peers)[0]!;
-      assert.match(st(pinnedOther).lastError!, /not pinned/);
+      assert.match(st(pinnedOther).lastError!, /feed_key_not_pinned/);
       assert.equal((await http({ port: pinnedOther.port }, "GET", "/v1/records")).json.handles.length, 0);
-      assert.match(st(stale).lastError!, /catalog refused: (bad_signature|stale)/);
+      assert.match(st(stale).lastError!, /feed_(bad_signature|stale)/);
       assert.equal((await http({ port: stale.port }, "GET", "/v1/records")).json.handles.length, 0);
       const scopedHandles = (await http({ port: scoped.port }, "GET", "/v1/records")).json.handles as string[];
       assert.ok(scopedHandles.length > 0 && scopedHandles.every((h) => h.startsWith("urn:pilox:agent:ring-0000")), `${scopedHandles.length}`);
       assert.ok((st(scoped).refused["outside_prefixes"] ?? 0) > 0);
-      mode = "ok";
+      // A page replayed after the freshness window: refused by its age alone.
+      const page = (await http({ port: real.port }, "GET", "/v1/records?since=0&limit=5")).json;
+      const { feedRefusal } = await import("../src/registry/feed.ts");
+      assert.equal(feedRefusal(page, { since: 0, pinned: [real.key.publicKeyHex], maxAgeMs: 300_000 }), undefined);
+      assert.equal(feedRefusal(page, { since: 0, pinned: [real.key.publicKeyHex], maxAgeMs: 300_000, now: Date.now() + 600_000 }), "feed_stale");
+      assert.equal(feedRefusal(page, { since: 5, pinned: [real.key.publicKeyHex], maxAgeMs: 300_000 }), "feed_mismatch");
+      assert.equal(feedRefusal({ ...page, changes: page.changes.slice(1) }, { since: 0, pinned: [real.key.publicKeyHex], maxAgeMs: 300_000 }), "feed_mismatch");
     } finally {
       srv.close();
     }

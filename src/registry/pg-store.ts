@@ -7,7 +7,8 @@
  * replicas never both accept conflicting versions.
  */
 import postgres from "postgres";
-import type { Entry, RecordStore } from "./store.ts";
+import { servedColumns } from "./served.ts";
+import type { Entry, RecordStore, Served } from "./store.ts";
 
 /** Any fixed number: the lock that orders this registry's writes. */
 const WRITE_LOCK = 0x70696c6f;
@@ -21,6 +22,7 @@ interface Row {
   agent_card_url: string;
   expires_at: string | number;
   cursor: string | number;
+  etag: string;
 }
 
 const toEntry = (r: Row): Entry => ({
@@ -32,6 +34,7 @@ const toEntry = (r: Row): Entry => ({
   agentCardUrl: r.agent_card_url,
   expiresAt: Number(r.expires_at),
   cursor: Number(r.cursor),
+  etag: r.etag,
 });
 
 export interface PgTarget {
@@ -74,7 +77,10 @@ export class PgStore implements RecordStore {
         keys text NOT NULL,
         agent_card_url text NOT NULL,
         expires_at bigint NOT NULL,
-        cursor bigint NOT NULL UNIQUE
+        cursor bigint NOT NULL UNIQUE,
+        etag text NOT NULL,
+        valid_until bigint NOT NULL,
+        ttl integer NOT NULL
       )`;
       await t`CREATE INDEX IF NOT EXISTS pilox_registry_records_card ON pilox_registry_records (agent_card_url)`;
       await t`CREATE SEQUENCE IF NOT EXISTS pilox_registry_cursor`;
@@ -93,17 +99,25 @@ export class PgStore implements RecordStore {
       await t`SELECT pg_advisory_xact_lock(${WRITE_LOCK})`;
       const [{ c }] = (await t`SELECT nextval('pilox_registry_cursor') AS c`) as unknown as [{ c: string }];
       const cursor = Number(c);
-      const v = { seq: e.seq, body: JSON.stringify(e.body), deleted: e.deleted, keys: JSON.stringify(e.keys), agent_card_url: e.agentCardUrl, expires_at: e.expiresAt, cursor };
+      const [valid_until, ttl] = servedColumns(e.body);
+      const v = { seq: e.seq, body: JSON.stringify(e.body), deleted: e.deleted, keys: JSON.stringify(e.keys), agent_card_url: e.agentCardUrl, expires_at: e.expiresAt, cursor, etag: e.etag, valid_until, ttl };
       const res =
         expectCursor === null
-          ? await t`INSERT INTO pilox_registry_records (handle, seq, body, deleted, keys, agent_card_url, expires_at, cursor)
-                    VALUES (${e.handle}, ${v.seq}, ${v.body}, ${v.deleted}, ${v.keys}, ${v.agent_card_url}, ${v.expires_at}, ${v.cursor})
+          ? await t`INSERT INTO pilox_registry_records (handle, seq, body, deleted, keys, agent_card_url, expires_at, cursor, etag, valid_until, ttl)
+                    VALUES (${e.handle}, ${v.seq}, ${v.body}, ${v.deleted}, ${v.keys}, ${v.agent_card_url}, ${v.expires_at}, ${v.cursor}, ${v.etag}, ${v.valid_until}, ${v.ttl})
                     ON CONFLICT (handle) DO NOTHING`
           : await t`UPDATE pilox_registry_records SET seq = ${v.seq}, body = ${v.body}, deleted = ${v.deleted}, keys = ${v.keys},
-                      agent_card_url = ${v.agent_card_url}, expires_at = ${v.expires_at}, cursor = ${v.cursor}
+                      agent_card_url = ${v.agent_card_url}, expires_at = ${v.expires_at}, cursor = ${v.cursor}, etag = ${v.etag},
+                      valid_until = ${v.valid_until}, ttl = ${v.ttl}
                     WHERE handle = ${e.handle} AND cursor = ${expectCursor}`;
       return res.count === 1 ? { ...e, cursor } : "conflict";
     }) as Promise<Entry | "conflict">;
+  }
+
+  async served(handle: string): Promise<Served | undefined> {
+    await this.#ready;
+    const [r] = await this.#sql<{ body: string; etag: string; deleted: boolean; valid_until: string; ttl: number }[]>`SELECT body, etag, deleted, valid_until, ttl FROM pilox_registry_records WHERE handle = ${handle}`;
+    return r ? { text: r.body, etag: r.etag, deleted: r.deleted, validUntil: Number(r.valid_until), ttl: r.ttl } : undefined;
   }
 
   async handles(): Promise<string[]> {

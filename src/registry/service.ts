@@ -11,6 +11,7 @@ import type { Ed25519Key } from "../identity/index.ts";
 import { parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import { signCatalog, type CatalogEntry } from "./catalog.ts";
+import { signFeed } from "./feed.ts";
 import { MAX_RECORD_BYTES, RECORD_SCHEMA, type RegistryRecord } from "./record.ts";
 import { originRefusal } from "./origin-check.ts";
 import { verifyProofV2 } from "./proof.ts";
@@ -93,7 +94,7 @@ export class RegistryService {
       }
       // Emit the pilox- schema name (hive- accepted): only when unsigned, since v1/v2 cover it.
       const body = countersign(rec, this.o.key(), this.o.origin());
-      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0 }, current?.cursor ?? null);
+      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0, etag: etagOf(body) }, current?.cursor ?? null);
       if (written !== "conflict") return { ok: true, entry: written };
     }
     return { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: the handle changed while writing; retry" };
@@ -111,7 +112,7 @@ export class RegistryService {
     const tomb = t as Tombstone;
     const body = current!.keys.includes(tomb.proof.publicKeyHex) ? tomb : signTombstone(handle, tomb.seq, this.o.key(), tomb.deletedAt, this.o.origin());
     const written = await this.o.store.put(
-      { handle, seq: d.seq, body, deleted: true, keys: d.keys, agentCardUrl: "", expiresAt: Date.now() + this.o.tombstoneRetentionMs() },
+      { handle, seq: d.seq, body, deleted: true, keys: d.keys, agentCardUrl: "", expiresAt: Date.now() + this.o.tombstoneRetentionMs(), etag: etagOf(body) },
       current!.cursor,
     );
     return written === "conflict" ? { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: retry" } : { ok: true, entry: written };
@@ -149,25 +150,23 @@ export class RegistryService {
       const limitQ = c.req.query("limit");
       const limit = limitQ && /^\d{1,6}$/.test(limitQ) ? Math.min(Math.max(Number(limitQ), 1), CHANGES_MAX) : CHANGES_MAX;
       const page = await s.changes(Number(since), limit);
-      return c.json({
-        changes: page.map((e) => ({ cursor: e.cursor, handle: e.handle, seq: e.seq, deleted: e.deleted, ...(e.deleted ? { tombstone: e.body } : { record: e.body }) })),
-        next: page.length ? page[page.length - 1]!.cursor : Number(since),
-        more: page.length === limit,
-      });
+      const changes = page.map((e) => ({ cursor: e.cursor, handle: e.handle, seq: e.seq, deleted: e.deleted, ...(e.deleted ? { tombstone: e.body } : { record: e.body }) }));
+      const next = page.length ? page[page.length - 1]!.cursor : Number(since);
+      return c.json({ changes, next, more: page.length === limit, feedProof: signFeed(this.o.key(), this.o.origin(), Number(since), next, changes) });
     });
 
     app.get("/v1/records/*", async (c) => {
       const handle = handleOf(c);
       if (!handle) return err(c, 404, "not_found");
-      const e = await s.get(handle);
+      // The stored text and ETag, as written: no parse, canonicalisation or hash per read.
+      const e = await s.served(handle);
       if (!e || e.deleted) return err(c, 404, "not_found");
-      const rec = e.body as RegistryRecord;
-      if (rec.validUntil && Date.parse(rec.validUntil) <= Date.now()) return err(c, 410, "record_expired");
-      const etag = etagOf(rec);
-      c.header("ETag", etag);
-      c.header("Cache-Control", `public, max-age=${rec.ttlSecondsRecommended ?? 60}`);
-      if (etagMatches(c.req.header("if-none-match"), etag)) return c.body(null, 304);
-      return c.json(rec);
+      if (e.validUntil && e.validUntil <= Date.now()) return err(c, 410, "record_expired");
+      c.header("ETag", e.etag);
+      c.header("Cache-Control", `public, max-age=${e.ttl >= 0 ? e.ttl : 60}`);
+      if (etagMatches(c.req.header("if-none-match"), e.etag)) return c.body(null, 304);
+      c.header("Content-Type", "application/json");
+      return c.body(e.text, 200);
     });
 
     app.get("/v1/resolve", async (c) => {

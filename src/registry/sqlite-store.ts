@@ -4,7 +4,8 @@
  * they run inline (measured in bench/registry.get.ts).
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { Entry, RecordStore } from "./store.ts";
+import { servedColumns } from "./served.ts";
+import type { Entry, RecordStore, Served } from "./store.ts";
 
 interface Row {
   handle: string;
@@ -15,6 +16,7 @@ interface Row {
   agent_card_url: string;
   expires_at: number;
   cursor: number;
+  etag: string;
 }
 
 const toEntry = (r: Row): Entry => ({
@@ -26,7 +28,10 @@ const toEntry = (r: Row): Entry => ({
   agentCardUrl: r.agent_card_url,
   expiresAt: r.expires_at,
   cursor: r.cursor,
+  etag: r.etag,
 });
+
+
 
 export class SqliteStore implements RecordStore {
   readonly #db: DatabaseSync;
@@ -39,6 +44,7 @@ export class SqliteStore implements RecordStore {
   readonly #purge: StatementSync;
   readonly #count: StatementSync;
   readonly #nextCursor: StatementSync;
+  readonly #served: StatementSync;
 
   constructor(file: string) {
     this.#db = new DatabaseSync(file);
@@ -54,15 +60,19 @@ export class SqliteStore implements RecordStore {
         keys TEXT NOT NULL,
         agent_card_url TEXT NOT NULL,
         expires_at INTEGER NOT NULL,
-        cursor INTEGER NOT NULL UNIQUE
+        cursor INTEGER NOT NULL UNIQUE,
+        etag TEXT NOT NULL,
+        valid_until INTEGER NOT NULL,
+        ttl INTEGER NOT NULL
       );
       CREATE INDEX IF NOT EXISTS records_card ON records (agent_card_url);
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
       INSERT OR IGNORE INTO meta (k, v) VALUES ('cursor', 0);
     `);
     this.#get = this.#db.prepare("SELECT * FROM records WHERE handle = ?");
-    this.#insert = this.#db.prepare("INSERT INTO records (handle, seq, body, deleted, keys, agent_card_url, expires_at, cursor) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    this.#update = this.#db.prepare("UPDATE records SET seq = ?, body = ?, deleted = ?, keys = ?, agent_card_url = ?, expires_at = ?, cursor = ? WHERE handle = ? AND cursor = ?");
+    this.#insert = this.#db.prepare("INSERT INTO records (handle, seq, body, deleted, keys, agent_card_url, expires_at, cursor, etag, valid_until, ttl) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    this.#update = this.#db.prepare("UPDATE records SET seq = ?, body = ?, deleted = ?, keys = ?, agent_card_url = ?, expires_at = ?, cursor = ?, etag = ?, valid_until = ?, ttl = ? WHERE handle = ? AND cursor = ?");
+    this.#served = this.#db.prepare("SELECT body, etag, deleted, valid_until, ttl FROM records WHERE handle = ?");
     this.#handles = this.#db.prepare("SELECT handle FROM records WHERE deleted = 0 ORDER BY handle");
     this.#changes = this.#db.prepare("SELECT * FROM records WHERE cursor > ? ORDER BY cursor LIMIT ?");
     this.#byCard = this.#db.prepare("SELECT handle FROM records WHERE agent_card_url = ? AND deleted = 0 ORDER BY handle");
@@ -80,7 +90,7 @@ export class SqliteStore implements RecordStore {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const cursor = (this.#nextCursor.get() as { v: number }).v;
-      const args = [e.seq, JSON.stringify(e.body), e.deleted ? 1 : 0, JSON.stringify(e.keys), e.agentCardUrl, e.expiresAt, cursor] as const;
+      const args = [e.seq, JSON.stringify(e.body), e.deleted ? 1 : 0, JSON.stringify(e.keys), e.agentCardUrl, e.expiresAt, cursor, e.etag, ...servedColumns(e.body)] as const;
       let changed: number;
       if (expectCursor === null) {
         try {
@@ -102,6 +112,11 @@ export class SqliteStore implements RecordStore {
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw err;
     }
+  }
+
+  async served(handle: string): Promise<Served | undefined> {
+    const r = this.#served.get(handle) as { body: string; etag: string; deleted: number; valid_until: number; ttl: number } | undefined;
+    return r ? { text: r.body, etag: r.etag, deleted: r.deleted === 1, validUntil: r.valid_until, ttl: r.ttl } : undefined;
   }
 
   async handles(): Promise<string[]> {

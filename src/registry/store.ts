@@ -18,6 +18,8 @@ export interface Entry {
   agentCardUrl: string;
   /** When a tombstone may be forgotten (ms); 0 for live records. */
   expiresAt: number;
+  /** The weak ETag of `body` as served (computed once, at write). */
+  etag: string;
   /** Position in the change feed (assigned by the store, grows with every write). */
   cursor: number;
 }
@@ -30,8 +32,20 @@ export interface Tombstone {
   proof: { type: "pilox-registry-tombstone-ed25519-v1"; publicKeyHex: string; sigHex: string; signer?: string };
 }
 
+/** What GET /v1/records/{handle} needs, without parsing the body. */
+export interface Served {
+  text: string;
+  etag: string;
+  deleted: boolean;
+  /** validUntil in ms (0: none). */
+  validUntil: number;
+  /** ttlSecondsRecommended (-1: none). */
+  ttl: number;
+}
+
 export interface RecordStore {
   get(handle: string): Promise<Entry | undefined>;
+  served(handle: string): Promise<Served | undefined>;
   /**
    * Writes `e` (its cursor is assigned) only if the handle's current cursor is still
    * `expectCursor` (null: the handle must not exist): a conditional write, so two writers

@@ -1,8 +1,8 @@
 /**
- * Pulling from peer registries (`[[registry.peers]]`): each run first checks the peer's signed
- * catalog (its key pinned, issued within a few minutes: a replayed old listing or an unpinned
- * key stops the run), then follows its change feed from the last cursor, merging each record or
- * tombstone under the same rules as a POST. A record is taken only with the countersignature of
+ * Pulling from peer registries (`[[registry.peers]]`): each run follows the peer's change feed
+ * from the last cursor. Every page is signed (feed.ts) by a key pinned for the peer, for the
+ * cursor asked, within the last five minutes: a replayed old page or an unpinned key stops the
+ * run. Each record or tombstone is merged under the same rules as a POST. A record is taken only with the countersignature of
  * a pinned key of that peer, and only for handles under the peer's prefixes when it has any.
  * Timeouts, a size cap, per-peer backoff, no overlapping runs.
  */
@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
-import { verifyCatalog } from "./catalog.ts";
+import { feedRefusal } from "./feed.ts";
 import type { RegistryRecord } from "./record.ts";
 import { registrarOf } from "./rules.ts";
 import type { RegistryService } from "./service.ts";
@@ -33,7 +33,8 @@ export interface PeerSyncState {
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-const CATALOG_MAX_AGE_S = 300;
+/** How old a signed feed page may be (its issuedAt) when it arrives. */
+const FEED_MAX_AGE_MS = 300_000;
 
 export class RegistrySync {
   readonly #state = new Map<string, PeerSyncState>();
@@ -101,14 +102,13 @@ export class RegistrySync {
     const st = this.#st(peer.url);
     try {
       const base = peer.url.replace(/\/+$/, "");
-      const catalog = await fetchJson(`${base}/v1/records`);
       const pinned = peer.catalogPublicKeys.map((k) => k.toLowerCase());
-      const check = verifyCatalog(catalog, { maxAgeSeconds: CATALOG_MAX_AGE_S });
-      if (!check.ok) throw new Error(`catalog refused: ${check.reason}`);
-      if (!pinned.includes(check.publicKeyHex)) throw new Error("catalog refused: signed by a key not pinned for this peer");
       for (;;) {
-        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown };
+        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown };
         if (!Array.isArray(page.changes) || typeof page.next !== "number") throw new Error("change feed: malformed page");
+        // Each page is signed: by a pinned key, for the cursor asked, just now (no replay).
+        const refused = feedRefusal(page as { changes: unknown[]; next: number; feedProof?: unknown }, { since: st.cursor, pinned, maxAgeMs: FEED_MAX_AGE_MS });
+        if (refused) throw new Error(`change feed refused: ${refused}`);
         for (const ch of page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[]) {
           const reason = await this.#merge(peer, pinned, ch);
           if (reason) st.refused[reason] = (st.refused[reason] ?? 0) + 1;
