@@ -2,6 +2,7 @@
 import { BUS_USAGE } from "./commands/bus.ts";
 import { DISCOVER_USAGE } from "./commands/discover.ts";
 import { REGISTRY_USAGE } from "./commands/registry.ts";
+import { RESOLVE_USAGE } from "./commands/resolve.ts";
 
 const GLOBAL = `global options: --config PATH (else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml
   plus conf.d/*.toml beside it), --state-dir DIR`;
@@ -53,6 +54,7 @@ export const HELP: Record<string, string> = {
   exit 0 intact, 1 broken (file and line named)`,
   bus: BUS_USAGE,
   registry: REGISTRY_USAGE,
+  resolve: RESOLVE_USAGE,
 };
 
 export function helpFor(command: string): string | undefined {

@@ -14,6 +14,7 @@ import { manifest, token } from "./commands/federation.ts";
 import { audit, peers, reload } from "./commands/peers.ts";
 import { status } from "./commands/status.ts";
 import { registry } from "./commands/registry.ts";
+import { resolve } from "./commands/resolve.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -34,7 +35,8 @@ commands:
   peers [--json]               federation peers of the running appliance: keys, queue, last contact
   audit verify FILE…           check the hash chain of the federation audit log (rotated files oldest first)
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
-  registry sign|verify|verify-catalog  registry records and catalogs (pilox-mesh registry --help)
+  registry sign|verify|verify-catalog|publish|get|delete   registry records (pilox-mesh registry --help)
+  resolve HANDLE [--registry URL]…     the verified route to an agent
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
 plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.
@@ -54,6 +56,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   reload,
   status,
   registry,
+  resolve,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

@@ -21,6 +21,9 @@ export interface Secrets {
   apiToken?: Buffer;
   /** Bearer token for registry writes (registry.write_token_file). */
   registryWriteToken?: Buffer;
+  /** The gateway's upstream secret and TLS client material (gateway.upstream_*). */
+  gatewaySecret?: Buffer;
+  gatewayTls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
   /** The shared registry store's password and CA (registry.postgres). */
   registryPgPassword?: string;
   registryPgCa?: Buffer;
@@ -123,6 +126,30 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
     const t = read("registry.write_token_file", c.registry.write_token_file);
     if (t && t.length < 16) problems.push({ key: "registry.write_token_file", file: originOf(origin, "registry.write_token_file"), message: `${c.registry.write_token_file}: a token is at least 16 bytes` });
     else if (t) out.registryWriteToken = t;
+  }
+  const g = c.gateway;
+  if (g.upstream_secret_file) {
+    const t = read("gateway.upstream_secret_file", g.upstream_secret_file);
+    if (t && t.length < 16) problems.push({ key: "gateway.upstream_secret_file", file: originOf(origin, "gateway.upstream_secret_file"), message: `${g.upstream_secret_file}: a secret is at least 16 bytes` });
+    else if (t) out.gatewaySecret = t;
+  }
+  if (g.upstream_tls_ca_file || g.upstream_tls_cert_file || g.upstream_tls_key_file) {
+    const tls: NonNullable<Secrets["gatewayTls"]> = {};
+    if (g.upstream_tls_ca_file) {
+      const ca = readPublic("gateway.upstream_tls_ca_file", g.upstream_tls_ca_file);
+      if (ca) tls.ca = ca;
+    }
+    if (Boolean(g.upstream_tls_cert_file) !== Boolean(g.upstream_tls_key_file)) {
+      problems.push({ key: "gateway.upstream_tls_cert_file", file: originOf(origin, "gateway.upstream_tls_cert_file"), message: "a client certificate needs both upstream_tls_cert_file and upstream_tls_key_file" });
+    } else if (g.upstream_tls_cert_file) {
+      const cert = readPublic("gateway.upstream_tls_cert_file", g.upstream_tls_cert_file);
+      const key = read("gateway.upstream_tls_key_file", g.upstream_tls_key_file);
+      if (cert && key) {
+        tls.cert = cert;
+        tls.key = key;
+      }
+    }
+    out.gatewayTls = tls;
   }
   if (c.registry.postgres.password_file) {
     const p = read("registry.postgres.password_file", c.registry.postgres.password_file);

@@ -141,6 +141,27 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  gateway: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      upstream_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/[^?#\s]+)?$/, "expected an http(s) URL")), ""),
+      upstream_path: v.optional(v.pipe(v.string(), v.regex(/^\/[^?#\s]*$/, "expected a path starting with /")), "/api/a2a/jsonrpc/public"),
+      upstream_secret_file: v.optional(path(), ""),
+      upstream_tls_ca_file: v.optional(path(), ""),
+      upstream_tls_cert_file: v.optional(path(), ""),
+      upstream_tls_key_file: v.optional(path(), ""),
+      rate_per_second: v.optional(int(1, 1_000_000), 20),
+      burst: v.optional(int(1, 1_000_000), 40),
+      max_concurrent: v.optional(int(1, 100_000), 256),
+      max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
+      upstream_timeout_seconds: v.optional(int(1, 3_600), 30),
+      breaker_failures: v.optional(int(1, 1_000), 5),
+      breaker_cooldown_seconds: v.optional(int(1, 3_600), 10),
+      registries: v.optional(v.array(v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL"))), []),
+      resolve_allow_private: v.optional(v.boolean(), false),
+    }),
+    {},
+  ),
   registry: v.optional(
     v.strictObject({
       enabled: v.optional(v.boolean(), false),

@@ -15,6 +15,7 @@ import { Federation, MemoryTokenReplayStore, type TokenReplayStore } from "../fe
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
+import type { GatewayRole } from "../gateway/role.ts";
 
 export interface ApplianceOptions {
   load: LoadOptions;
@@ -39,6 +40,7 @@ function restartOnlyChanges(a: Config, b: Config): string[] {
     ["federation.audit_keep", (c) => c.federation.audit_keep],
     ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
     ["registry.enabled", (c) => c.registry.enabled],
+    ["gateway.enabled", (c) => c.gateway.enabled],
     ["registry.postgres", (c) => c.registry.postgres],
     ["node", (c) => c.node],
   ];
@@ -66,6 +68,8 @@ export class Appliance {
   #stopping: Promise<void> | undefined;
   #federation!: Federation;
   #registry: RegistryRole | undefined;
+  #gateway: GatewayRole | undefined;
+  #gatewayRedis: { disconnect(): void } | undefined;
   #lastReload: ReloadState | undefined;
   #files: string[] = [];
   readonly #startedAt = Date.now();
@@ -132,6 +136,13 @@ export class Appliance {
           this.#log.child({ component: "registry" }),
         );
       }
+      if (config.gateway.enabled) {
+        const { GatewayRole } = await import("../gateway/role.ts");
+        // With the Redis bus, the rate limit lives in Redis: replicas share one budget.
+        const redis = config.bus.backend === "redis" ? await gatewayRedis(config, secrets, this.#log) : undefined;
+        this.#gatewayRedis = redis;
+        this.#gateway = new GatewayRole(config, () => this.#secrets, this.metrics.gateway, this.#log.child({ component: "gateway" }), redis);
+      }
       await this.#federation.start();
       await this.#listen();
       this.#registry?.start();
@@ -197,7 +208,8 @@ export class Appliance {
             this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
-          ...(this.#registry ? { mount: [this.#registry.routes()] } : {}),
+          mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : [])],
+          ownBodyLimit: (p) => this.#gateway !== undefined && p.startsWith("/v1/a2a/"),
         }),
         c.http.listen,
         this.#secrets.tls,
@@ -246,6 +258,7 @@ export class Appliance {
       },
       federation: this.#federation.status(),
       registry: this.#registry ? this.#registry.status() : null,
+      gateway: this.#gateway ? this.#gateway.status() : null,
     };
   }
 
@@ -296,6 +309,7 @@ export class Appliance {
       this.#log.error("federation could not apply the new configuration", { error: (err as Error).message });
     }
     this.#registry?.reconfigure(next.config);
+    this.#gateway?.reconfigure(next.config);
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
@@ -324,6 +338,8 @@ export class Appliance {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
     await this.#federation?.close();
     await this.#registry?.close();
+    this.#gateway?.close();
+    this.#gatewayRedis?.disconnect();
     await this.#bus.close();
   }
 }
@@ -335,6 +351,15 @@ function makeDir(path: string, mode: number, key: string): void {
   } catch (err) {
     throw new ConfigError([{ key, message: `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
   }
+}
+
+/** A Redis connection for the gateway's shared rate limit. */
+async function gatewayRedis(c: Config, s: Secrets, log: Logger) {
+  const [{ redisClient }, { redisTargetOf }] = await Promise.all([import("../bus/backends/redis.ts"), import("../bus/factory.ts")]);
+  const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  r.on("error", (err: Error) => log.limited("redis-gateway", "warn", "redis connection error", { role: "gateway", error: err.message }));
+  r.connect().catch(() => {});
+  return r;
 }
 
 /** jti memory: in Redis (shared by the mesh's appliances) when the bus uses Redis. */

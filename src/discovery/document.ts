@@ -81,6 +81,12 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
     signedManifest: c.federation.manifest.url
       ? { url: c.federation.manifest.url, signerPublicKeysHex: c.federation.manifest.signer_public_keys.map((k) => k.toLowerCase()), antiRollback: "manifestExt.seq" }
       : null,
+    // The roles this instance runs and where (so a resolver can route to them).
+    roles: {
+      registry: c.registry.enabled ? { url: origin, api: "pilox-registry-v1" } : null,
+      gateway: c.gateway.enabled ? { url: origin, jsonRpcUrl: origin + "/v1/a2a/jsonrpc", handleJsonRpcUrlTemplate: origin + "/v1/a2a/{handle}/jsonrpc" } : null,
+      wan: null,
+    },
     federationEndpoints: s.federationActive
       ? { relay: origin + "/v1/federation/relay", tokenHeader: "X-Pilox-Federation-JWT", bodyBinding: "body_sha256", maxBodyBytes: c.federation.max_body_bytes }
       : null,

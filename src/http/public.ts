@@ -36,8 +36,10 @@ export interface PublicApiOptions {
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
   maxBodyBytes: () => number;
-  /** Roles' routes served on this listener (the registry). */
-  mount?: Hono[];
+  /** Roles' routes served on this listener (the registry, the gateway). */
+  mount?: Hono<any>[];
+  /** Paths whose role bounds its own bodies while streaming them (the gateway). */
+  ownBodyLimit?: (path: string) => boolean;
 }
 
 /** If-None-Match may list several tags or `*`. */
@@ -65,7 +67,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   const tooLarge = (c: Context) => jsonError(c, 413, "payload_too_large", "request body too large");
   app.use("*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD"
+    c.req.method === "GET" || c.req.method === "HEAD" || o.ownBodyLimit?.(c.req.path)
       ? next()
       : c.req.path === RELAY_PATH
         ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)

@@ -26,8 +26,17 @@ export interface HttpMetrics {
   duration: Histogram<"listener" | "route" | "method">;
 }
 
+export interface GatewayMetrics {
+  rateLimited: Counter<"route">;
+  upstreamSeconds: Histogram<"upstream">;
+  upstreamFailures: Counter<"upstream" | "kind">;
+  /** 0 closed, 1 half-open, 2 open. */
+  breaker: Gauge<"upstream">;
+}
+
 export interface Metrics {
   registry: Registry;
+  gateway: GatewayMetrics;
   bus: BusMetrics;
   federation: FederationMetrics;
   http: HttpMetrics;
@@ -95,5 +104,11 @@ export function createMetrics(): Metrics {
     lastOk.set(ok ? 1 : 0);
     lastAt.set(Date.now() / 1000);
   };
-  return { registry, bus, federation, http, reloads, backendUp, reloadState };
+  const gateway: GatewayMetrics = {
+    rateLimited: new Counter({ name: "pilox_mesh_gateway_rate_limited_total", help: "Gateway requests refused by the rate limit, by route.", labelNames: ["route"], registers: [registry] }),
+    upstreamSeconds: new Histogram({ name: "pilox_mesh_gateway_upstream_seconds", help: "Time to the upstream's response head, by upstream origin.", labelNames: ["upstream"], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
+    upstreamFailures: new Counter({ name: "pilox_mesh_gateway_upstream_failures_total", help: "Upstream failures (timeout, unreachable, 5xx), by upstream origin and kind.", labelNames: ["upstream", "kind"], registers: [registry] }),
+    breaker: new Gauge({ name: "pilox_mesh_gateway_breaker_state", help: "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.", labelNames: ["upstream"], registers: [registry] }),
+  };
+  return { registry, bus, federation, http, gateway, reloads, backendUp, reloadState };
 }

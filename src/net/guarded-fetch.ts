@@ -34,7 +34,7 @@ export interface GuardedFetchOptions {
   allowPrivate?: boolean;
 }
 
-export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ status: number; body: string }> {
+export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ status: number; body: string; headers: Record<string, string | string[] | undefined> }> {
   const u = new URL(url);
   if (u.protocol !== "https:" && u.protocol !== "http:") return Promise.reject(new GuardedFetchError(`${url}: not an http(s) URL`));
   const maxBytes = o.maxBytes ?? 256 * 1024;
@@ -67,7 +67,7 @@ export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ 
         }
         chunks.push(c);
       });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8"), headers: res.headers }));
       res.on("error", () => reject(new GuardedFetchError(`${url}: the response was cut off`)));
     });
     const timer = setTimeout(() => req.destroy(new GuardedFetchError(`${url}: timed out`)), o.timeoutMs ?? 5_000);

@@ -1,0 +1,58 @@
+/**
+ * The gateway as a role of the running appliance: built from the configuration, its routes on
+ * the public listener, its rate limit in Redis when the bus uses Redis (replicas share one
+ * budget), reconfigured by a reload.
+ */
+import type { Hono } from "hono";
+import type { RedisClient } from "../bus/backends/redis.ts";
+import type { Config, Secrets } from "../config/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { GatewayMetrics } from "../metrics/index.ts";
+import { ResolveCache } from "../resolve/index.ts";
+import { LocalBuckets, RedisBuckets, type Buckets } from "./buckets.ts";
+import { GatewayService } from "./service.ts";
+
+export class GatewayRole {
+  readonly service: GatewayService;
+  #config: Config;
+
+  constructor(config: Config, secrets: () => Secrets, metrics: GatewayMetrics, log: Logger, redis?: RedisClient) {
+    this.#config = config;
+    const g = () => this.#config.gateway;
+    const local = new LocalBuckets(() => g().rate_per_second, () => g().burst);
+    const buckets: Buckets = redis ? new RedisBuckets(redis, "pilox-mesh:gateway:bucket:", () => g().rate_per_second, () => g().burst, local) : local;
+    this.service = new GatewayService({
+      upstreamUrl: () => g().upstream_url,
+      upstreamPath: () => g().upstream_path,
+      secret: () => secrets().gatewaySecret,
+      tls: () => secrets().gatewayTls ?? {},
+      buckets,
+      maxConcurrent: () => g().max_concurrent,
+      maxBodyBytes: () => g().max_body_bytes,
+      timeoutMs: () => g().upstream_timeout_seconds * 1000,
+      breakerFailures: () => g().breaker_failures,
+      breakerCooldownMs: () => g().breaker_cooldown_seconds * 1000,
+      resolver: new ResolveCache(),
+      registries: () => g().registries,
+      resolveAllowPrivate: () => g().resolve_allow_private,
+      metrics,
+      log,
+    });
+  }
+
+  routes(): Hono<{ Variables: { clientIp: string } }> {
+    return this.service.routes();
+  }
+
+  reconfigure(config: Config): void {
+    this.#config = config;
+  }
+
+  status() {
+    return { upstream: this.#config.gateway.upstream_url || null, breakers: this.service.breakers() };
+  }
+
+  close(): void {
+    this.service.close();
+  }
+}
