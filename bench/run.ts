@@ -10,6 +10,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "registry.pgclient": () => import("./registry.pgclient.ts"),
   "registry.get": () => import("./registry.get.ts"),
   "registry.sync": () => import("./registry.sync.ts"),
+  gateway: () => import("./gateway.ts"),
+  resolve: () => import("./resolve.ts"),
 };
 
 const wanted = process.argv.slice(2);

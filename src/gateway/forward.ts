@@ -1,19 +1,37 @@
 /**
  * One proxied request: the caller's body streamed to the upstream as it arrives (bounded), the
  * upstream's answer streamed back as it arrives (SSE included), over pooled keep-alive
- * connections (TLS with a client certificate when configured). An upstream that dies mid-stream
- * ends the client's stream cleanly; a client that leaves aborts the upstream request.
+ * connections (TLS with a client certificate when configured). A client that leaves aborts the
+ * upstream request.
  */
-import { randomBytes } from "node:crypto";
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
+import { randomHex } from "../random/index.ts";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Readable } from "node:stream";
 
 /** Response headers that belong to one hop, never passed on. */
-const HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "content-length"]);
+const HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+
+/**
+ * Writes the upstream's answer to the client as it arrives (native streams: the first byte
+ * leaves when it comes, backpressure both ways). An upstream that dies mid-stream ends the
+ * client's response cleanly.
+ */
+export function relayResponse(res: IncomingMessage, out: ServerResponse): void {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+  // Headers leave with the first chunk of the body (one write, not two).
+  out.writeHead(res.statusCode ?? 502, headers);
+  const end = () => {
+    if (!out.writableEnded) out.end();
+  };
+  res.on("error", end);
+  res.on("aborted", end);
+  res.pipe(out);
+}
 
 export type ForwardOutcome =
-  | { kind: "response"; status: number; headers: Headers; body: ReadableStream<Uint8Array>; startedMs: number }
+  | { kind: "response"; res: IncomingMessage; startedMs: number }
   | { kind: "too_large" }
   | { kind: "timeout" }
   | { kind: "unreachable"; detail: string };
@@ -32,9 +50,9 @@ export function upstreamOf(url: string, o: { maxSockets: number; ca?: Buffer; ce
 /** W3C traceparent for our hop: the caller's trace continued with a new span id, or a new trace. */
 export function nextTraceparent(incoming: string | undefined): string {
   const m = incoming ? /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(incoming.trim()) : null;
-  const span = randomBytes(8).toString("hex");
+  const span = randomHex(8);
   if (m && m[1] !== "ff" && !/^0+$/.test(m[2]!) && !/^0+$/.test(m[3]!)) return `00-${m[2]}-${span}-${m[4]}`;
-  return `00-${randomBytes(16).toString("hex")}-${span}-01`;
+  return `00-${randomHex(16)}-${span}-01`;
 }
 
 export function forward(o: {
@@ -48,7 +66,7 @@ export function forward(o: {
   clientGone: AbortSignal;
 }): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
-    const target = new URL(o.path, o.upstream.url);
+    const u = o.upstream.url;
     const started = performance.now();
     let settled = false;
     const done = (x: ForwardOutcome) => {
@@ -57,7 +75,8 @@ export function forward(o: {
         resolve(x);
       }
     };
-    const req = (target.protocol === "https:" ? httpsRequest : httpRequest)(target, { method: "POST", agent: o.upstream.agent, headers: o.headers });
+    // Plain options, not a URL object: it is converted again for every request otherwise.
+    const req = (u.protocol === "https:" ? httpsRequest : httpRequest)({ protocol: u.protocol, hostname: u.hostname.replace(/^\[|\]$/g, ""), port: u.port || (u.protocol === "https:" ? 443 : 80), path: o.path, method: "POST", agent: o.upstream.agent, headers: o.headers, ...(u.protocol === "https:" ? { servername: u.hostname } : {}) });
     // Only the wait for the answer's head is bounded here; a stream may then run as long as it flows.
     const timer = setTimeout(() => {
       done({ kind: "timeout" });
@@ -71,43 +90,7 @@ export function forward(o: {
     });
     req.on("response", (res: IncomingMessage) => {
       clearTimeout(timer);
-      const headers = new Headers();
-      for (const [k, v] of Object.entries(res.headers)) {
-        if (v === undefined || HOP.has(k)) continue;
-        for (const x of Array.isArray(v) ? v : [v]) headers.append(k, x);
-      }
-      const body = new ReadableStream<Uint8Array>({
-        start(controller) {
-          res.on("data", (chunk: Buffer) => {
-            controller.enqueue(new Uint8Array(chunk));
-            if ((controller.desiredSize ?? 1) <= 0) res.pause();
-          });
-          res.on("end", () => controller.close());
-          // The upstream died mid-stream: end the client's stream, do not leave it hanging.
-          res.on("error", () => {
-            try {
-              controller.close();
-            } catch {
-              /* already closed */
-            }
-          });
-          res.on("aborted", () => {
-            try {
-              controller.close();
-            } catch {
-              /* already closed */
-            }
-          });
-        },
-        pull() {
-          res.resume();
-        },
-        cancel() {
-          o.clientGone.removeEventListener("abort", onGone);
-          req.destroy();
-        },
-      });
-      done({ kind: "response", status: res.statusCode ?? 502, headers, body, startedMs: performance.now() - started });
+      done({ kind: "response", res, startedMs: performance.now() - started });
     });
     // The caller's body, streamed and counted.
     let n = 0;

@@ -13,7 +13,21 @@ import { guardedGet } from "../net/index.ts";
 import type { ResolveCache } from "../resolve/index.ts";
 import { CircuitBreaker, type BreakerState } from "./breaker.ts";
 import type { Buckets } from "./buckets.ts";
-import { forward, nextTraceparent, upstreamOf, type Upstream } from "./forward.ts";
+import { forward, nextTraceparent, relayResponse, upstreamOf, type Upstream } from "./forward.ts";
+
+/** @hono/node-server: a Response with this header means the handler wrote the answer itself. */
+const X_ALREADY_SENT = "x-hono-already-sent";
+
+/**
+ * The runtime's own Response class. @hono/node-server replaces the global one with a lighter
+ * subclass whose body-less instances it answers from a cache path that ignores X_ALREADY_SENT.
+ */
+function alreadySent(status: number): Response {
+  const R = globalThis.Response;
+  const parent = Object.getPrototypeOf(R) as typeof Response | null;
+  const Native = typeof parent === "function" && parent.name === "Response" ? parent : R;
+  return new Native(null, { status, headers: { [X_ALREADY_SENT]: "true" } });
+}
 
 export interface GatewayOptions {
   upstreamUrl: () => string;
@@ -145,11 +159,16 @@ export class GatewayService {
         return err(c, 503, "origin_unavailable");
       }
       this.o.metrics.upstreamSeconds.observe(label, out.startedMs / 1000);
-      if (out.status >= 502) {
+      const code = out.res.statusCode ?? 502;
+      if (code >= 502) {
         t.breaker.failure();
-        this.o.metrics.upstreamFailures.inc({ ...label, kind: `http_${out.status}` });
+        this.o.metrics.upstreamFailures.inc({ ...label, kind: `http_${code}` });
       } else t.breaker.success();
-      return new Response(out.body, { status: out.status, headers: out.headers });
+      // Straight from the upstream's socket to the client's, not through web streams (measured:
+      // 3x the requests/s of returning a Response over a ReadableStream).
+      const status = out.res.statusCode ?? 502;
+      relayResponse(out.res, outgoing);
+      return alreadySent(status);
     } catch (e) {
       release();
       throw e;
