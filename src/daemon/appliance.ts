@@ -7,7 +7,7 @@ import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
 import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
-import { trustedProxyList } from "../http/client-ip.ts";
+import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
 import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
@@ -141,7 +141,7 @@ export class Appliance {
         // With the Redis bus, the rate limit lives in Redis: replicas share one budget.
         const redis = config.bus.backend === "redis" ? await gatewayRedis(config, secrets, this.#log) : undefined;
         this.#gatewayRedis = redis;
-        this.#gateway = new GatewayRole(config, () => this.#secrets, this.metrics.gateway, this.#log.child({ component: "gateway" }), redis);
+        this.#gateway = new GatewayRole(config, () => this.#secrets, this.metrics, this.#log.child({ component: "gateway" }), redis);
       }
       await this.#federation.start();
       await this.#listen();
@@ -209,10 +209,16 @@ export class Appliance {
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
           mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : [])],
-          ownBodyLimit: (p) => this.#gateway !== undefined && p.startsWith("/v1/a2a/"),
         }),
         c.http.listen,
         this.#secrets.tls,
+        this.#gateway
+          ? (req, res) => {
+              const gw = this.#gateway!;
+              const xff = req.headers["x-forwarded-for"];
+              return gw.service.intercept(req, res, resolveClientIp(req.socket.remoteAddress ?? "", Array.isArray(xff) ? xff.join(",") : xff, this.#trusted));
+            }
+          : undefined,
       ),
     );
     this.#public = this.#listeners[this.#listeners.length - 1];

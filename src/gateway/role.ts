@@ -7,7 +7,7 @@ import type { Hono } from "hono";
 import type { RedisClient } from "../bus/backends/redis.ts";
 import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
-import type { GatewayMetrics } from "../metrics/index.ts";
+import type { Metrics } from "../metrics/index.ts";
 import { ResolveCache } from "../resolve/index.ts";
 import { LocalBuckets, RedisBuckets, type Buckets } from "./buckets.ts";
 import { GatewayService } from "./service.ts";
@@ -16,7 +16,7 @@ export class GatewayRole {
   readonly service: GatewayService;
   #config: Config;
 
-  constructor(config: Config, secrets: () => Secrets, metrics: GatewayMetrics, log: Logger, redis?: RedisClient) {
+  constructor(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger, redis?: RedisClient) {
     this.#config = config;
     const g = () => this.#config.gateway;
     const local = new LocalBuckets(() => g().rate_per_second, () => g().burst);
@@ -35,7 +35,8 @@ export class GatewayRole {
       resolver: new ResolveCache(),
       registries: () => g().registries,
       resolveAllowPrivate: () => g().resolve_allow_private,
-      metrics,
+      metrics: metrics.gateway,
+      http: metrics.http,
       log,
     });
   }

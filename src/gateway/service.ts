@@ -8,25 +8,23 @@
 import { Hono, type Context } from "hono";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "../log/index.ts";
-import type { GatewayMetrics } from "../metrics/index.ts";
+import type { GatewayMetrics, HttpMetrics } from "../metrics/index.ts";
 import { guardedGet } from "../net/index.ts";
 import type { ResolveCache } from "../resolve/index.ts";
 import { CircuitBreaker, type BreakerState } from "./breaker.ts";
 import type { Buckets } from "./buckets.ts";
 import { forward, nextTraceparent, relayResponse, upstreamOf, type Upstream } from "./forward.ts";
 
-/** @hono/node-server: a Response with this header means the handler wrote the answer itself. */
-const X_ALREADY_SENT = "x-hono-already-sent";
-
-/**
- * The runtime's own Response class. @hono/node-server replaces the global one with a lighter
- * subclass whose body-less instances it answers from a cache path that ignores X_ALREADY_SENT.
- */
-function alreadySent(status: number): Response {
-  const R = globalThis.Response;
-  const parent = Object.getPrototypeOf(R) as typeof Response | null;
-  const Native = typeof parent === "function" && parent.name === "Response" ? parent : R;
-  return new Native(null, { status, headers: { [X_ALREADY_SENT]: "true" } });
+/** A JSON answer of the gateway's own (the reference's error shape: `{error, …}`). */
+function send(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): number {
+  if (res.headersSent) {
+    res.end();
+    return status;
+  }
+  const text = JSON.stringify(body);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), "cache-control": "no-store", ...headers });
+  res.end(text);
+  return status;
 }
 
 export interface GatewayOptions {
@@ -44,6 +42,8 @@ export interface GatewayOptions {
   registries: () => string[];
   resolveAllowPrivate: () => boolean;
   metrics: GatewayMetrics;
+  /** The listener's request metrics, kept for the requests the gateway takes first. */
+  http?: HttpMetrics;
   log: Logger;
 }
 
@@ -77,6 +77,17 @@ export class GatewayService {
     return t;
   }
 
+  readonly #urls = new Map<string, URL>();
+  /** Parsed target URLs, kept (a few: the upstream and the agents resolved lately). */
+  #url(s: string): URL {
+    let u = this.#urls.get(s);
+    if (!u) {
+      if (this.#urls.size >= 1_000) this.#urls.clear();
+      this.#urls.set(s, (u = new URL(s)));
+    }
+    return u;
+  }
+
   breakers(): Record<string, BreakerState> {
     return Object.fromEntries([...this.#upstreams].map(([k, v]) => [k, v.breaker.state]));
   }
@@ -86,35 +97,75 @@ export class GatewayService {
     this.#upstreams.clear();
   }
 
-  async #proxy(c: Context<{ Variables: { clientIp: string } }>, route: string, targetUrl: string): Promise<Response> {
-    const client = c.get("clientIp") ?? "";
+  /**
+   * Takes the gateway's POSTs before the web framework: they are proxied from Node's request to
+   * Node's response (measured: the framework's per-request work was most of the cost). Returns
+   * false for anything else, which the public app serves.
+   */
+  intercept(req: IncomingMessage, res: ServerResponse, client: string): boolean {
+    const url = req.url ?? "";
+    if (!url.startsWith("/v1/a2a/") || req.method !== "POST") return false;
+    const started = performance.now();
+    const path = url.split("?", 1)[0]!;
+    let route: string;
+    let job: Promise<number>;
+    if (path === "/v1/a2a/jsonrpc") {
+      route = "/v1/a2a/jsonrpc";
+      const base = this.o.upstreamUrl();
+      job = base ? this.#proxy(req, res, client, "jsonrpc", base.replace(/\/+$/, "") + this.o.upstreamPath()) : Promise.resolve(send(res, 503, { error: "origin_unavailable", reason: "no gateway.upstream_url" }));
+    } else if (path.endsWith("/jsonrpc") && path.length > "/v1/a2a//jsonrpc".length) {
+      route = "/v1/a2a/:handle/jsonrpc";
+      job = this.#viaHandle(req, res, client, path.slice("/v1/a2a/".length, -"/jsonrpc".length));
+    } else return false;
+    job
+      .catch((err: unknown) => {
+        this.o.log.error("gateway error", { error: (err as Error)?.message ?? String(err) });
+        return res.headersSent ? 500 : send(res, 500, { error: "internal" });
+      })
+      .then((status) => {
+        this.o.http?.requests.inc({ listener: "public", route, method: "POST", status: String(status) });
+        this.o.http?.duration.observe({ listener: "public", route, method: "POST" }, (performance.now() - started) / 1000);
+      });
+    return true;
+  }
+
+  async #viaHandle(req: IncomingMessage, res: ServerResponse, client: string, encoded: string): Promise<number> {
+    let handle: string;
+    try {
+      handle = decodeURIComponent(encoded);
+    } catch {
+      return send(res, 404, { error: "not_found" });
+    }
+    const r = await this.o.resolver.resolve(handle, { registries: this.o.registries(), allowPrivate: this.o.resolveAllowPrivate() });
+    if (!r.ok) return send(res, r.unreachable ? 503 : 404, { error: r.unreachable ? "origin_unavailable" : "not_found", reason: r.reason });
+    const a2a = r.value.routes.a2a;
+    const target = a2a?.publicJsonRpcUrl ?? a2a?.jsonRpcUrl;
+    if (!target) return send(res, 404, { error: "not_found", reason: "the agent's descriptor advertises no A2A JSON-RPC endpoint" });
+    return this.#proxy(req, res, client, `handle:${handle}`, target);
+  }
+
+  /** Proxies one request; resolves to the status the client got. */
+  async #proxy(incoming: IncomingMessage, outgoing: ServerResponse, client: string, route: string, targetUrl: string): Promise<number> {
     if (!(await this.o.buckets.take(`${route}|${client}`))) {
-      this.o.metrics.rateLimited.inc({ route });
-      c.header("Retry-After", "1");
-      return err(c, 429, "rate_limited");
+      this.o.metrics.rateLimited.inc({ route: route.startsWith("handle:") ? "handle" : route });
+      return send(outgoing, 429, { error: "rate_limited" }, { "retry-after": "1" });
     }
-    const declared = Number(c.req.header("content-length") ?? 0);
-    if (declared > this.o.maxBodyBytes()) return err(c, 413, "payload_too_large");
-    if (this.#active >= this.o.maxConcurrent()) {
-      c.header("Retry-After", "1");
-      return err(c, 503, "gateway_busy");
-    }
-    const target = new URL(targetUrl);
+    const h = incoming.headers;
+    const declared = Number(h["content-length"] ?? 0);
+    if (declared > this.o.maxBodyBytes()) return send(outgoing, 413, { error: "payload_too_large" });
+    if (this.#active >= this.o.maxConcurrent()) return send(outgoing, 503, { error: "gateway_busy" }, { "retry-after": "1" });
+    const target = this.#url(targetUrl);
     const t = this.#target(target.origin);
-    if (!t.breaker.allow()) {
-      c.header("Retry-After", String(Math.ceil(this.o.breakerCooldownMs() / 1000)));
-      return err(c, 503, "origin_unavailable", { reason: "circuit open" });
-    }
-    const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse };
-    const incoming = env.incoming;
-    const outgoing = env.outgoing;
-    if (!incoming || !outgoing) return err(c, 500, "internal");
-    const h = (name: string) => c.req.header(name);
-    const headers: Record<string, string> = { "content-type": h("content-type") ?? "application/json", accept: h("accept") ?? "application/json, text/event-stream", traceparent: nextTraceparent(h("traceparent")), "x-forwarded-for": client };
+    if (!t.breaker.allow()) return send(outgoing, 503, { error: "origin_unavailable", reason: "circuit open" }, { "retry-after": String(Math.ceil(this.o.breakerCooldownMs() / 1000)) });
+    const one = (k: string) => {
+      const v = h[k];
+      return Array.isArray(v) ? v.join(", ") : v;
+    };
+    const headers: Record<string, string> = { "content-type": one("content-type") ?? "application/json", accept: one("accept") ?? "application/json, text/event-stream", traceparent: nextTraceparent(one("traceparent")), "x-forwarded-for": client };
     if (declared) headers["content-length"] = String(declared);
     else headers["transfer-encoding"] = "chunked";
     for (const k of ["authorization", "x-pilox-public-a2a-key", "tracestate", "baggage"]) {
-      const v = h(k);
+      const v = one(k);
       if (v !== undefined) headers[k] = v;
     }
     const secret = this.o.secret();
@@ -123,74 +174,36 @@ export class GatewayService {
       headers["x-pilox-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
       headers["x-hive-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
     }
-    // The response closes when it is done, or when the client went away first: then the
-    // upstream request is aborted. Either way the slot is given back.
-    const gone = new AbortController();
+    // The slot is given back when the response closes, done or cut short (forward() aborts the
+    // upstream request when the client went away first).
     this.#active++;
-    let released = false;
-    const release = () => {
-      if (!released) {
-        released = true;
-        this.#active--;
-      }
-    };
-    outgoing.once("close", () => {
-      if (!outgoing.writableFinished) gone.abort();
-      release();
-    });
+    outgoing.once("close", () => this.#active--);
     const label = { upstream: target.origin };
-    try {
-      const out = await forward({ upstream: t.upstream, path: target.pathname + target.search, headers, body: incoming, maxBodyBytes: this.o.maxBodyBytes(), timeoutMs: this.o.timeoutMs(), clientGone: gone.signal });
-      if (out.kind === "too_large") {
-        release();
-        return err(c, 413, "payload_too_large");
-      }
-      if (out.kind === "timeout") {
-        release();
-        t.breaker.failure();
-        this.o.metrics.upstreamFailures.inc({ ...label, kind: "timeout" });
-        return err(c, 504, "upstream_timeout");
-      }
-      if (out.kind === "unreachable") {
-        release();
-        t.breaker.failure();
-        this.o.metrics.upstreamFailures.inc({ ...label, kind: "unreachable" });
-        this.o.log.limited(`gw-unreachable-${target.origin}`, "warn", "gateway upstream unreachable", { upstream: target.origin, error: out.detail });
-        return err(c, 503, "origin_unavailable");
-      }
-      this.o.metrics.upstreamSeconds.observe(label, out.startedMs / 1000);
-      const code = out.res.statusCode ?? 502;
-      if (code >= 502) {
-        t.breaker.failure();
-        this.o.metrics.upstreamFailures.inc({ ...label, kind: `http_${code}` });
-      } else t.breaker.success();
-      // Straight from the upstream's socket to the client's, not through web streams (measured:
-      // 3x the requests/s of returning a Response over a ReadableStream).
-      const status = out.res.statusCode ?? 502;
-      relayResponse(out.res, outgoing);
-      return alreadySent(status);
-    } catch (e) {
-      release();
-      throw e;
+    const out = await forward({ upstream: t.upstream, path: target.pathname + target.search, headers, body: incoming, maxBodyBytes: this.o.maxBodyBytes(), timeoutMs: this.o.timeoutMs(), client: outgoing });
+    if (out.kind === "too_large") return send(outgoing, 413, { error: "payload_too_large" }, { connection: "close" });
+    if (out.kind === "timeout") {
+      t.breaker.failure();
+      this.o.metrics.upstreamFailures.inc({ ...label, kind: "timeout" });
+      return send(outgoing, 504, { error: "upstream_timeout" });
     }
+    if (out.kind === "unreachable") {
+      t.breaker.failure();
+      this.o.metrics.upstreamFailures.inc({ ...label, kind: "unreachable" });
+      this.o.log.limited(`gw-unreachable-${target.origin}`, "warn", "gateway upstream unreachable", { upstream: target.origin, error: out.detail });
+      return send(outgoing, 503, { error: "origin_unavailable" });
+    }
+    this.o.metrics.upstreamSeconds.observe(label, out.startedMs / 1000);
+    const code = out.res.statusCode ?? 502;
+    if (code >= 502) {
+      t.breaker.failure();
+      this.o.metrics.upstreamFailures.inc({ ...label, kind: `http_${code}` });
+    } else t.breaker.success();
+    relayResponse(out.res, outgoing);
+    return code;
   }
 
   routes(): Hono<{ Variables: { clientIp: string } }> {
     const app = new Hono<{ Variables: { clientIp: string } }>();
-    app.post("/v1/a2a/jsonrpc", async (c) => {
-      const base = this.o.upstreamUrl();
-      if (!base) return err(c, 503, "origin_unavailable", { reason: "no gateway.upstream_url" });
-      return this.#proxy(c, "jsonrpc", base.replace(/\/+$/, "") + this.o.upstreamPath());
-    });
-    app.post("/v1/a2a/:handle{.+}/jsonrpc", async (c) => {
-      const handle = decodeURIComponent(c.req.param("handle"));
-      const r = await this.o.resolver.resolve(handle, { registries: this.o.registries(), allowPrivate: this.o.resolveAllowPrivate() });
-      if (!r.ok) return err(c, r.unreachable ? 503 : 404, r.unreachable ? "origin_unavailable" : "not_found", { reason: r.reason });
-      const a2a = r.value.routes.a2a;
-      const target = a2a?.publicJsonRpcUrl ?? a2a?.jsonRpcUrl;
-      if (!target) return err(c, 404, "not_found", { reason: "the agent's descriptor advertises no A2A JSON-RPC endpoint" });
-      return this.#proxy(c, `handle:${handle}`, target);
-    });
     const health = async (c: Context) => {
       const base = this.o.upstreamUrl();
       let upstream: { url: string; reachable: boolean; status?: number } | null = null;

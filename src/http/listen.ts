@@ -2,7 +2,7 @@
 import { createAdaptorServer } from "@hono/node-server";
 import type { Env, Hono } from "hono";
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server as HttpsServer } from "node:https";
 import { createConnection } from "node:net";
 import { dirname } from "node:path";
@@ -26,7 +26,10 @@ export function parseHostPort(s: string): { host: string; port: number } {
 /** A client has this long to send its request headers (then 408 and the socket is closed). */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
-function adapt<E extends Env>(app: Hono<E>, tls?: { cert: Buffer; key: Buffer }): Server {
+/** Takes a request before the app (the gateway's proxied POSTs); true when it answered it. */
+export type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+function adapt<E extends Env>(app: Hono<E>, tls?: { cert: Buffer; key: Buffer }, intercept?: Intercept): Server {
   // Slow or stuck clients must not pin resources: bound header size and time, and check
   // the timeouts every second (Node's default is every 30 s). 16 KiB of headers at most.
   const common = { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 };
@@ -37,6 +40,13 @@ function adapt<E extends Env>(app: Hono<E>, tls?: { cert: Buffer; key: Buffer })
   ) as Server;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
+  if (intercept) {
+    const app = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+    server.removeAllListeners("request");
+    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+      if (!intercept(req, res)) for (const l of app) l(req, res);
+    });
+  }
   return server;
 }
 
@@ -50,9 +60,9 @@ function closer(server: Server) {
 }
 
 /** With `tls`, an HTTPS listener whose certificate `setTls` swaps without a restart. */
-export function listenTcp<E extends Env>(app: Hono<E>, hostPort: string, tls?: { cert: Buffer; key: Buffer }): Promise<Listening> {
+export function listenTcp<E extends Env>(app: Hono<E>, hostPort: string, tls?: { cert: Buffer; key: Buffer }, intercept?: Intercept): Promise<Listening> {
   const { host, port } = parseHostPort(hostPort);
-  const server = adapt(app, tls);
+  const server = adapt(app, tls, intercept);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {

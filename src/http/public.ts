@@ -38,8 +38,7 @@ export interface PublicApiOptions {
   maxBodyBytes: () => number;
   /** Roles' routes served on this listener (the registry, the gateway). */
   mount?: Hono<any>[];
-  /** Paths whose role bounds its own bodies while streaming them (the gateway). */
-  ownBodyLimit?: (path: string) => boolean;
+
 }
 
 /** If-None-Match may list several tags or `*`. */
@@ -67,7 +66,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   const tooLarge = (c: Context) => jsonError(c, 413, "payload_too_large", "request body too large");
   app.use("*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD" || o.ownBodyLimit?.(c.req.path)
+    c.req.method === "GET" || c.req.method === "HEAD"
       ? next()
       : c.req.path === RELAY_PATH
         ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)
