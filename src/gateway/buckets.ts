@@ -6,7 +6,8 @@
 import type { RedisClient } from "../bus/backends/redis.ts";
 
 export interface Buckets {
-  take(key: string): Promise<boolean>;
+  /** A boolean when the answer is local, a promise when it needs a round trip. */
+  take(key: string): boolean | Promise<boolean>;
 }
 
 export class LocalBuckets implements Buckets {
@@ -17,7 +18,7 @@ export class LocalBuckets implements Buckets {
     private readonly maxKeys = 100_000,
   ) {}
 
-  async take(key: string, now = Date.now()): Promise<boolean> {
+  take(key: string, now = Date.now()): boolean {
     const rate = this.rate();
     const burst = this.burst();
     let b = this.#m.get(key);

@@ -64,6 +64,8 @@ export function forward(o: {
   timeoutMs: number;
   /** The client's response: if it closes before it finished, the upstream request is aborted. */
   client: ServerResponse;
+  /** Called once when the client's response closes, however it ends. */
+  onClose: () => void;
 }): Promise<ForwardOutcome> {
   return new Promise((resolve) => {
     const u = o.upstream.url;
@@ -85,6 +87,7 @@ export function forward(o: {
     });
     o.client.once("close", () => {
       if (!o.client.writableFinished) req.destroy();
+      o.onClose();
     });
     req.on("error", (err) => done({ kind: "unreachable", detail: err.message }));
     req.on("response", (res: IncomingMessage) => {

@@ -52,6 +52,10 @@ const err = (c: Context, status: number, error: string, extra: Record<string, un
 
 export class GatewayService {
   #active = 0;
+  /** Gives a slot back (forward() calls it when the client's response closes). */
+  readonly #release = () => {
+    this.#active--;
+  };
   readonly #upstreams = new Map<string, { upstream: Upstream; breaker: CircuitBreaker }>();
 
   constructor(private readonly o: GatewayOptions) {}
@@ -146,7 +150,8 @@ export class GatewayService {
 
   /** Proxies one request; resolves to the status the client got. */
   async #proxy(incoming: IncomingMessage, outgoing: ServerResponse, client: string, route: string, targetUrl: string): Promise<number> {
-    if (!(await this.o.buckets.take(`${route}|${client}`))) {
+    const allowed = this.o.buckets.take(`${route}|${client}`);
+    if (!(allowed === true || (allowed !== false && (await allowed)))) {
       this.o.metrics.rateLimited.inc({ route: route.startsWith("handle:") ? "handle" : route });
       return send(outgoing, 429, { error: "rate_limited" }, { "retry-after": "1" });
     }
@@ -174,12 +179,11 @@ export class GatewayService {
       headers["x-pilox-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
       headers["x-hive-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
     }
-    // The slot is given back when the response closes, done or cut short (forward() aborts the
-    // upstream request when the client went away first).
+    // The slot is given back when the response closes, done or cut short (forward() then
+    // aborts the upstream request if the client went away first).
     this.#active++;
-    outgoing.once("close", () => this.#active--);
     const label = { upstream: target.origin };
-    const out = await forward({ upstream: t.upstream, path: target.pathname + target.search, headers, body: incoming, maxBodyBytes: this.o.maxBodyBytes(), timeoutMs: this.o.timeoutMs(), client: outgoing });
+    const out = await forward({ upstream: t.upstream, path: target.pathname + target.search, headers, body: incoming, maxBodyBytes: this.o.maxBodyBytes(), timeoutMs: this.o.timeoutMs(), client: outgoing, onClose: this.#release });
     if (out.kind === "too_large") return send(outgoing, 413, { error: "payload_too_large" }, { connection: "close" });
     if (out.kind === "timeout") {
       t.breaker.failure();
