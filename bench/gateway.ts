@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
 import { startUpstream } from "../test/helpers/upstream.ts";
 import { BUNDLE, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, percentile, report } from "./lib.ts";
+import { median, percentile, report, interleaved } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -106,14 +106,7 @@ export async function run(): Promise<void> {
     await new Promise((r) => setTimeout(r, 300));
     await rate(port, "/v1/a2a/jsonrpc");
     await rate(pport, "/");
-    const base: number[] = [];
-    const mine: number[] = [];
-    for (let r = 0; r < ROUNDS; r++) {
-      const b = () => rate(pport, "/").then((x) => base.push(x));
-      const m = () => rate(port, "/v1/a2a/jsonrpc").then((x) => mine.push(x));
-      if (r % 2 === 0) await b().then(m);
-      else await m().then(b);
-    }
+    const { base, mine } = await interleaved(ROUNDS, () => rate(pport, "/"), () => rate(port, "/v1/a2a/jsonrpc"));
     report("gateway.proxy", "req/s", Math.max(...base), Math.max(...mine), { statistic: "best round", median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000, baseline_is: "a minimal node:http keep-alive proxy to the same upstream", connections: CONNECTIONS, rounds: ROUNDS, target_ratio: 0.8 });
     const direct = await latencies(up.port, "/api/a2a/jsonrpc/public");
     const viaProxy = await latencies(pport, "/");

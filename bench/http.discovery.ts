@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
 import { bareServerScript, BUNDLE, load, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, report } from "./lib.ts";
+import { median, report, interleaved } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -46,14 +46,7 @@ export async function run(): Promise<void> {
       await waitHttp(basePort, "/");
       await load(basePort, "/", CONNECTIONS, 1_000); // warm-up
       await load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, 1_000);
-      const base: number[] = [];
-      const mine: number[] = [];
-      for (let r = 0; r < ROUNDS; r++) {
-        const bareRound = () => load(basePort, "/", CONNECTIONS, ROUND_MS).then((x) => base.push(x));
-        const oursRound = () => load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, ROUND_MS).then((x) => mine.push(x));
-        if (r % 2 === 0) await bareRound().then(oursRound);
-        else await oursRound().then(bareRound);
-      }
+      const { base, mine } = await interleaved(ROUNDS, () => load(basePort, "/", CONNECTIONS, ROUND_MS), () => load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, ROUND_MS));
       report("http.discovery", "req/s", Math.max(...base), Math.max(...mine), {
         statistic: "best round",
         median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000,

@@ -69,3 +69,19 @@ export function benchBus(url?: string, channels: Record<string, ChannelOptions> 
 export async function waitReady(...buses: MeshBus[]): Promise<void> {
   while (!buses.every((b) => b.backend.isReady())) await new Promise((r) => setTimeout(r, 10));
 }
+
+/**
+ * Interleaved rounds of a baseline and our side (alternating which goes first, so drift on a
+ * shared machine hits both alike); returns every round's figure of each side.
+ */
+export async function interleaved(rounds: number, baseline: () => Promise<number>, ours: () => Promise<number>): Promise<{ base: number[]; mine: number[] }> {
+  const base: number[] = [];
+  const mine: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const b = () => baseline().then((x) => void base.push(x));
+    const m = () => ours().then((x) => void mine.push(x));
+    if (r % 2 === 0) await b().then(m);
+    else await m().then(b);
+  }
+  return { base, mine };
+}

@@ -17,7 +17,7 @@ import type { RegistryRecord } from "../src/registry/record.ts";
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
 import { freePort } from "../test/helpers/redis.ts";
 import { bareServerScript, BUNDLE, load, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, percentile, report } from "./lib.ts";
+import { median, percentile, report, interleaved } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -76,14 +76,7 @@ async function http(): Promise<void> {
       await waitHttp(basePort, "/");
       await load(basePort, "/", CONNECTIONS, 1_000);
       await load(port, path, CONNECTIONS, 1_000);
-      const base: number[] = [];
-      const mine: number[] = [];
-      for (let r = 0; r < ROUNDS; r++) {
-        const b = () => load(basePort, "/", CONNECTIONS, ROUND_MS).then((x) => base.push(x));
-        const m = () => load(port, path, CONNECTIONS, ROUND_MS).then((x) => mine.push(x));
-        if (r % 2 === 0) await b().then(m);
-        else await m().then(b);
-      }
+      const { base, mine } = await interleaved(ROUNDS, () => load(basePort, "/", CONNECTIONS, ROUND_MS), () => load(port, path, CONNECTIONS, ROUND_MS));
       report("registry.get", "req/s", Math.max(...base), Math.max(...mine), {
         statistic: "best round",
         median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000,

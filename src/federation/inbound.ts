@@ -14,7 +14,7 @@ import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { AuditLog } from "./audit.ts";
 import type { Peer } from "./peers.ts";
-import type { RateLimiter } from "./rate-limit.ts";
+import type { RateLimiter } from "../net/index.ts";
 import { verifyToken } from "./token.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
 

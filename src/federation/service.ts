@@ -10,7 +10,7 @@ import { AuditLog } from "./audit.ts";
 import { handleRelay, relayTooLarge } from "./inbound.ts";
 import { Forwarder, forwarderGroup, queueDirFor } from "./outbound.ts";
 import { peersOf, type Peer } from "./peers.ts";
-import { RateLimiter } from "./rate-limit.ts";
+import { RateLimiter } from "../net/index.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
 import { Roster } from "./roster.ts";
 import { DISCOVERY_PATH, type WanMeshSummary } from "../discovery/index.ts";

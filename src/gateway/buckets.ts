@@ -4,40 +4,22 @@
  * refills by the server's clock and takes a token).
  */
 import type { RedisClient } from "../bus/backends/redis.ts";
+import { RateLimiter } from "../net/index.ts";
 
 export interface Buckets {
   /** A boolean when the answer is local, a promise when it needs a round trip. */
   take(key: string): boolean | Promise<boolean>;
 }
 
+/** In memory: the token buckets federation uses, with the gateway's burst. */
 export class LocalBuckets implements Buckets {
-  readonly #m = new Map<string, { tokens: number; at: number }>();
-  constructor(
-    private readonly rate: () => number,
-    private readonly burst: () => number,
-    private readonly maxKeys = 100_000,
-  ) {}
+  readonly #limiter: RateLimiter;
+  constructor(rate: () => number, burst: () => number) {
+    this.#limiter = new RateLimiter(rate, 100_000, burst);
+  }
 
-  take(key: string, now = Date.now()): boolean {
-    const rate = this.rate();
-    const burst = this.burst();
-    let b = this.#m.get(key);
-    if (!b) {
-      if (this.#m.size >= this.maxKeys) {
-        let n = Math.max(1, this.maxKeys >> 2);
-        for (const k of this.#m.keys()) {
-          if (n-- <= 0) break;
-          this.#m.delete(k);
-        }
-      }
-      b = { tokens: burst, at: now };
-      this.#m.set(key, b);
-    }
-    b.tokens = Math.min(burst, b.tokens + ((now - b.at) / 1000) * rate);
-    b.at = now;
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+  take(key: string): boolean {
+    return this.#limiter.take(key);
   }
 }
 

@@ -1,15 +1,19 @@
-/** Token buckets by key (client address, peer origin), bounded in the number of keys kept. */
+/**
+ * Token buckets by key (client address, peer origin, route), bounded in the number of keys
+ * kept. The bucket holds `burst(key)` tokens (twice the rate unless given).
+ */
 export class RateLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   constructor(
     private readonly ratePerSecond: (key: string) => number,
     private readonly maxKeys = 10_000,
+    private readonly burst: (key: string) => number = (key) => ratePerSecond(key) * 2,
   ) {}
 
   /** Takes one token; false when the key is over its rate. */
   take(key: string, now: number = Date.now()): boolean {
     const rate = this.ratePerSecond(key);
-    const burst = rate * 2;
+    const burst = this.burst(key);
     let b = this.#buckets.get(key);
     if (!b) {
       if (this.#buckets.size >= this.maxKeys) this.#evictOldest();
