@@ -34,6 +34,13 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
     await sc.connect();
     await waitFor(async () => ((await sc.call("SENTINEL", "REPLICAS", NAME)) as unknown[]).length === 1, 20_000, "sentinel sees the replica");
     sc.disconnect();
+    // And the replica has finished its first sync (on a loaded machine this takes a while).
+    const rc = new Redis(replica.url);
+    try {
+      await waitFor(async () => /master_link_status:up/.test(await rc.info("replication")), 30_000, "replica in sync");
+    } finally {
+      rc.disconnect();
+    }
   }, { timeout: 60_000 });
 
   after(async () => {
@@ -82,9 +89,13 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
 
     // Everything so far is on the replica before the master dies (replication is asynchronous:
     // see the operator guide), then the master goes and the replica is promoted.
-    const m = new Redis(master.url);
-    assert.equal(await m.call("WAIT", 1, 5_000), 1);
-    m.disconnect();
+    const m = new Redis(master.url, { retryStrategy: () => null });
+    m.on("error", () => {});
+    try {
+      assert.equal(await m.call("WAIT", 1, 20_000), 1);
+    } finally {
+      m.disconnect();
+    }
     await master.kill("SIGKILL");
 
     let spooled = 0;
@@ -97,9 +108,14 @@ describe("Redis Sentinel", { timeout: 120_000 }, () => {
     assert.ok(spooled > 0, "some publishes waited in the spool while there was no master");
     assert.deepEqual([...seen.values()].filter((c) => c !== 1), [], "each delivered exactly once");
 
-    const sc = new Redis({ port: sentinel.port, host: "127.0.0.1" });
-    const addr = (await sc.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)) as string[];
-    sc.disconnect();
+    const sc = new Redis({ port: sentinel.port, host: "127.0.0.1", retryStrategy: () => null });
+    sc.on("error", () => {});
+    let addr: string[];
+    try {
+      addr = (await sc.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", NAME)) as string[];
+    } finally {
+      sc.disconnect();
+    }
     assert.equal(Number(addr[1]), replica.port, "the replica is the master now");
 
     await waitFor(
