@@ -38,5 +38,5 @@ node24=$(node --import tsx build/runtime.ts)
 echo "running the tests on $("$node24" --version) ($node24)" >&2
 # Unit tests sit beside the code (src/**/*.test.ts); suites against real services in test/.
 mapfile -t files < <(find src test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
-# --test-force-exit: a file that leaves a handle open after a failure must not hang the run.
-exec "$node24" --import tsx --test --test-concurrency=1 --test-force-exit "${files[@]}"
+# (Not --test-force-exit: on Node 24.21 it ends a file before all of its describe blocks ran.)
+exec "$node24" --import tsx --test --test-concurrency=1 "${files[@]}"
