@@ -41,6 +41,33 @@ describe("under Deno", { timeout: 120_000 }, () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
+  it("registry sign, verify and verify-catalog reproduce the spec vectors", async () => {
+    const key = s.write("registrar.key", vectors.keys.registrar.seedHex + "\n");
+    const { proof: _p, ...unsigned } = vectors.registryRecord.record;
+    const signed = await cli(["registry", "sign", "--key-file", key, "--kid", "k1", "--signer", "https://registrar.example"], { runtime: "deno", stdin: JSON.stringify(unsigned) });
+    assert.equal(signed.code, 0, signed.stderr);
+    const { v2: _v2, ...v1 } = JSON.parse(signed.stdout).proof;
+    assert.deepEqual(v1, vectors.registryRecord.record.proof);
+    const ok = await cli(["registry", "verify", "--require-proof"], { runtime: "deno", stdin: signed.stdout });
+    assert.equal(ok.stdout.trim(), "valid", ok.stderr);
+    const cat = await cli(["registry", "verify-catalog", "--public-key", vectors.keys.registrar.publicKeyHex], { runtime: "deno", stdin: JSON.stringify(vectors.registryCatalog.response) });
+    assert.equal(cat.stdout.trim(), "valid", cat.stderr);
+  });
+
+  it("the registry's SQLite store runs on Deno's node:sqlite", async () => {
+    const script = s.write(
+      "store.ts",
+      `import { SqliteStore } from "${ROOT}/src/registry/sqlite-store.ts";\n` +
+        `const st = new SqliteStore(${JSON.stringify(s.path("deno.sqlite"))});\n` +
+        `const e = await st.put({ handle: "urn:deno:1", seq: 1, body: { handle: "urn:deno:1" }, deleted: false, keys: [], agentCardUrl: "https://a.example/c", expiresAt: 0, etag: "W/\\"x\\"" }, null);\n` +
+        `console.log(JSON.stringify({ cursor: e === "conflict" ? 0 : e.cursor, served: (await st.served("urn:deno:1"))?.etag, conflict: await st.put({ handle: "urn:deno:1", seq: 2, body: {}, deleted: false, keys: [], agentCardUrl: "", expiresAt: 0, etag: "" }, null) }));\n` +
+        `await st.close();\n`,
+    );
+    const r = await cli([], { runtime: "deno", script });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { cursor: 1, served: 'W/"x"', conflict: "conflict" });
+  });
+
   for (const [from, to] of [
     ["deno", "node"],
     ["node", "deno"],
