@@ -18,8 +18,10 @@ const HOP = new Set(["connection", "keep-alive", "proxy-authenticate", "proxy-au
  * client's response cleanly.
  */
 export function relayResponse(res: IncomingMessage, out: ServerResponse): void {
-  const headers: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(res.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+  // The raw name/value list as received (no per-header object work), hop-by-hop ones left out.
+  const raw = res.rawHeaders;
+  const headers: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (!HOP.has(raw[i]!.toLowerCase())) headers.push(raw[i]!, raw[i + 1]!);
   // Headers leave with the first chunk of the body (one write, not two).
   out.writeHead(res.statusCode ?? 502, headers);
   const end = () => {
@@ -94,9 +96,10 @@ export function forward(o: {
       req.setTimeout(0);
       done({ kind: "response", res, startedMs: performance.now() - started });
     });
-    // The caller's body, streamed and counted.
+    // The caller's body, streamed; counted only when it declared no length (with one, Node's
+    // parser holds it to it, and the caller checked it against the bound).
     let n = 0;
-    o.body.on("data", (chunk: Buffer) => {
+    if (o.headers["content-length"] === undefined) o.body.on("data", (chunk: Buffer) => {
       n += chunk.length;
       if (n > o.maxBodyBytes) {
         done({ kind: "too_large" });

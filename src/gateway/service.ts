@@ -48,6 +48,8 @@ export interface GatewayOptions {
 }
 
 const STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+/** The caller's headers that go upstream as they came (besides content type, accept, trace). */
+const PASSED_ON = ["authorization", "x-pilox-public-a2a-key", "tracestate", "baggage"];
 const err = (c: Context, status: number, error: string, extra: Record<string, unknown> = {}) => c.json({ error, ...extra }, status as 400);
 
 export class GatewayService {
@@ -60,15 +62,20 @@ export class GatewayService {
 
   constructor(private readonly o: GatewayOptions) {}
 
+  readonly #byHref = new Map<string, { upstream: Upstream; breaker: CircuitBreaker }>();
+
   /** Pool and breaker per upstream origin (the configured one, and each resolved agent). */
-  #target(url: string): { upstream: Upstream; breaker: CircuitBreaker } {
-    const origin = new URL(url).origin;
+  #target(href: string): { upstream: Upstream; breaker: CircuitBreaker } {
+    const known = this.#byHref.get(href);
+    if (known) return known;
+    const origin = new URL(href).origin;
     let t = this.#upstreams.get(origin);
     if (!t) {
       if (this.#upstreams.size >= 1_000) {
         const first = this.#upstreams.keys().next().value as string;
         this.#upstreams.get(first)!.upstream.agent.destroy();
         this.#upstreams.delete(first);
+        this.#byHref.clear();
       }
       const breaker = new CircuitBreaker(this.o.breakerFailures, this.o.breakerCooldownMs, (s) => {
         this.o.metrics.breaker.set({ upstream: origin }, STATE_VALUE[s]);
@@ -78,7 +85,22 @@ export class GatewayService {
       t = { upstream: upstreamOf(origin, { maxSockets: this.o.maxConcurrent(), ...this.o.tls() }), breaker };
       this.#upstreams.set(origin, t);
     }
+    if (this.#byHref.size >= 10_000) this.#byHref.clear();
+    this.#byHref.set(href, t);
     return t;
+  }
+
+  #authFor: Buffer | undefined;
+  #authText = "";
+  /** `Bearer <secret>`, made again only when the secret (a reload) changed. */
+  #auth(): string {
+    const secret = this.o.secret();
+    if (!secret) return "";
+    if (secret !== this.#authFor) {
+      this.#authFor = secret;
+      this.#authText = `Bearer ${secret.toString("utf8")}`;
+    }
+    return this.#authText;
   }
 
   readonly #urls = new Map<string, URL>();
@@ -99,6 +121,7 @@ export class GatewayService {
   close(): void {
     for (const t of this.#upstreams.values()) t.upstream.agent.destroy();
     this.#upstreams.clear();
+    this.#byHref.clear();
   }
 
   /**
@@ -160,24 +183,26 @@ export class GatewayService {
     if (declared > this.o.maxBodyBytes()) return send(outgoing, 413, { error: "payload_too_large" });
     if (this.#active >= this.o.maxConcurrent()) return send(outgoing, 503, { error: "gateway_busy" }, { "retry-after": "1" });
     const target = this.#url(targetUrl);
-    const t = this.#target(target.origin);
+    const t = this.#target(target.href);
     if (!t.breaker.allow()) return send(outgoing, 503, { error: "origin_unavailable", reason: "circuit open" }, { "retry-after": String(Math.ceil(this.o.breakerCooldownMs() / 1000)) });
-    const one = (k: string) => {
-      const v = h[k];
-      return Array.isArray(v) ? v.join(", ") : v;
+    // (Node joins repeated request headers into one string, set-cookie aside.)
+    const headers: Record<string, string> = {
+      "content-type": (h["content-type"] as string | undefined) ?? "application/json",
+      accept: (h["accept"] as string | undefined) ?? "application/json, text/event-stream",
+      traceparent: nextTraceparent(h["traceparent"] as string | undefined),
+      "x-forwarded-for": client,
     };
-    const headers: Record<string, string> = { "content-type": one("content-type") ?? "application/json", accept: one("accept") ?? "application/json, text/event-stream", traceparent: nextTraceparent(one("traceparent")), "x-forwarded-for": client };
     if (declared) headers["content-length"] = String(declared);
     else headers["transfer-encoding"] = "chunked";
-    for (const k of ["authorization", "x-pilox-public-a2a-key", "tracestate", "baggage"]) {
-      const v = one(k);
+    for (const k of PASSED_ON) {
+      const v = h[k] as string | undefined;
       if (v !== undefined) headers[k] = v;
     }
-    const secret = this.o.secret();
-    if (secret) {
+    const auth = this.#auth();
+    if (auth) {
       // The reference sends X-Hive-Gateway-Auth; the Pilox app reads X-Pilox-Gateway-Auth: both.
-      headers["x-pilox-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
-      headers["x-hive-gateway-auth"] = `Bearer ${secret.toString("utf8")}`;
+      headers["x-pilox-gateway-auth"] = auth;
+      headers["x-hive-gateway-auth"] = auth;
     }
     // The slot is given back when the response closes, done or cut short (forward() then
     // aborts the upstream request if the client went away first).
