@@ -4,6 +4,7 @@
  * Redis), the circuit breaker, timeouts, an upstream dying mid-stream, hostile clients.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
@@ -193,6 +194,42 @@ describe("gateway: protection", { timeout: 60_000 }, () => {
     } finally {
       up.failing = false;
       await g.app.stop(200);
+    }
+  });
+});
+
+describe("gateway: TLS to the upstream with a client certificate", { timeout: 60_000 }, () => {
+  it("reaches an upstream that requires the certificate; without it the upstream is unavailable", async () => {
+    const { makePki } = await import("./helpers/pki.ts");
+    const { createServer } = await import("node:https");
+    const { readFileSync } = await import("node:fs");
+    makePki(s.dir);
+    const srv = createServer({ key: readFileSync(s.path("server.key")), cert: readFileSync(s.path("server.crt")), ca: readFileSync(s.path("ca.crt")), requestCert: true, rejectUnauthorized: true }, (q, r) => {
+      const cn = (q.socket as import("node:tls").TLSSocket).getPeerCertificate().subject?.CN;
+      q.resume();
+      q.on("end", () => r.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ jsonrpc: "2.0", result: { client: cn }, id: 1 })));
+    });
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const url = `https://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    const tls = `upstream_tls_ca_file = "${s.path("ca.crt")}"\n`;
+    const withCert = await gateway("mtls", `rate_per_second = 1000\nburst = 1000\n${tls}upstream_tls_cert_file = "${s.path("client.crt")}"\nupstream_tls_key_file = "${s.path("client.key")}"\n`);
+    const without = await gateway("notls", `rate_per_second = 1000\nburst = 1000\n${tls}`);
+    try {
+      // Point both at the TLS upstream (upstream_url is set by the helper to the plain one).
+      for (const g of [withCert, without]) {
+        const cfg = readFileSync(s.path(`${g === withCert ? "mtls" : "notls"}.toml`), "utf8").replace(/upstream_url = "[^"]*"/, `upstream_url = "${url}"`);
+        writeFileSync(s.path(`${g === withCert ? "mtls" : "notls"}.toml`), cfg);
+        assert.deepEqual(await g.app.reload(), { ok: true });
+      }
+      const ok = await call(withCert.port, "tasks/get");
+      assert.equal(ok.status, 200, ok.body);
+      assert.deepEqual(ok.json.result, { client: "client" });
+      const refused = await call(without.port, "tasks/get");
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.error, "origin_unavailable");
+    } finally {
+      await Promise.all([withCert.app.stop(200), without.app.stop(200)]);
+      srv.close();
     }
   });
 });

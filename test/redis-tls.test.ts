@@ -5,8 +5,7 @@
  * certificate the server refuses it.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { createBus } from "../src/bus/factory.ts";
 import type { MeshBus } from "../src/bus/index.ts";
@@ -14,37 +13,17 @@ import { loadConfig, resolveSecrets } from "../src/config/index.ts";
 import { silentLogger } from "../src/log/index.ts";
 import { untilReady, waitFor } from "./helpers/bus.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { makePki } from "./helpers/pki.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
 
 const s = scratch();
-const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
-
-/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA. */
-function makePki(): void {
-  const key = (name: string) => {
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", s.path(`${name}.key`));
-    chmodSync(s.path(`${name}.key`), 0o600);
-  };
-  key("ca");
-  openssl("req", "-x509", "-new", "-key", s.path("ca.key"), "-days", "2", "-subj", "/CN=pilox test CA", "-out", s.path("ca.crt"));
-  for (const [name, ext] of [
-    ["server", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"],
-    ["client", "extendedKeyUsage=clientAuth\n"],
-  ] as const) {
-    key(name);
-    openssl("req", "-new", "-key", s.path(`${name}.key`), "-subj", `/CN=${name}`, "-out", s.path(`${name}.csr`));
-    writeFileSync(s.path(`${name}.ext`), ext);
-    openssl("x509", "-req", "-in", s.path(`${name}.csr`), "-CA", s.path("ca.crt"), "-CAkey", s.path("ca.key"), "-CAcreateserial", "-days", "2", "-extfile", s.path(`${name}.ext`), "-out", s.path(`${name}.crt`));
-  }
-}
-
 describe("Redis over TLS (rediss://)", { timeout: 60_000 }, () => {
   let redis: TestRedis;
   let tlsPort: number;
   const buses: MeshBus[] = [];
 
   before(async () => {
-    makePki();
+    makePki(s.dir);
     tlsPort = await freePort();
     // The plain port stays for the helper's readiness check; the bus only uses the TLS one.
     redis = await startRedis({
