@@ -141,6 +141,28 @@ describe("fuzz: agent API and federation relay", { timeout: 180_000 }, () => {
   });
 });
 
+describe("fuzz: registry API", { timeout: 120_000 }, () => {
+  it("POST /v1/records, /validate and DELETE with any body: no 5xx", async () => {
+    const port = await freePort();
+    s.write("reg-token", "registry-write-token-0123456789");
+    s.write("reg.toml", `[instance]\norigin = "http://127.0.0.1:${port}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${s.path("reg.sock")}"\n[registry]\nenabled = true\nwrite_token_file = "${s.path("reg-token")}"\nsync_interval_seconds = 3600\n`);
+    const app = await startAppliance(s.path("reg.toml"), s.path("reg-state"));
+    try {
+      const auth = { authorization: "Bearer registry-write-token-0123456789", "content-type": "application/json" };
+      const bodies = [...corpus(9, N / 2, []), ...corpus(10, N / 2, []).map((t) => `{"schema":"pilox-registry-record-v1","handle":"urn:fuzz:handle-1","updatedAt":"2026-01-01T00:00:00Z","agentCardUrl":"https://a.example/c","proof":${t}}`)];
+      for (const body of bodies) {
+        for (const [method, path] of [["POST", "/v1/records"], ["POST", "/v1/records/validate"], ["DELETE", "/v1/records/urn%3Afuzz%3Ahandle-1"]] as const) {
+          const r = await http({ port }, method, path, body, { ...auth, "content-length": String(Buffer.byteLength(body)) });
+          assert.ok(r.status < 500, `${method} ${path}: ${r.status} for ${body.slice(0, 200)}: ${r.body}`);
+        }
+      }
+      assert.equal((await http({ port }, "GET", "/v1/health")).status, 200);
+    } finally {
+      await app.stop(200);
+    }
+  });
+});
+
 describe("fuzz: configuration", () => {
   it("random and hostile TOML gives a configuration or a ConfigError, never anything else", () => {
     const r = rng(8);

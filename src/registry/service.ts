@@ -82,7 +82,8 @@ export class RegistryService {
   /** Applies a record (POST or merge): decided by the rules, countersigned, written conditionally. */
   async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | { ok: false; status: number; code: string; reason: string }> {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const current = await this.o.store.get(rec.handle);
+      // No store lookup for a malformed handle: the rules refuse it with a 400, not the store a 500.
+      const current = typeof rec.handle === "string" ? await this.o.store.get(rec.handle) : undefined;
       const d = decideRecord(current, rec, this.#policy(merge));
       if (!d.ok) return d;
       const vo = this.o.verifyOrigin();
