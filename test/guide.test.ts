@@ -147,3 +147,71 @@ describe("the operator guide, followed as written", { timeout: 120_000 }, () => 
     assert.equal(r.code, 0, r.out);
   });
 });
+
+/** Every `pilox-mesh …` line of the guide's shell blocks, comments and redirections cut off. */
+function guideCommands(): string[] {
+  const blocks = [...GUIDE.matchAll(/```(?:sh|bash|console)\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  return blocks
+    .flatMap((b) => b.split("\n"))
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter((l) => l.startsWith("pilox-mesh "))
+    .map((l) => l.split(/\s[<>|]\s/)[0]!.trim());
+}
+
+describe("every pilox-mesh command in the guide", { timeout: 120_000 }, () => {
+  const WITH_SUB = new Set(["token", "manifest", "registry", "audit", "bus"]);
+  const pre = (): string[] => ["--config", `${ETC}/pilox-mesh.toml`, "--state-dir", s.path("state")];
+
+  it("is a command the executable knows, with options its help names", () => {
+    const lines = guideCommands();
+    assert.ok(lines.length >= 15, `${lines.length} commands found in the guide`);
+    for (const line of lines) {
+      const words = line.split(/\s+/).slice(1);
+      // `pilox-mesh COMMAND --help` stands for every command; checked by the loop itself.
+      if (words[0] === "COMMAND") continue;
+      const cmd = words[0]!.startsWith("-") ? [] : WITH_SUB.has(words[0]!) && words[1] && !words[1].startsWith("-") ? words.slice(0, 2) : words.slice(0, 1);
+      const help = asService([...pre(), ...cmd, "--help"]);
+      assert.equal(help.code, 0, `${line}: ${help.out}`);
+      for (const flag of words.map((w) => w.replace(/^\[/, "")).filter((w) => /^--[a-z-]+$/.test(w) && w !== "--help")) {
+        assert.ok(help.out.includes(flag), `${line}: "${cmd.join(" ")} --help" does not name ${flag}\n${help.out}`);
+      }
+    }
+  });
+
+  it("the offline ones run as written, as the service user: token, manifest and registry sign and verify", () => {
+    const dir = s.path("offline");
+    mkdirSync(dir, { mode: 0o755, recursive: true });
+    if (asRoot) chownSync(dir, uid, gid);
+    const key = `${dir}/identity.key`;
+    let r = asService(["keygen", "--out", key]);
+    assert.equal(r.code, 0, r.out);
+    const pub = asService(["pubkey", "--key-file", key]).out.trim();
+    const run = (line: string, subst: Record<string, string>, stdin?: string) => {
+      let l = line;
+      for (const [k, v] of Object.entries(subst)) l = l.replaceAll(k, v);
+      // Optional parts (`[--at UNIX]`) are left out, as an operator copying the line would.
+      const argv = l.replace(/\s*\[[^\]]*\]/g, "").split(/\s+/).slice(1);
+      const [c, a] = asRoot ? ["runuser", ["-u", USER, "--", X64, ...argv]] : [X64, argv];
+      const p = spawnSync(c, a as string[], { encoding: "utf8", input: stdin ?? "" });
+      assert.equal(p.status, 0, `${l}\n${p.stdout}${p.stderr}`);
+      return p.stdout;
+    };
+    const lines = guideCommands();
+    const find = (re: RegExp) => {
+      const l = lines.find((x) => re.test(x));
+      assert.ok(l, `the guide shows ${re}`);
+      return l!;
+    };
+    const keys = { "/var/lib/pilox-mesh/identity.key": key, "signer.key": key, "agent.key": key, "<pubhex>": pub, "<signer pubhex>": pub };
+    const token = run(find(/^pilox-mesh token mint /), keys).trim();
+    const claims = JSON.parse(run(find(/^pilox-mesh token verify /), keys, token));
+    assert.equal(claims.iss, "https://a.example");
+    const payload = /```json\n(\{"v": 1, "issuedAt"[^\n]*)\n```/.exec(GUIDE)![1]!.replace("<b's public key, 64 hex>", pub);
+    const manifest = run(find(/^pilox-mesh manifest sign /), keys, payload);
+    run(find(/^pilox-mesh manifest verify /), keys, manifest);
+    const record = { schema: "pilox-registry-record-v1", handle: "urn:pilox:agent:example:1", updatedAt: "2026-11-01T00:00:00Z", agentCardUrl: "https://agents.example/card.json" };
+    const signed = run(find(/^pilox-mesh registry sign /), keys, JSON.stringify(record));
+    const v = spawnSync(asRoot ? "runuser" : X64, asRoot ? ["-u", USER, "--", X64, "registry", "verify", "--require-proof", "--public-key", pub] : ["registry", "verify", "--require-proof", "--public-key", pub], { encoding: "utf8", input: signed });
+    assert.equal(v.status, 0, v.stdout + v.stderr);
+  });
+});
