@@ -14,7 +14,7 @@
 import { Redis } from "ioredis";
 import { startRedis } from "../test/helpers/redis.ts";
 import type { MeshBus } from "../src/bus/index.ts";
-import { benchBus, median, payload, percentile, report, waitReady, windowed } from "./lib.ts";
+import { benchBus, median, payload, percentile, report, reportRounds, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 20_000);
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 7);
@@ -137,11 +137,9 @@ export async function run(): Promise<void> {
       for (const [side, rates] of order) rates.push(await rate(side, batch()));
     }
     const round = (xs: number[]) => xs.map((x) => Math.round(x));
-    report("bus.pubsub", "msg/s", Math.max(...rawRates), Math.max(...meshRates), {
-      statistic: "best round",
+    reportRounds("bus.pubsub", "msg/s", { base: rawRates, mine: meshRates }, {
       median_baseline: Math.round(median(rawRates)),
       median_value: Math.round(median(meshRates)),
-      median_ratio: Math.round((median(meshRates) / median(rawRates)) * 1000) / 1000,
       messages_per_round: N,
       rounds: ROUNDS,
       window: WINDOW,

@@ -10,9 +10,9 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
-import { startUpstream } from "../test/helpers/upstream.ts";
+import { readStream, startUpstream } from "../test/helpers/upstream.ts";
 import { BUNDLE, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, percentile, report, interleaved } from "./lib.ts";
+import { percentile, report, reportRounds, interleaved } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -65,29 +65,9 @@ async function latencies(port: number, path: string, n = 2_000): Promise<number[
 }
 
 /** Time to the first event and the mean lag per event of one SSE stream. */
-function stream(port: number, path: string): Promise<{ ttfb: number; lag: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    let ttfb = 0;
-    const lags: number[] = [];
-    const body = JSON.stringify({ jsonrpc: "2.0", method: "message/stream", id: 1 });
-    const req = request({ host: "127.0.0.1", port, path, method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-      res.setEncoding("utf8");
-      let buf = "";
-      res.on("data", (d: string) => {
-        ttfb ||= Date.now() - t0;
-        buf += d;
-        let k: number;
-        while ((k = buf.indexOf("\n\n")) >= 0) {
-          lags.push(Date.now() - (JSON.parse(buf.slice(6, k)) as { sentAt: number }).sentAt);
-          buf = buf.slice(k + 2);
-        }
-      });
-      res.on("end", () => resolve({ ttfb, lag: lags.reduce((a, b) => a + b, 0) / Math.max(1, lags.length) }));
-    });
-    req.on("error", reject);
-    req.end(body);
-  });
+async function stream(port: number, path: string): Promise<{ ttfb: number; lag: number }> {
+  const r = await readStream(port, path, JSON.stringify({ jsonrpc: "2.0", method: "message/stream", id: 1 }));
+  return { ttfb: r.firstByteMs, lag: r.events.reduce((a, e) => a + e.lagMs, 0) / Math.max(1, r.events.length) };
 }
 
 export async function run(): Promise<void> {
@@ -106,8 +86,8 @@ export async function run(): Promise<void> {
     await new Promise((r) => setTimeout(r, 300));
     await rate(port, "/v1/a2a/jsonrpc");
     await rate(pport, "/");
-    const { base, mine } = await interleaved(ROUNDS, () => rate(pport, "/"), () => rate(port, "/v1/a2a/jsonrpc"));
-    report("gateway.proxy", "req/s", Math.max(...base), Math.max(...mine), { statistic: "best round", median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000, baseline_is: "a minimal node:http keep-alive proxy to the same upstream", connections: CONNECTIONS, rounds: ROUNDS, target_ratio: 0.8 });
+    const rounds = await interleaved(ROUNDS, () => rate(pport, "/"), () => rate(port, "/v1/a2a/jsonrpc"));
+    reportRounds("gateway.proxy", "req/s", rounds, { baseline_is: "a minimal node:http keep-alive proxy to the same upstream", connections: CONNECTIONS, rounds: ROUNDS, target_ratio: 0.8 });
     const direct = await latencies(up.port, "/api/a2a/jsonrpc/public");
     const viaProxy = await latencies(pport, "/");
     const viaGw = await latencies(port, "/v1/a2a/jsonrpc");

@@ -10,8 +10,8 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
-import { bareServerScript, BUNDLE, load, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, report, interleaved } from "./lib.ts";
+import { BUNDLE, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
+import { reportRounds } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -40,25 +40,8 @@ export async function run(): Promise<void> {
   try {
     await waitHttp(ours);
     const body = await fetchBody(ours, "/.well-known/pilox-mesh.json");
-    const basePort = await freePort();
-    const bare = start(node, ["-e", bareServerScript(basePort, body)]);
-    try {
-      await waitHttp(basePort, "/");
-      await load(basePort, "/", CONNECTIONS, 1_000); // warm-up
-      await load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, 1_000);
-      const { base, mine } = await interleaved(ROUNDS, () => load(basePort, "/", CONNECTIONS, ROUND_MS), () => load(ours, "/.well-known/pilox-mesh.json", CONNECTIONS, ROUND_MS));
-      report("http.discovery", "req/s", Math.max(...base), Math.max(...mine), {
-        statistic: "best round",
-        median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000,
-        rounds: ROUNDS,
-        round_ms: ROUND_MS,
-        connections: CONNECTIONS,
-        bytes: Buffer.byteLength(body),
-        target_ratio: 0.7,
-      });
-    } finally {
-      await stop(bare);
-    }
+    const r = await versusBare(node, ours, "/.well-known/pilox-mesh.json", body, { rounds: ROUNDS, roundMs: ROUND_MS, connections: CONNECTIONS });
+    reportRounds("http.discovery", "req/s", r, { rounds: ROUNDS, round_ms: ROUND_MS, connections: CONNECTIONS, bytes: Buffer.byteLength(body), target_ratio: 0.7 });
   } finally {
     await stop(mesh);
     rmSync(dir, { recursive: true, force: true });

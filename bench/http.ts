@@ -5,6 +5,8 @@ import { Agent, request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runtime } from "../build/runtime.ts";
+import { freePort } from "../test/helpers/redis.ts";
+import { interleaved } from "./lib.ts";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = join(ROOT, "dist", "pilox-mesh-linux-x64");
@@ -22,6 +24,23 @@ export function requireBuild(): void {
 /** A bare node:http server answering every request with `body` (the baseline). */
 export function bareServerScript(port: number, body: string): string {
   return `require("node:http").createServer((q, r) => { r.writeHead(200, {"content-type":"application/json","cache-control":"public, max-age=120","etag":"\\"x\\"","access-control-allow-origin":"*"}); r.end(${JSON.stringify(body)}); }).listen(${port}, "127.0.0.1", () => process.stderr.write("ready\\n"));`;
+}
+
+/**
+ * GET `path` on our server against a bare server answering the same `body`: both warmed up,
+ * then interleaved rounds of keep-alive load; every round's req/s of each side.
+ */
+export async function versusBare(node: string, port: number, path: string, body: string, o: { rounds: number; roundMs: number; connections: number }): Promise<{ base: number[]; mine: number[] }> {
+  const basePort = await freePort();
+  const bare = start(node, ["-e", bareServerScript(basePort, body)]);
+  try {
+    await waitHttp(basePort, "/");
+    await load(basePort, "/", o.connections, 1_000);
+    await load(port, path, o.connections, 1_000);
+    return await interleaved(o.rounds, () => load(basePort, "/", o.connections, o.roundMs), () => load(port, path, o.connections, o.roundMs));
+  } finally {
+    await stop(bare);
+  }
 }
 
 export async function waitHttp(port: number, path = "/healthz", timeoutMs = 20_000): Promise<void> {

@@ -16,6 +16,11 @@ export function report(bench: string, unit: string, baseline: number, value: num
   process.stdout.write(JSON.stringify(f) + "\n");
 }
 
+/** A figure from interleaved rounds: the best round of each side, with the medians' ratio. */
+export function reportRounds(bench: string, unit: string, r: { base: number[]; mine: number[] }, extra: Record<string, unknown> = {}): void {
+  report(bench, unit, Math.max(...r.base), Math.max(...r.mine), { statistic: "best round", median_ratio: Math.round((median(r.mine) / median(r.base)) * 1000) / 1000, ...extra });
+}
+
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   if (s.length === 0) return 0;

@@ -16,8 +16,8 @@ import { signRecord } from "../src/registry/proof.ts";
 import type { RegistryRecord } from "../src/registry/record.ts";
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
 import { freePort } from "../test/helpers/redis.ts";
-import { bareServerScript, BUNDLE, load, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
-import { median, percentile, report, interleaved } from "./lib.ts";
+import { BUNDLE, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
+import { percentile, report, reportRounds } from "./lib.ts";
 
 const CONNECTIONS = 32;
 const ROUND_MS = Number(process.env["BENCH_MS"] ?? 2_000);
@@ -70,25 +70,8 @@ async function http(): Promise<void> {
     }
     const path = `/v1/records/${encodeURIComponent(rec(500).handle)}`;
     const body = (await httpCall(port, "GET", path)).body;
-    const basePort = await freePort();
-    const bare = start(node, ["-e", bareServerScript(basePort, body)]);
-    try {
-      await waitHttp(basePort, "/");
-      await load(basePort, "/", CONNECTIONS, 1_000);
-      await load(port, path, CONNECTIONS, 1_000);
-      const { base, mine } = await interleaved(ROUNDS, () => load(basePort, "/", CONNECTIONS, ROUND_MS), () => load(port, path, CONNECTIONS, ROUND_MS));
-      report("registry.get", "req/s", Math.max(...base), Math.max(...mine), {
-        statistic: "best round",
-        median_ratio: Math.round((median(mine) / median(base)) * 1000) / 1000,
-        baseline_is: "bare node:http answering the same stored JSON",
-        rounds: ROUNDS,
-        connections: CONNECTIONS,
-        bytes: Buffer.byteLength(body),
-        target_ratio: 0.7,
-      });
-    } finally {
-      await stop(bare);
-    }
+    const r = await versusBare(node, port, path, body, { rounds: ROUNDS, roundMs: ROUND_MS, connections: CONNECTIONS });
+    reportRounds("registry.get", "req/s", r, { baseline_is: "bare node:http answering the same stored JSON", rounds: ROUNDS, connections: CONNECTIONS, bytes: Buffer.byteLength(body), target_ratio: 0.7 });
   } finally {
     await stop(mesh);
     rmSync(dir, { recursive: true, force: true });

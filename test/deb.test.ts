@@ -5,11 +5,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildDeb } from "../build/deb.ts";
 import { ROOT } from "./helpers/cli.ts";
+import { assertServiceLayout, mode } from "./helpers/layout.ts";
 import { scratch } from "./helpers/tmp.ts";
 
 const run = promisify(execFile);
@@ -19,7 +20,6 @@ const version = (JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { v
 const DEB = (arch: string) => `${ROOT}/dist/pilox-mesh_${version}_${arch}.deb`;
 const root = s.path("root");
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
-const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, "0");
 
 /** dpkg on the scratch root; libc and friends are the host's, so dependencies are not checked. */
 function dpkg(...args: string[]) {
@@ -50,13 +50,7 @@ describe(".deb packages", () => {
     assert.ok(m);
     const [uid, gid] = [Number(m[1]), Number(m[2])];
     assert.equal(mode(`${root}/usr/bin/pilox-mesh`), "0755");
-    assert.equal(mode(`${root}/etc/pilox-mesh`), "0750");
-    assert.equal(statSync(`${root}/etc/pilox-mesh`).gid, gid);
-    assert.equal(mode(`${root}/etc/pilox-mesh/pilox-mesh.toml`), "0640");
-    assert.equal(mode(`${root}/var/lib/pilox-mesh`), "0700");
-    assert.equal(statSync(`${root}/var/lib/pilox-mesh`).uid, uid);
-    assert.equal(mode(`${root}/var/lib/pilox-mesh/identity.key`), "0600");
-    assert.equal(statSync(`${root}/var/lib/pilox-mesh/identity.key`).uid, uid);
+    assertServiceLayout(root, uid, gid);
     const conffiles = (await run("dpkg-query", [`--admindir=${root}/var/lib/dpkg`, "-W", "-f=${Conffiles}", "pilox-mesh"])).stdout;
     assert.match(conffiles, /\/etc\/pilox-mesh\/pilox-mesh\.toml [0-9a-f]{32}/);
     // The packaged default configuration is the one install.sh writes, and it is valid.

@@ -13,9 +13,8 @@ import { ConfigError, loadConfig } from "../src/config/index.ts";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { mintToken } from "../src/federation/index.ts";
 import { createKeyFile } from "../src/identity/index.ts";
-import type { Metrics } from "../src/metrics/index.ts";
 import { http, startAppliance } from "./helpers/appliance.ts";
-import { collector, makeBus, startReady, waitFor } from "./helpers/bus.ts";
+import { collector, counterSum, makeBus, startReady, waitFor } from "./helpers/bus.ts";
 import { corpus, rng } from "./helpers/fuzz.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
@@ -38,11 +37,6 @@ after(async () => {
   s.cleanup();
 });
 
-async function sum(m: Metrics, name: string, filter: (labels: Partial<Record<string, string | number>>) => boolean = () => true): Promise<number> {
-  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  return (metric?.values ?? []).filter((v) => filter(v.labels)).reduce((n, v) => n + Number(v.value), 0);
-}
-
 /** Valid messages to break: ours, with prototype keys the MAC covers. */
 const valid = (channel: string) =>
   [0, 1, 2].map((i) => sealToWire(channel, JSON.parse(`{"i":${i},"__proto__":{"p":1},"constructor":"c","prototype":[1]}`), k1).wire);
@@ -58,7 +52,7 @@ describe("fuzz: bus", { timeout: 120_000 }, () => {
     for (const t of texts) await raw.publish("fz", t);
     const genuine = valid("fz");
     for (const t of genuine) await raw.publish("fz", t);
-    await waitFor(async () => c.got.length + (await sum(b.metrics, "pilox_mesh_bus_rejected_total")) === N + genuine.length, 30_000, "all accounted for");
+    await waitFor(async () => c.got.length + (await counterSum(b.metrics, "pilox_mesh_bus_rejected_total")) === N + genuine.length, 30_000, "all accounted for");
     const ours = c.got.filter((d) => Object.hasOwn(d.message, "__proto__"));
     assert.ok(ours.length >= genuine.length);
     for (const d of ours) {
@@ -77,14 +71,14 @@ describe("fuzz: bus", { timeout: 120_000 }, () => {
     await b.bus.subscribe("fz-d", c.handler);
     const texts = corpus(2, N, valid("fz-d"));
     for (const t of texts) await raw.xadd("pilox-mesh:stream:fz-d", "*", "m", t);
-    const accounted = async () => c.got.length + (await raw.xlen("pilox-mesh:stream:fz-d:dead")) + (await sum(b.metrics, "pilox_mesh_bus_durable_duplicates_total"));
+    const accounted = async () => c.got.length + (await raw.xlen("pilox-mesh:stream:fz-d:dead")) + (await counterSum(b.metrics, "pilox_mesh_bus_durable_duplicates_total"));
     await waitFor(async () => (await accounted()) === N, 60_000, "all accounted for").catch(async (err) => {
-      throw new Error(`${(err as Error).message}: ${c.got.length} delivered, ${await raw.xlen("pilox-mesh:stream:fz-d:dead")} dead, ${await sum(b.metrics, "pilox_mesh_bus_durable_duplicates_total")} duplicates of ${N}; stream ${await raw.xlen("pilox-mesh:stream:fz-d")}, pending ${JSON.stringify(await raw.xpending("pilox-mesh:stream:fz-d", "fz-g"))}`);
+      throw new Error(`${(err as Error).message}: ${c.got.length} delivered, ${await raw.xlen("pilox-mesh:stream:fz-d:dead")} dead, ${await counterSum(b.metrics, "pilox_mesh_bus_durable_duplicates_total")} duplicates of ${N}; stream ${await raw.xlen("pilox-mesh:stream:fz-d")}, pending ${JSON.stringify(await raw.xpending("pilox-mesh:stream:fz-d", "fz-g"))}`);
     });
     const dead = await raw.xrange("pilox-mesh:stream:fz-d:dead", "-", "+");
     const reasons = new Set(dead.map(([, f]) => f[f.indexOf("reason") + 1]));
     for (const r of reasons) assert.match(String(r), /^(oversized|malformed|too_deep|invalid_schema|unsigned|unextended|unknown_key|forged|wrong_channel|stale|clock_skew)$/);
-    assert.equal(await sum(b.metrics, "pilox_mesh_bus_rejected_total"), dead.length + (await sum(b.metrics, "pilox_mesh_bus_durable_duplicates_total")));
+    assert.equal(await counterSum(b.metrics, "pilox_mesh_bus_rejected_total"), dead.length + (await counterSum(b.metrics, "pilox_mesh_bus_durable_duplicates_total")));
     const pending = (await raw.xpending("pilox-mesh:stream:fz-d", "fz-g")) as [number];
     assert.equal(pending[0], 0);
   });
@@ -124,7 +118,7 @@ describe("fuzz: agent API and federation relay", { timeout: 180_000 }, () => {
   });
 
   it("POST /v1/federation/relay with valid tokens: no 5xx, and every request is counted as accepted or refused by reason", async () => {
-    const before = await sum(app.metrics, "pilox_mesh_federation_requests_total", (l) => l["direction"] === "inbound");
+    const before = await counterSum(app.metrics, "pilox_mesh_federation_requests_total", (l) => l["direction"] === "inbound");
     const r0 = rng(5);
     const bodies = [
       ...corpus(6, N / 2, []),
@@ -136,7 +130,7 @@ describe("fuzz: agent API and federation relay", { timeout: 180_000 }, () => {
       assert.ok(r.status < 500, `${r.status} for ${body.slice(0, 200)}: ${r.body}`);
     }
     // Each request adds one accepted or refused count, plus one per refused message in a batch.
-    const after = await sum(app.metrics, "pilox_mesh_federation_requests_total", (l) => l["direction"] === "inbound");
+    const after = await counterSum(app.metrics, "pilox_mesh_federation_requests_total", (l) => l["direction"] === "inbound");
     assert.ok(after - before >= bodies.length, `${after - before} counted for ${bodies.length} requests`);
   });
 });

@@ -13,7 +13,7 @@ import { http, startAppliance } from "./helpers/appliance.ts";
 import { waitFor } from "./helpers/bus.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
-import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { readStream, startUpstream, type TestUpstream } from "./helpers/upstream.ts";
 
 const s = scratch();
 const SECRET = "gateway-upstream-secret-0123456789";
@@ -73,29 +73,10 @@ describe("gateway: forwarding", { timeout: 60_000 }, () => {
   });
 
   it("streams: each SSE event reaches the client before the upstream sends the next", async () => {
-    const arrivals: { i: number; lag: number }[] = [];
-    let firstByte = 0;
-    const t0 = Date.now();
-    await new Promise<void>((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: g.port, path: "/v1/a2a/jsonrpc", method: "POST", headers: { "content-type": "application/json" } }, (res) => {
-        assert.equal(res.headers["content-type"], "text/event-stream");
-        res.setEncoding("utf8");
-        let buf = "";
-        res.on("data", (d: string) => {
-          firstByte ||= Date.now() - t0;
-          buf += d;
-          let k: number;
-          while ((k = buf.indexOf("\n\n")) >= 0) {
-            const ev = JSON.parse(buf.slice(6, k)) as { i: number; sentAt: number };
-            arrivals.push({ i: ev.i, lag: Date.now() - ev.sentAt });
-            buf = buf.slice(k + 2);
-          }
-        });
-        res.on("end", () => resolve());
-      });
-      req.on("error", reject);
-      req.end(rpc("message/stream"));
-    });
+    const r = await readStream(g.port, "/v1/a2a/jsonrpc", rpc("message/stream"));
+    assert.equal(r.contentType, "text/event-stream");
+    const arrivals = r.events.map((e) => ({ i: e.event.i, lag: e.lagMs }));
+    const firstByte = r.firstByteMs;
     assert.deepEqual(arrivals.map((a) => a.i), [0, 1, 2, 3, 4]);
     for (const a of arrivals) assert.ok(a.lag < 80, `event ${a.i} arrived ${a.lag} ms after it was sent`);
     assert.ok(firstByte < 400, `first byte after ${firstByte} ms`);

@@ -2,10 +2,11 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { ROOT } from "./helpers/cli.ts";
+import { assertServiceLayout, mode } from "./helpers/layout.ts";
 import { scratch } from "./helpers/tmp.ts";
 
 const run = promisify(execFile);
@@ -32,7 +33,6 @@ function fakeBinary(name: string, version: string): { path: string; sha: string 
   return { path, sha: createHash("sha256").update(readFileSync(path)).digest("hex") };
 }
 
-const mode = (p: string) => (statSync(p).mode & 0o7777).toString(8).padStart(4, "0");
 
 describe("install.sh", () => {
   const root = s.path("root");
@@ -49,13 +49,7 @@ describe("install.sh", () => {
     const [uid, gid] = [Number(m[1]), Number(m[2])];
     assert.ok(uid < 1000, "a system account");
     assert.match(readFileSync(`${root}/etc/group`, "utf8"), new RegExp(`^pilox-mesh:x:${gid}:$`, "m"));
-    assert.equal(mode(`${root}/etc/pilox-mesh`), "0750");
-    assert.equal(statSync(`${root}/etc/pilox-mesh`).gid, gid);
-    assert.equal(mode(`${root}/etc/pilox-mesh/pilox-mesh.toml`), "0640");
-    assert.equal(mode(`${root}/var/lib/pilox-mesh`), "0700");
-    assert.equal(statSync(`${root}/var/lib/pilox-mesh`).uid, uid);
-    assert.equal(mode(`${root}/var/lib/pilox-mesh/identity.key`), "0600");
-    assert.equal(statSync(`${root}/var/lib/pilox-mesh/identity.key`).uid, uid);
+    assertServiceLayout(root, uid, gid);
     assert.equal(readFileSync(`${root}/etc/systemd/system/pilox-mesh.service`, "utf8"), readFileSync(`${ROOT}/systemd/pilox-mesh.service`, "utf8"));
   });
 

@@ -30,6 +30,13 @@ export function loadOptions(values: { config?: string | undefined; "state-dir"?:
   return o;
 }
 
+/** A whole-number flag within [min, max], or undefined when absent. */
+export function intFlag(v: string | undefined, flag: string, min: number, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d{1,16}$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}`);
+  return Number(v);
+}
+
 export function required(v: string | undefined, flag: string): string {
   if (v === undefined || v === "") throw new UsageError(`${flag} is required`);
   return v;

@@ -50,7 +50,6 @@ export interface GatewayOptions {
 const STATE_VALUE: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
 /** The caller's headers that go upstream as they came (besides content type, accept, trace). */
 const PASSED_ON = ["authorization", "x-pilox-public-a2a-key", "tracestate", "baggage"];
-const err = (c: Context, status: number, error: string, extra: Record<string, unknown> = {}) => c.json({ error, ...extra }, status as 400);
 
 export class GatewayService {
   #active = 0;

@@ -73,6 +73,12 @@ export async function counterValue(m: Metrics, name: string, labels: Record<stri
   return Number(v?.value ?? 0);
 }
 
+/** A metric's values summed over every label set that `filter` keeps. */
+export async function counterSum(m: Metrics, name: string, filter: (labels: Partial<Record<string, string | number>>) => boolean = () => true): Promise<number> {
+  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  return (metric?.values ?? []).filter((v) => filter(v.labels)).reduce((n, v) => n + Number(v.value), 0);
+}
+
 /** Starts the buses and waits until each backend is connected. */
 export async function startReady(...buses: MeshBus[]): Promise<void> {
   await Promise.all(buses.map((b) => b.start()));

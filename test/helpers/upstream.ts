@@ -3,7 +3,7 @@
  * streams SSE events on `message/stream` (one per `interval` ms, each stamped with its send
  * time), answers 503 while `failing`, stalls on `slow`, and dies mid-stream on `die`.
  */
-import { createServer, type IncomingMessage, type Server } from "node:http";
+import { createServer, request, type IncomingMessage, type Server } from "node:http";
 
 export interface TestUpstream {
   port: number;
@@ -60,4 +60,33 @@ export async function startUpstream(): Promise<TestUpstream> {
       srv.close(() => r());
     });
   return u;
+}
+
+/**
+ * POSTs `body` and reads the SSE answer of the upstream's `message/stream`: when the first byte
+ * came (ms after sending) and each event with how long after its `sentAt` stamp it arrived.
+ */
+export function readStream(port: number, path: string, body: string): Promise<{ contentType: string | undefined; firstByteMs: number; events: { event: { i: number; sentAt: number }; lagMs: number }[] }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    let firstByteMs = 0;
+    const events: { event: { i: number; sentAt: number }; lagMs: number }[] = [];
+    const req = request({ host: "127.0.0.1", port, path, method: "POST", headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.setEncoding("utf8");
+      let buf = "";
+      res.on("data", (d: string) => {
+        firstByteMs ||= Date.now() - t0;
+        buf += d;
+        let k: number;
+        while ((k = buf.indexOf("\n\n")) >= 0) {
+          const event = JSON.parse(buf.slice(6, k)) as { i: number; sentAt: number };
+          events.push({ event, lagMs: Date.now() - event.sentAt });
+          buf = buf.slice(k + 2);
+        }
+      });
+      res.on("end", () => resolve({ contentType: res.headers["content-type"], firstByteMs, events }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
 }

@@ -1,7 +1,7 @@
 /** `discover URL`: fetch a peer's discovery document, check its signature, print its routes. */
 import { checkDocument, DISCOVERY_PATH } from "../../discovery/index.ts";
 import { parseJson } from "../../json/index.ts";
-import { EXIT, parse, UsageError, type Io } from "../args.ts";
+import { EXIT, intFlag, parse, UsageError, type Io } from "../args.ts";
 
 const MAX_DOC_BYTES = 256 * 1024;
 
@@ -25,9 +25,10 @@ export async function discover(args: string[], io: Io): Promise<number> {
   if (url.pathname === "/" || url.pathname === "") url.pathname = DISCOVERY_PATH;
   const pinned = values["public-key"];
   if (pinned !== undefined && !/^[0-9a-fA-F]{64}$/.test(pinned)) throw new UsageError("--public-key takes 64 hex characters");
+  const timeoutS = intFlag(values.timeout, "--timeout", 1, 120) ?? 10;
   let res: Response;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(Number(values.timeout ?? 10) * 1000), redirect: "error" });
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutS * 1000), redirect: "error" });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     io.stderr(`pilox-mesh discover: cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);

@@ -12,13 +12,7 @@ import {
   type PeerKeys,
 } from "../../federation/index.ts";
 import { publicKeyFromHex, readKeyFile, thumbprint } from "../../identity/index.ts";
-import { EXIT, parse, readStdin, required, UsageError, type Io } from "../args.ts";
-
-const int = (s: string | undefined, flag: string, min: number, max: number): number | undefined => {
-  if (s === undefined) return undefined;
-  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) throw new UsageError(`${flag} takes a whole number from ${min} to ${max}`);
-  return Number(s);
-};
+import { EXIT, intFlag, parse, readStdin, required, UsageError, type Io } from "../args.ts";
 
 const origin = (s: string, flag: string): string => {
   const o = normalizeOrigin(s);
@@ -46,7 +40,7 @@ export async function token(args: string[], io: Io): Promise<number> {
       key,
       iss: origin(required(values.iss, "--iss"), "--iss"),
       aud: origin(required(values.aud, "--aud"), "--aud"),
-      ttlSeconds: int(values.ttl, "--ttl", 1, 300) ?? 60,
+      ttlSeconds: intFlag(values.ttl, "--ttl", 1, 300) ?? 60,
     };
     if (values["body-file"]) o.body = readFileSync(values["body-file"]);
     io.stdout((await mintToken(o)) + "\n");
@@ -72,13 +66,13 @@ export async function token(args: string[], io: Io): Promise<number> {
       peers.set(o, entry);
     }
     if (peers.size === 0) throw new UsageError("at least one --peer ORIGIN=PUBHEX is required");
-    const at = int(values.at, "--at", 0, 2 ** 40);
+    const at = intFlag(values.at, "--at", 0, 2 ** 40);
     const tokenText = (await readStdin(io, 16 * 1024)).trim();
     const policy: Parameters<typeof verifyToken>[1] = {
       audience: origin(required(values.aud, "--aud"), "--aud"),
       peers,
-      leewaySeconds: int(values.leeway, "--leeway", 0, 120) ?? 30,
-      maxLifetimeSeconds: int(values["max-lifetime"], "--max-lifetime", 1, 86_400) ?? 300,
+      leewaySeconds: intFlag(values.leeway, "--leeway", 0, 120) ?? 30,
+      maxLifetimeSeconds: intFlag(values["max-lifetime"], "--max-lifetime", 1, 86_400) ?? 300,
       replay: new MemoryTokenReplayStore(),
     };
     if (at !== undefined) policy.now = at * 1000;
@@ -100,8 +94,8 @@ export async function manifest(args: string[], io: Io): Promise<number> {
     } catch {
       throw new UsageError("standard input is not JSON (the manifest payload {v: 1, peers: [...]})");
     }
-    const seq = int(values.seq, "--seq", 0, Number.MAX_SAFE_INTEGER);
-    const expiresIn = int(values["expires-in"], "--expires-in", 60, 366 * 86_400);
+    const seq = intFlag(values.seq, "--seq", 0, Number.MAX_SAFE_INTEGER);
+    const expiresIn = intFlag(values["expires-in"], "--expires-in", 60, 366 * 86_400);
     if ((seq === undefined) !== (expiresIn === undefined)) throw new UsageError("--seq and --expires-in go together");
     let body: ReturnType<typeof signManifest>;
     try {
@@ -134,7 +128,7 @@ export async function manifest(args: string[], io: Io): Promise<number> {
       return EXIT.failure;
     }
     const policy: Parameters<typeof verifyManifest>[1] = { signers: keys, requireExt: values["require-ext"] === true };
-    const minSeq = int(values["min-seq"], "--min-seq", 0, Number.MAX_SAFE_INTEGER);
+    const minSeq = intFlag(values["min-seq"], "--min-seq", 0, Number.MAX_SAFE_INTEGER);
     if (minSeq !== undefined) policy.minSeq = minSeq;
     const r = verifyManifest(body, policy);
     return verdict(io, r, () => r.ok && r.peers);

@@ -1,7 +1,7 @@
 /** `peers`: the federation status of the running appliance. `audit verify`: check the log's chain. */
 import { loadConfig } from "../../config/index.ts";
 import { verifyAuditFiles } from "../../federation/index.ts";
-import { EXIT, loadOptions, parse, required, UsageError, type Io } from "../args.ts";
+import { EXIT, loadOptions, parse, UsageError, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
 
 /** --socket, else the agent API socket of the configuration. */

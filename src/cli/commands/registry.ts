@@ -7,7 +7,7 @@ import { verifyCatalog } from "../../registry/catalog.ts";
 import { signRecord, verifyProofV1, verifyProofV2 } from "../../registry/proof.ts";
 import { checkRecord, MAX_RECORD_BYTES, type RegistryRecord } from "../../registry/record.ts";
 import { signTombstone } from "../../registry/rules.ts";
-import { EXIT, parse, readStdin, required, UsageError, type Io } from "../args.ts";
+import { EXIT, intFlag, parse, readStdin, required, UsageError, type Io } from "../args.ts";
 
 export const REGISTRY_USAGE = `usage:
   pilox-mesh registry sign --key-file F --kid K [--signer URI] [--seq N]    < record.json
@@ -50,12 +50,6 @@ async function readObject(io: Io, max: number): Promise<Record<string, unknown> 
   return r.value as Record<string, unknown>;
 }
 
-function int(v: string | undefined, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(v)) throw new UsageError(`${flag} takes a whole number`);
-  return Number(v);
-}
-
 async function sign(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { "key-file": { type: "string" }, kid: { type: "string" }, signer: { type: "string" }, seq: { type: "string" } });
   const key = readKeyFile(required(values["key-file"], "--key-file"));
@@ -71,7 +65,7 @@ async function sign(args: string[], io: Io): Promise<number> {
     io.stderr(`pilox-mesh registry sign: invalid_record: ${check.instancePath || "/"}: ${check.message}\n`);
     return EXIT.failure;
   }
-  const seq = int(values.seq, "--seq") ?? Math.floor(Date.parse(check.record.updatedAt) / 1000);
+  const seq = intFlag(values.seq, "--seq", 0, Number.MAX_SAFE_INTEGER) ?? Math.floor(Date.parse(check.record.updatedAt) / 1000);
   let out: RegistryRecord;
   try {
     out = signRecord(check.record, key, { kid, seq, ...(values.signer ? { signer: values.signer } : {}) });
@@ -111,8 +105,8 @@ async function verifyCatalogCmd(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { "public-key": { type: "string" }, at: { type: "string" }, "max-age": { type: "string" } });
   const pinned = values["public-key"];
   if (pinned !== undefined && !/^[0-9a-fA-F]{64}$/.test(pinned)) throw new UsageError("--public-key takes 64 hex characters");
-  const at = int(values.at, "--at");
-  const maxAge = int(values["max-age"], "--max-age");
+  const at = intFlag(values.at, "--at", 0, 2 ** 40);
+  const maxAge = intFlag(values["max-age"], "--max-age", 0, Number.MAX_SAFE_INTEGER);
   const parsed = parseJson(await readStdin(io, MAX_CATALOG_BYTES), 16);
   if (!parsed.ok) return refuse(io, `invalid_json: ${parsed.detail}`);
   const r = verifyCatalog(parsed.value, { ...(pinned ? { publicKeyHex: pinned } : {}), ...(at !== undefined ? { at: at * 1000 } : {}), ...(maxAge !== undefined ? { maxAgeSeconds: maxAge } : {}) });

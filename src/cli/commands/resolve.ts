@@ -1,7 +1,7 @@
 /** `resolve HANDLE`: the verified route to an agent, through registries and its descriptor. */
 import { loadConfig } from "../../config/index.ts";
 import { resolveHandle } from "../../resolve/index.ts";
-import { EXIT, loadOptions, parse, UsageError, type Io } from "../args.ts";
+import { EXIT, intFlag, loadOptions, parse, UsageError, type Io } from "../args.ts";
 
 export const RESOLVE_USAGE = `usage: pilox-mesh resolve HANDLE [--registry URL]… [--json] [--allow-private] [--timeout S]
   Asks every registry (--registry, else the configuration's gateway.registries) for HANDLE's
@@ -26,8 +26,7 @@ export async function resolve(args: string[], io: Io): Promise<number> {
   }
   if (registries.length === 0) throw new UsageError("give --registry URL (or set gateway.registries in the configuration)");
   for (const r of registries) if (!/^https?:\/\/[^?#\s]+$/.test(r)) throw new UsageError(`not an http(s) URL: ${r}`);
-  const timeout = values.timeout === undefined ? 5 : Number(values.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 120) throw new UsageError("--timeout takes seconds (1-120)");
+  const timeout = intFlag(values.timeout, "--timeout", 1, 120) ?? 5;
   const r = await resolveHandle(handle, { registries, allowPrivate: values["allow-private"] === true, timeoutMs: timeout * 1000 });
   if (values.json) {
     io.stdout(JSON.stringify(r.ok ? r.value : { error: r.reason, refused: r.refused }, null, 2) + "\n");
