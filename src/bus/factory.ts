@@ -4,7 +4,7 @@ import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import type { BusBackend } from "./backends/backend.ts";
-import type { RedisTarget } from "./backends/redis.ts";
+import type { RedisClient, RedisTarget } from "./backends/redis.ts";
 import { EmbeddedBackend } from "./backends/embedded.ts";
 import { MeshBus, type ChannelOptions } from "./bus.ts";
 import type { VerifyPolicy } from "./envelope/verify.ts";
@@ -57,6 +57,18 @@ export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sen
 }
 
 /** ioredis is loaded only when Redis is configured: it is a fifth of the idle heap. */
+/**
+ * A connection to the bus's Redis for a role's shared state (token memory, rate limits):
+ * commands fail fast while it is down (no offline queue), and errors are logged, rate-limited.
+ */
+export async function sideRedis(c: Config, s: Secrets, log: Logger, role: string): Promise<RedisClient> {
+  const { redisClient } = await import("./backends/redis.ts");
+  const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+  r.on("error", (err: Error) => log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
+  r.connect().catch(() => {});
+  return r;
+}
+
 export async function createBackend(c: Config, s: Secrets, log: Logger): Promise<BusBackend> {
   if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len, log);
   const { RedisBackend } = await import("./backends/redis.ts");

@@ -3,9 +3,9 @@
  * keeps the old state when the new config is bad, and a stop that drains before it exits.
  */
 import { mkdirSync } from "node:fs";
-import { channelsOf, createBus, policyOf, type MeshBus } from "../bus/index.ts";
+import { channelsOf, createBus, policyOf, sideRedis, type MeshBus } from "../bus/index.ts";
 import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
-import { buildDocument, buildJwks, rendered, type DiscoveryState } from "../discovery/index.ts";
+import { buildDocument, buildJwks, buildPublicStatus, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
@@ -69,7 +69,6 @@ export class Appliance {
   #federation!: Federation;
   #registry: RegistryRole | undefined;
   #gateway: GatewayRole | undefined;
-  #gatewayRedis: { disconnect(): void } | undefined;
   #lastReload: ReloadState | undefined;
   #files: string[] = [];
   readonly #startedAt = Date.now();
@@ -138,10 +137,7 @@ export class Appliance {
       }
       if (config.gateway.enabled) {
         const { GatewayRole } = await import("../gateway/role.ts");
-        // With the Redis bus, the rate limit lives in Redis: replicas share one budget.
-        const redis = config.bus.backend === "redis" ? await gatewayRedis(config, secrets, this.#log) : undefined;
-        this.#gatewayRedis = redis;
-        this.#gateway = new GatewayRole(config, () => this.#secrets, this.metrics, this.#log.child({ component: "gateway" }), redis);
+        this.#gateway = await GatewayRole.create(config, () => this.#secrets, this.metrics, this.#log.child({ component: "gateway" }));
       }
       await this.#federation.start();
       await this.#listen();
@@ -197,7 +193,7 @@ export class Appliance {
           metrics: this.metrics,
           log: this.#log.child({ component: "http" }),
           discovery: () => this.#discovery,
-          federationStatus: () => this.#publicStatus(),
+          federationStatus: () => buildPublicStatus(this.#federation.enabled, this.#federation.enabled ? this.#federation.wanMesh() : undefined),
           metricsToken: () => this.#secrets.metricsToken,
           trustedProxies: () => this.#trusted,
           relay: (c, client) => this.#federation.relay(c, client),
@@ -266,12 +262,6 @@ export class Appliance {
       registry: this.#registry ? this.#registry.status() : null,
       gateway: this.#gateway ? this.#gateway.status() : null,
     };
-  }
-
-  /** What anyone may know of our federation: phase and roster counts, no peers or errors. */
-  #publicStatus() {
-    const on = this.#federation.enabled;
-    return { meshV2: "2.10.0", enabled: on, phase: on ? "2.1-transport" : "2.0-config", transportActive: on, wanMesh: on ? this.#federation.wanMesh() : null };
   }
 
   get registry(): RegistryRole | undefined {
@@ -345,7 +335,6 @@ export class Appliance {
     await this.#federation?.close();
     await this.#registry?.close();
     this.#gateway?.close();
-    this.#gatewayRedis?.disconnect();
     await this.#bus.close();
   }
 }
@@ -359,25 +348,10 @@ function makeDir(path: string, mode: number, key: string): void {
   }
 }
 
-/** A Redis connection for the gateway's shared rate limit. */
-async function gatewayRedis(c: Config, s: Secrets, log: Logger) {
-  const [{ redisClient }, { redisTargetOf }] = await Promise.all([import("../bus/backends/redis.ts"), import("../bus/factory.ts")]);
-  const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-  r.on("error", (err: Error) => log.limited("redis-gateway", "warn", "redis connection error", { role: "gateway", error: err.message }));
-  r.connect().catch(() => {});
-  return r;
-}
 
 /** jti memory: in Redis (shared by the mesh's appliances) when the bus uses Redis. */
 async function tokenReplayStore(c: Config, s: Secrets, log: Logger): Promise<TokenReplayStore> {
   if (c.bus.backend !== "redis") return new MemoryTokenReplayStore();
-  const [{ redisClient }, { RedisTokenReplayStore }, { redisTargetOf }] = await Promise.all([
-    import("../bus/backends/redis.ts"),
-    import("../federation/replay-store.ts"),
-    import("../bus/factory.ts"),
-  ]);
-  const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
-  r.on("error", (err: Error) => log.limited("redis-jti", "warn", "redis connection error", { role: "jti", error: err.message }));
-  r.connect().catch(() => {});
-  return new RedisTokenReplayStore(r);
+  const { RedisTokenReplayStore } = await import("../federation/replay-store.ts");
+  return new RedisTokenReplayStore(await sideRedis(c, s, log, "jti"));
 }

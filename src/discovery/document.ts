@@ -37,6 +37,14 @@ export interface WanMeshSummary {
 /** Public, secret-free federation status (GET /v1/federation/status on the public listener). */
 export const PUBLIC_STATUS_PATH = "/v1/federation/status";
 
+const MESH_V2 = "2.10.0";
+const phaseOf = (active: boolean) => (active ? "2.1-transport" : "2.0-config");
+
+/** The body of PUBLIC_STATUS_PATH: the document's federation phase and counts, nothing more. */
+export function buildPublicStatus(active: boolean, wanMesh: WanMeshSummary | undefined): Record<string, unknown> {
+  return { meshV2: MESH_V2, enabled: active, phase: phaseOf(active), transportActive: active, wanMesh: active && wanMesh ? wanMesh : null };
+}
+
 const keyEntry = (k: Ed25519Key) => ({ kid: k.kid, alg: "Ed25519", publicKeyHex: k.publicKeyHex });
 
 export function buildDocument(s: DiscoveryState): Record<string, unknown> {
@@ -44,14 +52,14 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
   const origin = c.instance.origin;
   const doc: Record<string, unknown> = {
     schema: "pilox-mesh-descriptor-v1",
-    meshV2: "2.10.0",
+    meshV2: MESH_V2,
     planetaryReferenceVersion: "1.3.1",
     instanceOrigin: origin,
     a2aEnabled: false,
     a2a: null,
     federation: {
       enabled: s.federationActive === true,
-      phase: s.federationActive ? "2.1-transport" : "2.0-config",
+      phase: phaseOf(s.federationActive === true),
       transportActive: s.federationActive === true,
       jwtAlg: s.federationActive ? "Ed25519" : null,
       localEd25519PublicKeyHex: s.identity.publicKeyHex,

@@ -5,6 +5,7 @@
  */
 import type { Hono } from "hono";
 import type { RedisClient } from "../bus/backends/redis.ts";
+import { sideRedis } from "../bus/index.ts";
 import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
@@ -15,9 +16,18 @@ import { GatewayService } from "./service.ts";
 export class GatewayRole {
   readonly service: GatewayService;
   #config: Config;
+  readonly #redis: RedisClient | undefined;
 
-  constructor(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger, redis?: RedisClient) {
+  /** With the Redis bus, the rate limit lives in Redis: replicas share one budget. */
+  static async create(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger): Promise<GatewayRole> {
+    if (config.bus.backend !== "redis") return new GatewayRole(config, secrets, metrics, log);
+    const redis = await sideRedis(config, secrets(), log, "gateway");
+    return new GatewayRole(config, secrets, metrics, log, redis);
+  }
+
+  private constructor(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger, redis?: RedisClient) {
     this.#config = config;
+    this.#redis = redis;
     const g = () => this.#config.gateway;
     const local = new LocalBuckets(() => g().rate_per_second, () => g().burst);
     const buckets: Buckets = redis ? new RedisBuckets(redis, "pilox-mesh:gateway:bucket:", () => g().rate_per_second, () => g().burst, local) : local;
@@ -55,5 +65,6 @@ export class GatewayRole {
 
   close(): void {
     this.service.close();
+    this.#redis?.disconnect();
   }
 }
