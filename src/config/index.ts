@@ -4,4 +4,4 @@ export { redactedToml } from "./redact.ts";
 export { autoBusKeyPath, resolveSecrets, type Secrets } from "./resolve.ts";
 export { readSecretFile, SecretFileError } from "./secrets.ts";
 export { DEFAULT_CONFIG_PATH } from "./paths.ts";
-export { checkReload, reloadRefusal, type ReloadCheck } from "./reload.ts";
+export { checkReload, reloadRefusal, restartOnlyChanges, type ReloadCheck } from "./reload.ts";

@@ -49,3 +49,26 @@ export function reloadRefusal(running: Config, next: Config, allowRemovals: bool
   }
   return lines.length ? lines.join("\n") : undefined;
 }
+
+/** Settings that only a restart can change; a reload that changes them names them. */
+export function restartOnlyChanges(a: Config, b: Config): string[] {
+  const keys: [string, (c: Config) => unknown][] = [
+    ["http.listen", (c) => c.http.listen],
+    ["api.socket", (c) => c.api.socket],
+    ["api.socket_mode", (c) => c.api.socket_mode],
+    ["api.listen", (c) => c.api.listen],
+    ["log", (c) => c.log],
+    ["bus.redis", (c) => c.bus.redis],
+    ["bus.producer", (c) => c.bus.producer],
+    ["bus.replay_cache_size", (c) => c.bus.replay_cache_size],
+    ["bus.spool", (c) => c.bus.spool],
+    ["federation.audit_max_bytes", (c) => c.federation.audit_max_bytes],
+    ["federation.audit_keep", (c) => c.federation.audit_keep],
+    ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
+    ["registry.enabled", (c) => c.registry.enabled],
+    ["gateway.enabled", (c) => c.gateway.enabled],
+    ["registry.postgres", (c) => c.registry.postgres],
+    ["node", (c) => c.node],
+  ];
+  return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
+}

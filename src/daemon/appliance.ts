@@ -4,7 +4,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { channelsOf, createBus, policyOf, sideRedis, type MeshBus } from "../bus/index.ts";
-import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, buildPublicStatus, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
@@ -22,29 +22,6 @@ export interface ApplianceOptions {
   /** serve --listen: overrides http.listen. */
   listen?: string;
   log?: Logger;
-}
-
-/** Settings that only a restart can change; a reload that changes them names them. */
-function restartOnlyChanges(a: Config, b: Config): string[] {
-  const keys: [string, (c: Config) => unknown][] = [
-    ["http.listen", (c) => c.http.listen],
-    ["api.socket", (c) => c.api.socket],
-    ["api.socket_mode", (c) => c.api.socket_mode],
-    ["api.listen", (c) => c.api.listen],
-    ["log", (c) => c.log],
-    ["bus.redis", (c) => c.bus.redis],
-    ["bus.producer", (c) => c.bus.producer],
-    ["bus.replay_cache_size", (c) => c.bus.replay_cache_size],
-    ["bus.spool", (c) => c.bus.spool],
-    ["federation.audit_max_bytes", (c) => c.federation.audit_max_bytes],
-    ["federation.audit_keep", (c) => c.federation.audit_keep],
-    ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
-    ["registry.enabled", (c) => c.registry.enabled],
-    ["gateway.enabled", (c) => c.gateway.enabled],
-    ["registry.postgres", (c) => c.registry.postgres],
-    ["node", (c) => c.node],
-  ];
-  return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
 }
 
 export interface ReloadState {
