@@ -5,10 +5,10 @@
  */
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
-import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry, type Verdict } from "./backends/backend.ts";
+import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry, type Mark, type Verdict } from "./backends/backend.ts";
 import { canonicalChannel, wireNamesOf } from "./channels.ts";
 import type { MeshExt } from "./envelope/ext.ts";
-import { MessageTooLargeError, sealToWire, type SealOptions } from "./envelope/seal.ts";
+import { MessageTooLargeError, SealError, sealToWire, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
 import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
@@ -180,6 +180,50 @@ export class MeshBus {
       if (!this.#spool) throw new BusUnavailableError("backend_unavailable", err.message);
       return this.#toSpool(name, withMeta(message, meshMeta), eventId);
     }
+  }
+
+  /**
+   * Seals a group of messages and puts them on the bus with a mark, atomically for the durable
+   * ones (see BusBackend.appendMarked); best-effort ones are published after. A message that
+   * fails sealing (invalid, too large) is refused alone, by index. Nothing is spooled: while the
+   * backend is away this throws BusUnavailableError and the caller keeps its input for later.
+   */
+  async publishMarked(items: readonly { channel: string; message: JsonObject }[], opts: SealOptions, mark: Mark): Promise<{ published: number; refused: { index: number; reason: string; detail: string }[] }> {
+    if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
+    if (!this.#opts.backend.isReady()) throw new BusUnavailableError("backend_unavailable", "the bus backend is not connected");
+    const sealOpts = { producer: this.#opts.producer, ...opts };
+    const max = this.#opts.policy.maxBytes;
+    const durable: { channel: string; raw: string }[] = [];
+    const other: { channel: string; raw: string }[] = [];
+    const refused: { index: number; reason: string; detail: string }[] = [];
+    items.forEach((it, index) => {
+      try {
+        const name = canonicalChannel(it.channel);
+        const { wire } = sealToWire(name, it.message, this.#ring.primary, sealOpts);
+        if (wire.length > max || (wire.length * 3 > max && Buffer.byteLength(wire) > max)) throw new MessageTooLargeError(Buffer.byteLength(wire), max);
+        (this.isDurable(name) ? durable : other).push({ channel: name, raw: wire });
+      } catch (err) {
+        if (!(err instanceof SealError)) throw err;
+        refused.push({ index, reason: err instanceof MessageTooLargeError ? "oversized" : "invalid_message", detail: err.message });
+      }
+    });
+    try {
+      await this.#opts.backend.appendMarked(durable, mark);
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
+      throw err;
+    }
+    if (durable.length) this.#opts.metrics?.published.inc({ durable: "true" }, durable.length);
+    for (const o of other) {
+      try {
+        await this.#opts.backend.publish(o.channel, o.raw);
+        this.#opts.metrics?.published.inc({ durable: "false" });
+      } catch (err) {
+        if (!(err instanceof BackendUnavailableError)) throw err;
+        // Best-effort channels promise no more than pub/sub does.
+      }
+    }
+    return { published: durable.length + other.length, refused };
   }
 
   #toSpool(channel: string, message: JsonObject, eventId: string): PublishResult {

@@ -10,4 +10,4 @@ export { macV1, signedStringV1, coreOf, hexMacEquals, EXT_FIELD, SIG_VERSION_V1,
 export { extMac, EXT_SIG_VERSION, type MeshExt } from "./envelope/ext.ts";
 export { canonicalChannel, isPiloxChannel, wireNamesOf, PILOX_AGENT_STATUS, PILOX_SYSTEM_EVENTS } from "./channels.ts";
 export { EmbeddedBackend } from "./backends/embedded.ts";
-export { BackendUnavailableError, type BusBackend, type Closer } from "./backends/backend.ts";
+export { BackendUnavailableError, type BusBackend, type Closer, type Mark } from "./backends/backend.ts";

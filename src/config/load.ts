@@ -276,5 +276,24 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
     at("federation.token_lifetime_seconds", "exceeds federation.max_token_lifetime_seconds");
   }
   if (c.api.socket && Buffer.byteLength(c.api.socket) > 107) at("api.socket", "a unix socket path is at most 107 bytes");
+  checkWan(c, at);
   return out;
+}
+
+function checkWan(c: Config, at: (key: string, message: string) => void): void {
+  const w = c.wan;
+  const wanPeers = c.federation.peers.map((p, i) => [p, i] as const).filter(([p]) => p.transport === "wan");
+  if (w.nats_urls.length === 0) {
+    for (const [, i] of wanPeers) at(`federation.peers[${i}].transport`, 'transport = "wan" needs wan.nats_urls');
+    if (c.federation.manifest.transport === "wan" && c.federation.manifest.url) at("federation.manifest.transport", 'transport = "wan" needs wan.nats_urls');
+    return;
+  }
+  const auth = (["creds_file", "nkey_seed_file", "token_file", "password_file"] as const).filter((k) => w[k]);
+  if (auth.length > 1) at(`wan.${auth[1]}`, `set one way to authenticate to NATS; wan.${auth[0]} is set too`);
+  if (Boolean(w.user) !== Boolean(w.password_file)) at(w.user ? "wan.password_file" : "wan.user", "a NATS user needs both wan.user and wan.password_file");
+  if (Boolean(w.tls_cert_file) !== Boolean(w.tls_key_file)) at(w.tls_cert_file ? "wan.tls_key_file" : "wan.tls_cert_file", "a client certificate needs both wan.tls_cert_file and wan.tls_key_file");
+  if ((w.tls_ca_file || w.tls_cert_file) && !w.nats_urls.every((u) => u.startsWith("tls://"))) at("wan.nats_urls", "TLS files are set: every URL must be tls://");
+  if (w.stream === w.dlq_stream) at("wan.dlq_stream", "must differ from wan.stream");
+  const overlaps = (x: string, y: string) => x === y || x.startsWith(y + ".") || y.startsWith(x + ".");
+  if (overlaps(w.subject_prefix, w.dlq_subject_prefix)) at("wan.dlq_subject_prefix", `must not overlap wan.subject_prefix ("${w.subject_prefix}"): the two streams cannot share subjects`);
 }

@@ -28,6 +28,8 @@ export interface Secrets {
   registryPgPassword?: string;
   registryPgCa?: Buffer;
   metricsToken?: Buffer;
+  /** How the WAN role authenticates to NATS (wan.*_file), only when wan.nats_urls is set. */
+  wan?: WanSecrets;
   /** PEM certificate chain and private key of the public listener. */
   tls?: { cert: Buffer; key: Buffer };
   /** The shared HS256 federation secret, only when federation.hs256.enabled. */
@@ -35,6 +37,15 @@ export interface Secrets {
   /** The instance's Ed25519 identity (current), and the next one when rotation is staged. */
   identity?: Ed25519Key;
   nextIdentity?: Ed25519Key;
+}
+
+export interface WanSecrets {
+  creds?: Buffer;
+  nkeySeed?: Buffer;
+  token?: Buffer;
+  user?: string;
+  password?: string;
+  tls?: { ca?: string; cert?: string; key?: string };
 }
 
 /** The key the embedded bus uses when no [[bus.keys]] are configured. */
@@ -163,6 +174,47 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
     const t = read("http.metrics_token_file", c.http.metrics_token_file);
     if (t && t.length < 16) problems.push({ key: "http.metrics_token_file", file: originOf(origin, "http.metrics_token_file"), message: `${c.http.metrics_token_file}: a token is at least 16 bytes` });
     else if (t) out.metricsToken = t;
+  }
+  const w = c.wan;
+  if (w.nats_urls.length > 0) {
+    const ws: WanSecrets = {};
+    if (w.creds_file) {
+      const b = read("wan.creds_file", w.creds_file);
+      if (b) ws.creds = b;
+    }
+    if (w.nkey_seed_file) {
+      const b = read("wan.nkey_seed_file", w.nkey_seed_file);
+      if (b && !/^SU[A-Z2-7]{54,56}$/.test(b.toString("utf8").trim())) problems.push({ key: "wan.nkey_seed_file", file: originOf(origin, "wan.nkey_seed_file"), message: `${w.nkey_seed_file}: not a user nkey seed (SU…)` });
+      else if (b) ws.nkeySeed = Buffer.from(b.toString("utf8").trim());
+    }
+    if (w.token_file) {
+      const b = read("wan.token_file", w.token_file);
+      if (b) ws.token = b;
+    }
+    if (w.user && w.password_file) {
+      const b = read("wan.password_file", w.password_file);
+      if (b) {
+        ws.user = w.user;
+        ws.password = b.toString("utf8");
+      }
+    }
+    if (w.tls_ca_file || w.tls_cert_file) {
+      const tls: NonNullable<WanSecrets["tls"]> = {};
+      if (w.tls_ca_file) {
+        const ca = readPublic("wan.tls_ca_file", w.tls_ca_file);
+        if (ca) tls.ca = ca.toString("utf8");
+      }
+      if (w.tls_cert_file && w.tls_key_file) {
+        const cert = readPublic("wan.tls_cert_file", w.tls_cert_file);
+        const key = read("wan.tls_key_file", w.tls_key_file);
+        if (cert && key) {
+          tls.cert = cert.toString("utf8");
+          tls.key = key.toString("utf8");
+        }
+      }
+      ws.tls = tls;
+    }
+    out.wan = ws;
   }
   if (c.http.tls_cert_file && c.http.tls_key_file) {
     const key = read("http.tls_key_file", c.http.tls_key_file);

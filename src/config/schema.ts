@@ -23,6 +23,9 @@ function isCidr(s: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128);
 }
 
+const TRANSPORT = v.picklist(["relay", "wan"], 'expected "relay" or "wan"');
+const STREAM_NAME = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]{1,64}$/, "a stream name is 1-64 letters, digits, _ -"));
+
 const KEY_ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a key id is 1-64 letters, digits, . _ -"));
 
 export const ConfigSchema = v.strictObject({
@@ -108,6 +111,7 @@ export const ConfigSchema = v.strictObject({
           forward_channels: v.optional(v.array(CHANNEL_NAME), []),
           rate_per_second: v.optional(int(1, 1_000_000), 100),
           accept_unversioned: v.optional(v.boolean(), false),
+          transport: v.optional(TRANSPORT, "relay"),
         }),
         {},
       ),
@@ -120,10 +124,42 @@ export const ConfigSchema = v.strictObject({
             accept_channels: v.optional(v.array(CHANNEL_NAME), []),
             forward_channels: v.optional(v.array(CHANNEL_NAME), []),
             rate_per_second: v.optional(int(1, 1_000_000), 100),
+            transport: v.optional(TRANSPORT, "relay"),
           }),
         ),
         [],
       ),
+    }),
+    {},
+  ),
+  wan: v.optional(
+    v.strictObject({
+      nats_urls: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(nats|tls):\/\/[^\s\/?#]+$/, 'expected a NATS URL such as "nats://10.0.0.5:4222" or "tls://hub.example:4222"'))), v.maxLength(32)), []),
+      creds_file: v.optional(path(), ""),
+      nkey_seed_file: v.optional(path(), ""),
+      token_file: v.optional(path(), ""),
+      user: v.optional(str(256), ""),
+      password_file: v.optional(path(), ""),
+      tls_ca_file: v.optional(path(), ""),
+      tls_cert_file: v.optional(path(), ""),
+      tls_key_file: v.optional(path(), ""),
+      subject_prefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan.v1"')), "pilox-mesh.wan.v1"),
+      dlq_subject_prefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan-dlq.v1"')), "pilox-mesh.wan-dlq.v1"),
+      stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN_V1"),
+      dlq_stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN_DLQ"),
+      manage_streams: v.optional(v.boolean(), false),
+      stream_max_age_seconds: v.optional(int(60, 365 * 86_400), 7 * 86_400),
+      stream_max_bytes: v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3),
+      duplicate_window_seconds: v.optional(int(1, 86_400), 120),
+      max_frame_bytes: v.optional(int(4096, 8 * 1024 * 1024), 1024 * 1024),
+      frame_max_messages: v.optional(int(1, 10_000), 64),
+      frame_max_wait_ms: v.optional(int(0, 10_000), 5),
+      max_in_flight: v.optional(int(1, 10_000), 64),
+      ack_wait_seconds: v.optional(int(1, 3_600), 30),
+      max_attempts: v.optional(int(1, 1_000), 5),
+      max_deliver: v.optional(int(2, 10_000), 20),
+      fetch_batch: v.optional(int(1, 10_000), 64),
+      connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
     }),
     {},
   ),

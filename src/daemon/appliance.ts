@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
 import type { GatewayRole } from "../gateway/role.ts";
+import type { WanRole } from "../wan/role.ts";
 
 export interface ApplianceOptions {
   load: LoadOptions;
@@ -46,6 +47,7 @@ export class Appliance {
   #federation!: Federation;
   #registry: RegistryRole | undefined;
   #gateway: GatewayRole | undefined;
+  #wan: WanRole | undefined;
   #lastReload: ReloadState | undefined;
   #files: string[] = [];
   readonly #startedAt = Date.now();
@@ -99,6 +101,8 @@ export class Appliance {
       onRosterSync: () => {
         if (this.#discovery) this.#render();
       },
+      // The WAN carries federation's peers too: it follows the same peer set.
+      onPeers: (peers) => this.#wan?.onPeers(peers),
     });
     this.#render();
     try {
@@ -117,6 +121,19 @@ export class Appliance {
         this.#gateway = await GatewayRole.create(config, () => this.#secrets, this.metrics, this.#log.child({ component: "gateway" }));
       }
       await this.#federation.start();
+      if (config.wan.nats_urls.length > 0) {
+        // Loaded only when configured: the NATS client stays out otherwise.
+        const { WanRole } = await import("../wan/role.ts");
+        this.#wan = await WanRole.create(config, {
+          bus: () => this.#bus,
+          identity: () => this.#secrets.identity!,
+          peers: () => this.#federation.peers(),
+          secrets: () => this.#secrets.wan,
+          metrics: this.metrics.wan,
+          log: this.#log.child({ component: "wan" }),
+        });
+        await this.#wan.start();
+      }
       await this.#listen();
       this.#registry?.start();
     } catch (err) {
@@ -143,7 +160,7 @@ export class Appliance {
     const c = this.#config;
     const common = {
       bus: () => this.#bus,
-      federationStatus: () => this.#federation.status(),
+      federationStatus: () => this.#federationStatus(),
       reload: (o: { allowRemovals?: boolean }) => this.reload(o),
       maxBodyBytes: () => this.#config.api.max_body_bytes,
       maxSubscribers: () => this.#config.api.max_subscribers,
@@ -176,8 +193,13 @@ export class Appliance {
           relay: (c, client) => this.#federation.relay(c, client),
           relayTooLarge: (c, client) => this.#federation.relayTooLarge(c, client),
           relayMaxBytes: () => this.#config.federation.max_body_bytes,
+          wanReady: () => this.#wan?.ready() ?? null,
           onScrape: () => {
             this.metrics.federation.queueDepth.set(this.#federation.queueDepth());
+            if (this.#wan) {
+              this.metrics.wan.queueDepth.set(this.#wan.queueDepth());
+              this.#wan.status();
+            }
             this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
@@ -235,10 +257,18 @@ export class Appliance {
         channels: c.bus.channels.map((ch) => ({ name: ch.name, durable: ch.durable, maxAgeSeconds: ch.max_age_seconds ?? c.bus.max_age_seconds })),
         spool: bus.spoolStats(),
       },
-      federation: this.#federation.status(),
+      federation: this.#federationStatus(),
+      wan: this.#wan ? this.#wan.status() : null,
       registry: this.#registry ? this.#registry.status() : null,
       gateway: this.#gateway ? this.#gateway.status() : null,
     };
+  }
+
+  /** Federation's peers, each with the state of the transport that carries it. */
+  #federationStatus() {
+    const st = this.#federation.status();
+    if (!this.#wan) return st;
+    return { ...st, peers: st.peers.map((p) => (p.transport === "wan" ? { ...p, wan: this.#wan!.peerStatus(p.origin) } : p)) };
   }
 
   get registry(): RegistryRole | undefined {
@@ -283,6 +313,7 @@ export class Appliance {
     }
     this.#registry?.reconfigure(next.config);
     this.#gateway?.reconfigure(next.config);
+    this.#wan?.reconfigure(next.config);
     this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
@@ -309,6 +340,7 @@ export class Appliance {
 
   async #closeAll(graceMs = 5_000): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
+    await this.#wan?.close();
     await this.#federation?.close();
     await this.#registry?.close();
     this.#gateway?.close();

@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { canonicalize } from "../canon/index.ts";
+import { peerId } from "../federation/peer-id.ts";
 import type { Config } from "../config/index.ts";
 import { signHex, type Ed25519Key } from "../identity/index.ts";
 
@@ -50,6 +51,17 @@ const keyEntry = (k: Ed25519Key) => ({ kid: k.kid, alg: "Ed25519", publicKeyHex:
 export function buildDocument(s: DiscoveryState): Record<string, unknown> {
   const c = s.config;
   const origin = c.instance.origin;
+  const wan = c.wan.nats_urls.length
+    ? {
+        subjectPrefix: c.wan.subject_prefix,
+        stream: c.wan.stream,
+        siteId: peerId(origin),
+        // Frames for this site are published on <subjectPrefix>.<siteId>.<sender's siteId>.
+        subjectTemplate: `${c.wan.subject_prefix}.{dst}.{src}`,
+        frame: "pilox-mesh-wan-frame-v1",
+        acceptedTransports: ["relay", "wan"],
+      }
+    : null;
   const doc: Record<string, unknown> = {
     schema: "pilox-mesh-descriptor-v1",
     meshV2: MESH_V2,
@@ -93,8 +105,10 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
     roles: {
       registry: c.registry.enabled ? { url: origin, api: "pilox-registry-v1" } : null,
       gateway: c.gateway.enabled ? { url: origin, jsonRpcUrl: origin + "/v1/a2a/jsonrpc", handleJsonRpcUrlTemplate: origin + "/v1/a2a/{handle}/jsonrpc" } : null,
-      wan: null,
+      wan: wan ? { subjectPrefix: wan.subjectPrefix, stream: wan.stream, siteId: wan.siteId } : null,
     },
+    // How this site is reached over NATS JetStream (null: the HTTPS relay only).
+    wan,
     federationEndpoints: s.federationActive
       ? { relay: origin + "/v1/federation/relay", tokenHeader: "X-Pilox-Federation-JWT", bodyBinding: "body_sha256", maxBodyBytes: c.federation.max_body_bytes }
       : null,

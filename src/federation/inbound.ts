@@ -21,22 +21,20 @@ import type { TokenReplayStore } from "./replay-store.ts";
 export const RELAY_PATH = "/v1/federation/relay";
 export const MAX_BATCH = 10_000;
 
-export const RelayBody = v.strictObject({
-  messages: v.pipe(
-    v.array(
-      v.strictObject({
-        channel: CHANNEL_NAME,
-        // Checked, not rebuilt: a rebuilt object (looseObject) would lose a "__proto__" key
-        // that the sender's MAC covers.
-        message: v.pipe(
-          v.unknown(),
-          v.check(hasEventId, "message must be an object with meshMeta.eventId (1-128 characters)"),
-          v.transform((x) => x as JsonObject),
-        ),
-      }),
-    ),
-    v.maxLength(MAX_BATCH),
+/** One message of a relay batch (and of a WAN frame): a channel and a message with an event id. */
+export const RelayEntry = v.strictObject({
+  channel: CHANNEL_NAME,
+  // Checked, not rebuilt: a rebuilt object (looseObject) would lose a "__proto__" key
+  // that the sender's MAC covers.
+  message: v.pipe(
+    v.unknown(),
+    v.check(hasEventId, "message must be an object with meshMeta.eventId (1-128 characters)"),
+    v.transform((x) => x as JsonObject),
   ),
+});
+
+export const RelayBody = v.strictObject({
+  messages: v.pipe(v.array(RelayEntry), v.maxLength(MAX_BATCH)),
 });
 export type RelayBatch = v.InferOutput<typeof RelayBody>;
 

@@ -4,7 +4,7 @@
  * restart of either side), and sends it in batches, each request with a fresh token bound to
  * its body, retried with exponential backoff and jitter while the peer is unreachable.
  */
-import { createHash } from "node:crypto";
+import { peerId } from "./peer-id.ts";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Closer, Delivery, MeshBus } from "../bus/index.ts";
@@ -50,10 +50,7 @@ export interface ForwarderStatus {
 const BATCH_OVERHEAD = 15;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
-/** A short stable id of a peer: names its queue directory and its consumer group. */
-export function peerId(origin: string): string {
-  return createHash("sha256").update(origin).digest("hex").slice(0, 16);
-}
+export { peerId };
 
 /** The consumer group a peer's forwarder reads durable channels with. */
 export function forwarderGroup(origin: string): string {

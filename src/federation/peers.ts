@@ -12,6 +12,8 @@ export interface Peer extends PeerKeys {
   accept: ReadonlySet<string>;
   forward: ReadonlySet<string>;
   ratePerSecond: number;
+  /** How messages travel to and from it: the HTTPS relay, or the WAN (NATS JetStream). */
+  transport: "relay" | "wan";
 }
 
 /**
@@ -27,11 +29,11 @@ export function peersOf(c: Config, fromManifest: readonly ManifestPeer[] = []): 
     const prev = m.get(p.origin);
     const key = { kid: thumbprint(h), publicKey: publicKeyFromHex(h), publicKeyHex: h };
     if (prev) prev.keys.push(key);
-    else m.set(p.origin, { origin: p.origin, url: p.origin, keys: [key], accept: new Set(d.accept_channels), forward: new Set(d.forward_channels), ratePerSecond: d.rate_per_second });
+    else m.set(p.origin, { origin: p.origin, url: p.origin, keys: [key], accept: new Set(d.accept_channels), forward: new Set(d.forward_channels), ratePerSecond: d.rate_per_second, transport: d.transport });
   }
   if (c.federation.hs256.enabled) {
     // The shared-secret mode has no identity: one pseudo-peer, with its own channel list.
-    m.set(HS256_ISSUER, { origin: HS256_ISSUER, url: "", keys: [], accept: new Set(c.federation.hs256.accept_channels), forward: new Set(), ratePerSecond: d.rate_per_second });
+    m.set(HS256_ISSUER, { origin: HS256_ISSUER, url: "", keys: [], accept: new Set(c.federation.hs256.accept_channels), forward: new Set(), ratePerSecond: d.rate_per_second, transport: "relay" });
   }
   for (const p of c.federation.peers) {
     const origin = new URL(p.origin).origin;
@@ -42,6 +44,7 @@ export function peersOf(c: Config, fromManifest: readonly ManifestPeer[] = []): 
       accept: new Set(p.accept_channels),
       forward: new Set(p.forward_channels),
       ratePerSecond: p.rate_per_second,
+      transport: p.transport,
     });
   }
   return m;

@@ -36,6 +36,8 @@ export interface FederationDeps {
   log: Logger;
   /** Called after each manifest sync (the discovery document shows its outcome). */
   onRosterSync?: () => void;
+  /** Called after the peer set changed (reload, manifest): other transports follow it. */
+  onPeers?: (peers: ReadonlyMap<string, Peer>) => Promise<void> | void;
 }
 
 export class Federation {
@@ -100,7 +102,8 @@ export class Federation {
   }
 
   async #startForwarder(p: Peer): Promise<void> {
-    if (p.forward.size === 0) return;
+    // A WAN peer's messages leave through the WAN role (src/wan), not the HTTPS relay.
+    if (p.forward.size === 0 || p.transport !== "relay") return;
     const c = () => this.#config;
     const f = new Forwarder(p, {
       bus: this.d.bus,
@@ -130,7 +133,7 @@ export class Federation {
     this.#peers = peersOf(this.#config, this.#roster.peers());
     for (const [origin, f] of this.#forwarders) {
       const p = this.#peers.get(origin);
-      if (!p || p.forward.size === 0) {
+      if (!p || p.forward.size === 0 || p.transport !== "relay") {
         this.#forwarders.delete(origin);
         await f.close(); // its queue stays on disk, sent if the peer comes back
         // Its consumer groups would otherwise keep a growing lag in Redis for nobody.
@@ -139,6 +142,12 @@ export class Federation {
     }
     for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
     await this.#findOrphans();
+    await this.d.onPeers?.(this.#peers);
+  }
+
+  /** The trusted peers (static and from the manifest): every transport checks against these. */
+  peers(): ReadonlyMap<string, Peer> {
+    return this.#peers;
   }
 
   async #dropGroups(origin: string, channels: string[]): Promise<void> {
@@ -240,6 +249,7 @@ export class Federation {
         acceptChannels: [...p.accept],
         forwardChannels: [...p.forward],
         ratePerSecond: p.ratePerSecond,
+        transport: p.transport,
         ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0, deadLettered: 0, batchMaxBytes: 0 }),
       })),
     };

@@ -35,6 +35,8 @@ export interface PublicApiOptions {
   federationStatus: () => unknown;
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
+  /** The WAN role's readiness (null without [wan]). */
+  wanReady?: () => import("../wan/index.ts").WanReady | null;
   maxBodyBytes: () => number;
   /** Roles' routes served on this listener (the registry, the gateway). */
   mount?: Hono<any>[];
@@ -105,9 +107,13 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     const bus = o.bus();
     const r = await bus.ready();
     const spool = bus.spoolStats();
+    // The WAN away makes the appliance degraded, not unready: local agents are served, and
+    // messages for WAN peers wait on disk (the queue's depth and oldest age say how long).
+    const wan = o.wanReady?.() ?? null;
     const body = {
       ready: r.ok,
-      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail } },
+      ...(wan ? { degraded: !wan.ok } : {}),
+      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail }, ...(wan ? { wan } : {}) },
       spool,
       warnings: r.warnings,
     };

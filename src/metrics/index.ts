@@ -34,8 +34,25 @@ export interface GatewayMetrics {
   breaker: Gauge<"upstream">;
 }
 
+export interface WanMetrics {
+  /** Messages sent in frames (PubAck received), by peer. */
+  published: Counter<"peer">;
+  /** Messages taken into the on-disk WAN queue, by peer. */
+  spooled: Counter<"peer">;
+  delivered: Counter<"peer">;
+  /** Repeats caught, by layer: "jetstream" (PubAck duplicate) or "receiver" (sequence memory). */
+  duplicates: Counter<"layer">;
+  rejected: Counter<"reason">;
+  dlq: Counter<"reason">;
+  /** Frames the consumer has not yet taken (set at scrape). */
+  consumerPending: Gauge;
+  /** Messages waiting in the WAN queues (set at scrape). */
+  queueDepth: Gauge;
+}
+
 export interface Metrics {
   registry: Registry;
+  wan: WanMetrics;
   gateway: GatewayMetrics;
   bus: BusMetrics;
   federation: FederationMetrics;
@@ -110,5 +127,15 @@ export function createMetrics(): Metrics {
     upstreamFailures: new Counter({ name: "pilox_mesh_gateway_upstream_failures_total", help: "Upstream failures (timeout, unreachable, 5xx), by upstream origin and kind.", labelNames: ["upstream", "kind"], registers: [registry] }),
     breaker: new Gauge({ name: "pilox_mesh_gateway_breaker_state", help: "Circuit breaker per upstream: 0 closed, 1 half-open, 2 open.", labelNames: ["upstream"], registers: [registry] }),
   };
-  return { registry, bus, federation, http, gateway, reloads, backendUp, reloadState };
+  const wan: WanMetrics = {
+    published: new Counter({ name: "pilox_mesh_wan_published_total", help: "Messages sent to a WAN peer in acknowledged frames, by peer.", labelNames: ["peer"], registers: [registry] }),
+    spooled: new Counter({ name: "pilox_mesh_wan_spooled_total", help: "Messages written to the on-disk WAN queue, by peer.", labelNames: ["peer"], registers: [registry] }),
+    delivered: new Counter({ name: "pilox_mesh_wan_delivered_total", help: "Messages from WAN peers delivered to the local bus, by peer.", labelNames: ["peer"], registers: [registry] }),
+    duplicates: new Counter({ name: "pilox_mesh_wan_duplicates_total", help: "Repeated frames caught, by layer (jetstream: the stream's dedupe window; receiver: the per-sender sequence memory).", labelNames: ["layer"], registers: [registry] }),
+    rejected: new Counter({ name: "pilox_mesh_wan_rejected_total", help: "Frames or entries refused by the receiver, by reason.", labelNames: ["reason"], registers: [registry] }),
+    dlq: new Counter({ name: "pilox_mesh_wan_dlq_total", help: "Frames or entries moved to the WAN dead-letter stream, by reason.", labelNames: ["reason"], registers: [registry] }),
+    consumerPending: new Gauge({ name: "pilox_mesh_wan_consumer_pending", help: "Frames addressed to this site that its consumer has not yet taken.", registers: [registry] }),
+    queueDepth: new Gauge({ name: "pilox_mesh_wan_queue_messages", help: "Messages waiting in the on-disk WAN queues.", registers: [registry] }),
+  };
+  return { registry, bus, federation, http, gateway, wan, reloads, backendUp, reloadState };
 }

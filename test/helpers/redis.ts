@@ -47,7 +47,7 @@ async function waitForPort(port: number): Promise<void> {
 }
 
 /** Kills a child process (SIGKILL unless told) and waits until it has exited. */
-async function killProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+export async function killProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     p.once("exit", () => resolve());

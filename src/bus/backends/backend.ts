@@ -67,6 +67,14 @@ export interface BusBackend {
 
   /** Appends to a durable channel's log in order; returns the entry ids. */
   append(channel: string, raws: readonly string[]): Promise<string[]>;
+  /**
+   * Appends entries (to one or more durable logs) and sets `mark.field` of the hash `mark.hash`
+   * in one atomic step: a receiver's memory of what it delivered can never disagree with the
+   * logs (the WAN's exactly-once). The embedded backend keeps marks in memory.
+   */
+  appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void>;
+  /** Every field of a mark hash. */
+  readMarks(hash: string): Promise<Map<string, string>>;
   consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer>;
   /** Reads entries after `afterId` ("$" for only new ones), without a group: for resumable streams. */
   tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer>;
@@ -74,6 +82,12 @@ export interface BusBackend {
   groups(channel: string): Promise<GroupInfo[]>;
   /** Removes a consumer group (its position and pending entries; the log itself stays). */
   dropGroup(channel: string, group: string): Promise<void>;
+}
+
+export interface Mark {
+  hash: string;
+  field: string;
+  value: string;
 }
 
 export interface GroupInfo {

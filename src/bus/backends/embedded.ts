@@ -4,8 +4,8 @@
  * both). Durable channels keep a bounded in-memory log for resume; nothing survives a restart.
  */
 import { silentLogger, type Logger } from "../../log/index.ts";
-import type { BusBackend, Closer, ConsumerOptions, EntryHandler, GroupInfo, LogEntry, ReadyState, Verdict } from "./backend.ts";
-import { DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
+import type { BusBackend, Closer, ConsumerOptions, EntryHandler, GroupInfo, LogEntry, Mark, ReadyState, Verdict } from "./backend.ts";
+import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
 
 interface Log {
   entries: LogEntry[];
@@ -98,6 +98,21 @@ export class EmbeddedBackend implements BusBackend {
     }
     for (const w of log.wake) w();
     return ids;
+  }
+
+  readonly #marks = new Map<string, Map<string, string>>();
+
+  async appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void> {
+    if (this.#closed) throw new BackendUnavailableError("the embedded bus is closed");
+    // Synchronous inside: nothing runs between the appends and the mark.
+    for (const e of entries) void this.append(e.channel, [e.raw]);
+    let h = this.#marks.get(mark.hash);
+    if (!h) this.#marks.set(mark.hash, (h = new Map()));
+    h.set(mark.field, mark.value);
+  }
+
+  async readMarks(hash: string): Promise<Map<string, string>> {
+    return new Map(this.#marks.get(hash) ?? []);
   }
 
   /** Position (absolute index) of the first entry with id greater than `afterId`. */

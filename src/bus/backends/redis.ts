@@ -16,6 +16,7 @@ import {
   type EntryHandler,
   type GroupInfo,
   type LogEntry,
+  type Mark,
   type ReadyState,
   type Verdict,
 } from "./backend.ts";
@@ -248,6 +249,28 @@ export class RedisBackend implements BusBackend {
 
   key(channel: string): string {
     return this.o.streamPrefix + channel;
+  }
+
+  async appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void> {
+    const m = this.#cmd.multi();
+    for (const e of entries) m.xadd(this.key(e.channel), "MAXLEN", "~", this.o.streamMaxLen, "*", "m", e.raw);
+    m.hset(mark.hash, mark.field, mark.value);
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await m.exec();
+    } catch (err) {
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
+    if (!res) throw new BackendUnavailableError("redis transaction aborted");
+    for (const [err] of res) if (err) throw isConnectionError(err) ? new BackendUnavailableError(err.message) : err;
+  }
+
+  async readMarks(hash: string): Promise<Map<string, string>> {
+    try {
+      return new Map(Object.entries(await this.#cmd.hgetall(hash)));
+    } catch (err) {
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
   }
 
   async append(channel: string, raws: readonly string[]): Promise<string[]> {

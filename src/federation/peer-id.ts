@@ -1,0 +1,6 @@
+/** A short stable id of a peer's normalised origin: names its queues, consumer groups and WAN subjects. */
+import { createHash } from "node:crypto";
+
+export function peerId(origin: string): string {
+  return createHash("sha256").update(origin).digest("hex").slice(0, 16);
+}

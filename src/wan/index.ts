@@ -1,0 +1,6 @@
+/** The WAN transport of federation over NATS JetStream (loaded only when [wan] is configured). */
+export { WanRole, type WanDeps, type WanReady } from "./role.ts";
+export { sealFrame, verifyFrame, signingString, frameMsgId, FRAME_DOMAIN, HDR, type FrameEntry, type SealedFrame } from "./frame.ts";
+export { frameSubject, inboxFilter, dlqSubject, consumerName } from "./subjects.ts";
+export { SeqMemory } from "./seq-memory.ts";
+export { DLQ_HDR } from "./dlq.ts";

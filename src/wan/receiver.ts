@@ -1,0 +1,264 @@
+/**
+ * Where frames from WAN peers enter: this site's durable pull consumer. Each frame is checked
+ * (size, attempts, signature and sender, sequence memory, shape), its entries against what the
+ * peer may send (federation's accept_channels), then its valid messages are put on the local
+ * bus stamped with the peer's origin, atomically with the sender's new sequence memory, and only
+ * then acknowledged (`ackAck`). A repeat, however late, is acknowledged and dropped. Anything
+ * refused goes to the dead-letter stream with its reason and is terminated: poison never loops.
+ * While the local bus cannot take more, nothing is fetched (no delivery attempts burnt).
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import type { Consumer, JsMsg } from "@nats-io/jetstream";
+import * as v from "valibot";
+import { BusUnavailableError, coreOf, type JsonObject, type MeshBus } from "../bus/index.ts";
+import { peerId, RelayEntry, type Peer } from "../federation/index.ts";
+import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { WanMetrics } from "../metrics/index.ts";
+import { HDR, verifyFrame } from "./frame.ts";
+import { SeqMemory } from "./seq-memory.ts";
+import { HEADER_ROOM } from "./streams.ts";
+import { frameSubject } from "./subjects.ts";
+
+export interface DeadLetter {
+  reason: string;
+  detail: string;
+  msg: JsMsg;
+  /** The entry's index when one entry of a frame is refused, else the whole frame. */
+  index?: number;
+  /** The refused entry's JSON (entry-level), else the frame's body is kept. */
+  entry?: string;
+}
+
+export interface ReceiverDeps {
+  bus: () => MeshBus;
+  peers: () => ReadonlyMap<string, Peer>;
+  ourOrigin: () => string;
+  prefix: () => string;
+  maxFrameBytes: () => number;
+  maxAttempts: () => number;
+  fetchBatch: () => number;
+  /** Where the senders' sequence memories live on the bus backend (a hash). */
+  marksHash: string;
+  /** The embedded backend keeps marks in memory: they are also written here. */
+  marksFile?: string;
+  deadLetter: (d: DeadLetter) => Promise<void>;
+  /** True when the server takes a reason with a term (2.10.4 and later). */
+  termWithReason: () => boolean;
+  metrics: WanMetrics;
+  log: Logger;
+}
+
+/** A frame's body: `{"v":1,"messages":[…]}` (entries are checked one by one). */
+const FrameBody = v.strictObject({ v: v.literal(1), messages: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(10_000)) });
+
+export interface ReceiverStatus {
+  delivered: number;
+  duplicates: number;
+  deadLettered: number;
+  pending: number | null;
+  lastFrame: string | null;
+}
+
+export class Receiver {
+  #consumer: Consumer | undefined;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  readonly #memory = new Map<string, SeqMemory>();
+  /** Naks given because the local bus could not take the frame (stream seq → count): not attempts. */
+  readonly #busNaks = new Map<number, number>();
+  #delivered = 0;
+  #duplicates = 0;
+  #deadCount = 0;
+  #pending: number | null = null;
+  #lastFrame: number | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(private readonly d: ReceiverDeps) {
+    if (d.marksFile && existsSync(d.marksFile)) {
+      try {
+        for (const [k, text] of Object.entries(JSON.parse(readFileSync(d.marksFile, "utf8")) as Record<string, string>)) this.#memory.set(k, SeqMemory.parse(text));
+      } catch (err) {
+        d.log.error("cannot read the WAN sequence memory; starting without it", { file: d.marksFile, error: (err as Error).message });
+      }
+    }
+  }
+
+  /** Starts (or resumes) consuming with this consumer; undefined while NATS is away. */
+  attach(consumer: Consumer | undefined): void {
+    this.#consumer = consumer;
+    this.#wake?.();
+  }
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      const consumer = this.#consumer;
+      // Paused while the local bus cannot take anything: no fetch, so no attempt is spent.
+      if (!consumer || !this.d.bus().backend.isReady()) {
+        await this.#sleep(250);
+        continue;
+      }
+      try {
+        const batch = await consumer.fetch({ max_messages: this.d.fetchBatch(), expires: 2_000 });
+        for await (const m of batch) {
+          if (this.#closed) break; // left unacknowledged: redelivered after ack_wait
+          await this.#handle(m);
+        }
+      } catch (err) {
+        if (this.#closed) break;
+        this.d.log.limited("wan-fetch", "warn", "WAN fetch failed; retrying", { error: (err as Error).message });
+        await this.#sleep(1_000);
+      }
+    }
+  }
+
+  async #handle(m: JsMsg): Promise<void> {
+    this.#pending = m.info.pending;
+    this.#lastFrame = Date.now();
+    const attempts = m.info.deliveryCount - (this.#busNaks.get(m.seq) ?? 0);
+    if (m.data.length > this.d.maxFrameBytes() + HEADER_ROOM) return this.#dead({ reason: "oversized", detail: `${m.data.length} bytes`, msg: m });
+    if (attempts > this.d.maxAttempts()) return this.#dead({ reason: "attempts_exhausted", detail: `${attempts} deliveries`, msg: m });
+    const check = verifyFrame({
+      subject: m.subject,
+      msgId: m.headers?.get("Nats-Msg-Id") || undefined,
+      header: (n) => m.headers?.get(n) || undefined,
+      body: m.data,
+      peers: this.d.peers(),
+      expectedSubject: (p) => frameSubject(this.d.prefix(), this.d.ourOrigin(), p.origin),
+      senderId: (p) => peerId(p.origin),
+    });
+    if (!check.ok) return this.#dead({ reason: check.reason, detail: check.detail, msg: m });
+    const { peer, seq } = check;
+    const sender = peerId(peer.origin);
+    let memory: SeqMemory;
+    try {
+      memory = await this.#memoryOf(sender);
+    } catch (err) {
+      return this.#busBusy(m, err);
+    }
+    if (memory.seen(seq)) {
+      this.#duplicates++;
+      this.d.metrics.duplicates.inc({ layer: "receiver" });
+      await this.#ack(m);
+      return;
+    }
+    const json = parseJson(Buffer.from(m.data).toString("utf8"), MAX_JSON_DEPTH + 3);
+    if (!json.ok) return this.#dead({ reason: json.reason === "too_deep" ? "too_deep" : "malformed", detail: json.detail, msg: m });
+    const body = v.safeParse(FrameBody, json.value);
+    if (!body.success) return this.#dead({ reason: "malformed", detail: body.issues[0]?.message ?? "not a frame", msg: m });
+    const items: { channel: string; message: JsonObject; index: number }[] = [];
+    const refusedEntries: DeadLetter[] = [];
+    body.output.messages.forEach((raw, index) => {
+      const e = v.safeParse(RelayEntry, raw);
+      if (!e.success) refusedEntries.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", msg: m, index, entry: JSON.stringify(raw) });
+      else if (!peer.accept.has(e.output.channel)) refusedEntries.push({ reason: "channel_not_allowed", detail: e.output.channel, msg: m, index, entry: JSON.stringify(raw) });
+      else items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index });
+    });
+    // Refused entries are kept before anything is delivered: if that fails, the frame is retried whole.
+    try {
+      for (const r of refusedEntries) await this.d.deadLetter(r);
+    } catch (err) {
+      this.d.log.limited("wan-dlq", "warn", "cannot write to the WAN dead-letter stream; frame retried", { error: (err as Error).message });
+      m.nak(2_000);
+      return;
+    }
+    for (const r of refusedEntries) this.#counted(r.reason);
+    const next = memory.with(seq);
+    let result: Awaited<ReturnType<MeshBus["publishMarked"]>>;
+    try {
+      result = await this.d.bus().publishMarked(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, value: JSON.stringify(next) });
+    } catch (err) {
+      return this.#busBusy(m, err);
+    }
+    this.#memory.set(sender, next);
+    this.#persistMarks();
+    const delivered = result.published;
+    this.#delivered += delivered;
+    this.d.metrics.delivered.inc({ peer: peer.origin }, delivered);
+    for (const r of result.refused) {
+      const it = items[r.index]!;
+      await this.d.deadLetter({ reason: r.reason, detail: `${it.channel}: ${r.detail}`, msg: m, index: it.index, entry: JSON.stringify({ channel: it.channel, message: it.message }) }).catch((err: unknown) => {
+        this.d.log.error("cannot write a refused WAN entry to the dead-letter stream", { error: (err as Error).message, reason: r.reason });
+      });
+      this.#counted(r.reason);
+    }
+    await this.#ack(m);
+  }
+
+  async #memoryOf(sender: string): Promise<SeqMemory> {
+    if (this.d.marksFile) return this.#memory.get(sender) ?? new SeqMemory();
+    // On Redis, read it each time: replicas of this site share the consumer and the memory.
+    const marks = await this.d.bus().backend.readMarks(this.d.marksHash);
+    return SeqMemory.parse(marks.get(sender));
+  }
+
+  #persistMarks(): void {
+    if (!this.d.marksFile) return;
+    const out: Record<string, string> = {};
+    for (const [k, m] of this.#memory) out[k] = JSON.stringify(m);
+    const tmp = this.d.marksFile + ".tmp";
+    writeFileSync(tmp, JSON.stringify(out), { mode: 0o600 });
+    renameSync(tmp, this.d.marksFile);
+  }
+
+  /** The local bus cannot take it now: back to the stream with a delay, not counted as an attempt. */
+  #busBusy(m: JsMsg, err: unknown): void {
+    if (!(err instanceof BusUnavailableError) && !/unavailable|connect/i.test((err as Error).message)) throw err;
+    this.#busNaks.set(m.seq, (this.#busNaks.get(m.seq) ?? 0) + 1);
+    if (this.#busNaks.size > 100_000) this.#busNaks.clear();
+    this.d.log.limited("wan-bus-busy", "warn", "local bus unavailable; WAN consuming paused", { error: (err as Error).message });
+    m.nak(1_000);
+  }
+
+  async #ack(m: JsMsg): Promise<void> {
+    this.#busNaks.delete(m.seq);
+    try {
+      await m.ackAck({ timeout: 5_000 });
+    } catch {
+      // Not confirmed: the frame comes again and is recognised as a repeat.
+    }
+  }
+
+  async #dead(d: DeadLetter): Promise<void> {
+    try {
+      await this.d.deadLetter(d);
+    } catch (err) {
+      this.d.log.limited("wan-dlq", "warn", "cannot write to the WAN dead-letter stream; frame retried", { error: (err as Error).message });
+      d.msg.nak(2_000);
+      return;
+    }
+    this.#counted(d.reason);
+    this.d.log.limited(`wan-refused-${d.reason}`, "warn", "WAN frame refused; moved to the dead-letter stream", { reason: d.reason, detail: d.detail, subject: d.msg.subject, sender: d.msg.headers?.get(HDR.sender) ?? "" });
+    this.#busNaks.delete(d.msg.seq);
+    // A reason with +TERM came with server 2.10.4; a 2.9 server ignores such a term entirely.
+    if (this.d.termWithReason()) d.msg.term(d.reason);
+    else d.msg.term();
+  }
+
+  #counted(reason: string): void {
+    this.#deadCount++;
+    this.d.metrics.rejected.inc({ reason });
+    this.d.metrics.dlq.inc({ reason });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((r) => {
+      const t = setTimeout(r, ms);
+      this.#wake = () => (clearTimeout(t), r());
+    });
+  }
+
+  status(): ReceiverStatus {
+    return { delivered: this.#delivered, duplicates: this.#duplicates, deadLettered: this.#deadCount, pending: this.#pending, lastFrame: this.#lastFrame ? new Date(this.#lastFrame).toISOString() : null };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    await this.#loop;
+  }
+}

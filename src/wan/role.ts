@@ -1,0 +1,233 @@
+/**
+ * The WAN as a role of the running appliance: a transport of federation. Its peers, keys and
+ * channel rules are federation's (peers with `transport = "wan"`); this role only carries their
+ * messages over NATS JetStream. It connects in the background (NATS away at start is not an
+ * error: messages wait in the on-disk queues), checks or creates the streams, runs one sender
+ * per WAN peer and this site's receiver.
+ */
+import { join } from "node:path";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { MeshBus } from "../bus/index.ts";
+import type { Config, WanSecrets } from "../config/index.ts";
+import { peerId, type Peer } from "../federation/index.ts";
+import type { Ed25519Key } from "../identity/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { WanMetrics } from "../metrics/index.ts";
+import { connectNats, loadClient, serverAtLeast, type Js, type Nats } from "./connect.ts";
+import { writeDeadLetter } from "./dlq.ts";
+import { Receiver } from "./receiver.ts";
+import { Sender, senderDir } from "./sender.ts";
+import { consumerName, inboxFilter } from "./subjects.ts";
+import { ensureStreams } from "./streams.ts";
+
+export interface WanDeps {
+  bus: () => MeshBus;
+  identity: () => Ed25519Key;
+  peers: () => ReadonlyMap<string, Peer>;
+  secrets: () => WanSecrets | undefined;
+  metrics: WanMetrics;
+  log: Logger;
+}
+
+export interface WanReady {
+  ok: boolean;
+  connected: boolean;
+  detail: string;
+  queue: { messages: number; oldestAgeSeconds: number | null };
+}
+
+export class WanRole {
+  #config: Config;
+  readonly #senders = new Map<string, Sender>();
+  readonly #receiver: Receiver;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #connected = false;
+  #error: string | undefined;
+  #closed = false;
+  #connecting: Promise<void> | undefined;
+  #retry: NodeJS.Timeout | undefined;
+
+  private constructor(config: Config, private readonly client: { nats: Nats; js: Js }, private readonly d: WanDeps) {
+    this.#config = config;
+    const c = () => this.#config;
+    this.#receiver = new Receiver({
+      bus: d.bus,
+      peers: d.peers,
+      ourOrigin: () => c().instance.origin,
+      prefix: () => c().wan.subject_prefix,
+      maxFrameBytes: () => c().wan.max_frame_bytes,
+      maxAttempts: () => c().wan.max_attempts,
+      fetchBatch: () => c().wan.fetch_batch,
+      marksHash: `pilox-mesh:wan:marks:${peerId(config.instance.origin)}`,
+      ...(d.bus().backend.kind === "embedded" ? { marksFile: join(config.node.state_dir, "wan", "inbound-marks.json") } : {}),
+      deadLetter: (x) => {
+        if (!this.#js) return Promise.reject(new Error("NATS is not connected"));
+        return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
+      },
+      termWithReason: () => serverAtLeast(this.#nc, 2, 10, 4),
+      metrics: d.metrics,
+      log: d.log,
+    });
+  }
+
+  /** Loads the NATS client (only now: an appliance without [wan] never does). */
+  static async create(config: Config, d: WanDeps): Promise<WanRole> {
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(join(config.node.state_dir, "wan"), { recursive: true, mode: 0o700 });
+    return new WanRole(config, await loadClient(), d);
+  }
+
+  async start(): Promise<void> {
+    for (const p of this.d.peers().values()) await this.#startSender(p);
+    this.#receiver.start();
+    this.#connecting = this.#connect();
+  }
+
+  async #startSender(p: Peer): Promise<void> {
+    if (p.transport !== "wan" || p.forward.size === 0) return;
+    const c = () => this.#config;
+    const s = new Sender(p, {
+      bus: this.d.bus,
+      identity: this.d.identity,
+      ourOrigin: () => c().instance.origin,
+      prefix: () => c().wan.subject_prefix,
+      frameMaxMessages: () => c().wan.frame_max_messages,
+      frameMaxBytes: () => c().wan.max_frame_bytes,
+      frameMaxWaitMs: () => c().wan.frame_max_wait_ms,
+      maxInFlight: () => c().wan.max_in_flight,
+      js: () => (this.#connected ? this.#js : undefined),
+      nats: this.client.nats,
+      dir: senderDir(c().node.state_dir, p.origin),
+      queueMaxBytes: c().federation.queue_max_bytes,
+      metrics: this.d.metrics,
+      log: this.d.log,
+    });
+    this.#senders.set(p.origin, s);
+    await s.start();
+  }
+
+  /** Follows federation's peer set (reload, manifest refresh). */
+  async onPeers(peers: ReadonlyMap<string, Peer>): Promise<void> {
+    for (const [origin, s] of this.#senders) {
+      const p = peers.get(origin);
+      if (!p || p.transport !== "wan" || p.forward.size === 0) {
+        this.#senders.delete(origin);
+        await s.close(); // its queue and frames stay on disk, sent if the peer comes back
+      } else await s.update(p);
+    }
+    for (const p of peers.values()) if (!this.#senders.has(p.origin)) await this.#startSender(p);
+  }
+
+  reconfigure(config: Config): void {
+    this.#config = { ...config, wan: { ...config.wan, nats_urls: this.#config.wan.nats_urls, stream: this.#config.wan.stream, subject_prefix: this.#config.wan.subject_prefix } };
+  }
+
+  async #connect(): Promise<void> {
+    const c = this.#config;
+    try {
+      const nc = await connectNats(this.client.nats, c, this.d.secrets(), this.d.log);
+      if (this.#closed) {
+        await nc.close();
+        return;
+      }
+      this.#nc = nc;
+      void this.#watch(nc);
+      await this.#prepare();
+    } catch (err) {
+      // NATS away: messages wait in the queues on disk; try again shortly.
+      this.#error = (err as Error).message;
+      this.d.log.limited("wan-connect", "warn", "cannot connect to NATS; retrying", { error: this.#error, servers: c.wan.nats_urls.join(",") });
+      this.#scheduleRetry(() => (this.#connecting = this.#connect()), 1_000);
+    }
+  }
+
+  /** Streams and consumer checked (or made), then the receiver and senders run. */
+  async #prepare(): Promise<void> {
+    const nc = this.#nc!;
+    try {
+      const jsm = await this.client.js.jetstreamManager(nc);
+      await ensureStreams(this.client.js, jsm, this.#config);
+      this.#js = this.client.js.jetstream(nc);
+      const consumer = await this.#js.consumers.get(this.#config.wan.stream, consumerName(this.#config.instance.origin));
+      this.#error = undefined;
+      this.#connected = !nc.isClosed();
+      this.#receiver.attach(consumer);
+      for (const s of this.#senders.values()) s.poke();
+      this.d.log.info("WAN ready", { server: nc.getServer(), stream: this.#config.wan.stream, consumer: consumerName(this.#config.instance.origin), inbox: inboxFilter(this.#config.wan.subject_prefix, this.#config.instance.origin) });
+    } catch (err) {
+      this.#connected = false;
+      this.#error = (err as Error).message;
+      this.d.log.error("the WAN cannot start on this NATS; retrying in 30 s", { error: this.#error });
+      this.#scheduleRetry(() => void this.#prepare());
+    }
+  }
+
+  #scheduleRetry(fn: () => void, ms = 30_000): void {
+    if (this.#closed) return;
+    clearTimeout(this.#retry);
+    this.#retry = setTimeout(fn, ms);
+    this.#retry.unref();
+  }
+
+  async #watch(nc: NatsConnection): Promise<void> {
+    for await (const st of nc.status()) {
+      if (st.type === "disconnect") this.#connected = false;
+      else if (st.type === "reconnect") {
+        if (this.#js && !this.#error) this.#connected = true;
+        for (const s of this.#senders.values()) s.poke();
+      }
+    }
+  }
+
+  ready(): WanReady {
+    const st = [...this.#senders.values()].map((s) => s.status());
+    const messages = st.reduce((a, s) => a + s.queue.messages, 0);
+    const ages = st.map((s) => s.queue.oldestAgeSeconds).filter((x): x is number => x !== null);
+    const oldest = ages.length ? Math.max(...ages) : null;
+    const detail = this.#connected ? `connected to ${this.#nc?.getServer() ?? "NATS"}` : this.#error ? `not ready: ${this.#error}` : "NATS not connected";
+    return { ok: this.#connected, connected: this.#connected, detail, queue: { messages, oldestAgeSeconds: oldest } };
+  }
+
+  queueDepth(): number {
+    let n = 0;
+    for (const s of this.#senders.values()) n += s.status().queue.messages;
+    return n;
+  }
+
+  /** Per WAN peer: its queue and sends (for `status` and `peers`). */
+  peerStatus(origin: string) {
+    return this.#senders.get(origin)?.status() ?? null;
+  }
+
+  status() {
+    const r = this.ready();
+    const w = this.#config.wan;
+    const rec = this.#receiver.status();
+    this.d.metrics.consumerPending.set(rec.pending ?? 0);
+    return {
+      connected: r.connected,
+      server: this.#connected ? (this.#nc?.getServer() ?? null) : null,
+      serverVersion: this.#nc?.info?.version ?? null,
+      error: this.#error ?? null,
+      stream: w.stream,
+      dlqStream: w.dlq_stream,
+      consumer: consumerName(this.#config.instance.origin),
+      inbox: inboxFilter(w.subject_prefix, this.#config.instance.origin),
+      queue: r.queue,
+      receiver: rec,
+      peers: Object.fromEntries([...this.#senders].map(([o, s]) => [o, s.status()])),
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    await Promise.all([...this.#senders.values()].map((s) => s.close()));
+    await this.#receiver.close();
+    await this.#connecting;
+    const nc = this.#nc;
+    if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());
+  }
+}

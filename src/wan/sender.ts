@@ -1,0 +1,293 @@
+/**
+ * Where messages leave for a WAN peer: its forward_channels are taken off the local bus into an
+ * on-disk queue, cut into frames, each frame sealed and written to disk under its sequence
+ * before its first send (so every retry is byte-identical and keeps its `Nats-Msg-Id`), then
+ * published to JetStream with a bounded number of PubAcks in flight. A frame's file goes only
+ * when the stream acknowledged it. NATS away: the queue grows (bounded by
+ * federation.queue_max_bytes, as the relay's), and drains in sequence order when it returns.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import type { Closer, Delivery, MeshBus, JsonObject } from "../bus/index.ts";
+import { Spool, SpoolFullError } from "../bus/spool.ts";
+import { forwarderGroup, peerId, type Peer } from "../federation/index.ts";
+import type { Ed25519Key } from "../identity/index.ts";
+import type { Logger } from "../log/index.ts";
+import type { WanMetrics } from "../metrics/index.ts";
+import type { Nats } from "./connect.ts";
+import { sealFrame, type FrameEntry, type SealedFrame } from "./frame.ts";
+import { frameSubject } from "./subjects.ts";
+
+export interface SenderDeps {
+  bus: () => MeshBus;
+  identity: () => Ed25519Key;
+  ourOrigin: () => string;
+  prefix: () => string;
+  frameMaxMessages: () => number;
+  frameMaxBytes: () => number;
+  frameMaxWaitMs: () => number;
+  maxInFlight: () => number;
+  /** The JetStream client while NATS is connected, else undefined. */
+  js: () => JetStreamClient | undefined;
+  nats: Nats;
+  dir: string;
+  queueMaxBytes: number;
+  metrics: WanMetrics;
+  log: Logger;
+}
+
+export interface SenderStatus {
+  queue: { messages: number; bytes: number; frames: number; oldestAgeSeconds: number | null };
+  lastSeq: number;
+  sent: number;
+  lastContact: string | null;
+  lastError: string | null;
+}
+
+interface StoredFrame extends SealedFrame {
+  /** The event id of the frame's first message: tells, after a crash, whether its messages left the queue. */
+  first: string;
+  createdMs: number;
+}
+
+/** Where a peer's WAN queue and frames live. */
+export function senderDir(stateDir: string, origin: string): string {
+  return join(stateDir, "wan", "outbound", peerId(origin));
+}
+
+const eventIdOf = (m: Record<string, unknown>): string => ((m["meshMeta"] as Record<string, unknown> | undefined)?.["eventId"] as string | undefined) ?? "";
+
+export class Sender {
+  readonly #queue: Spool;
+  readonly #framesDir: string;
+  readonly #seqFile: string;
+  /** Frames on disk not yet acknowledged by the stream, in sequence order. */
+  #frames: (StoredFrame & { sending: boolean })[] = [];
+  #lastSeq = 0;
+  #subs: Closer[] = [];
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+  #inFlight = 0;
+  #failures = 0;
+  #backoffUntil = 0;
+  #sent = 0;
+  #lastContact: number | undefined;
+  #lastError: string | undefined;
+  /** When the oldest message still in the queue (not yet framed) arrived. */
+  #queuedSince: number | undefined;
+
+  constructor(public peer: Peer, private readonly d: SenderDeps) {
+    this.#queue = new Spool(join(d.dir, "queue"), d.queueMaxBytes);
+    this.#framesDir = join(d.dir, "frames");
+    this.#seqFile = join(d.dir, "seq");
+    mkdirSync(this.#framesDir, { recursive: true, mode: 0o700 });
+    this.#recover();
+  }
+
+  /** Frames left by the last run, and the sequence to go on from. */
+  #recover(): void {
+    const files = readdirSync(this.#framesDir).filter((f) => /^\d+\.json$/.test(f));
+    for (const f of files) {
+      try {
+        this.#frames.push({ ...(JSON.parse(readFileSync(join(this.#framesDir, f), "utf8")) as StoredFrame), sending: false });
+      } catch {
+        rmSync(join(this.#framesDir, f), { force: true }); // torn by a crash before its rename: never sent
+      }
+    }
+    this.#frames.sort((a, b) => a.seq - b.seq);
+    const stored = existsSync(this.#seqFile) ? Number(readFileSync(this.#seqFile, "utf8").trim()) || 0 : 0;
+    // A fresh state directory starts far above anything sent before (µs since the epoch), so a
+    // receiver's memory of an earlier life never mistakes new frames for repeats.
+    this.#lastSeq = Math.max(stored, this.#frames.at(-1)?.seq ?? 0) || Date.now() * 1000;
+    // Crash between writing a frame and dropping its messages from the queue: drop them now.
+    const last = this.#frames.at(-1);
+    if (last && this.#queue.size > 0) {
+      const head = this.#queue.peek(last.messages);
+      if (head[0] && eventIdOf(head[0].message) === last.first) this.#queue.drop(head.length);
+    }
+    if (this.#queue.size > 0) this.#queuedSince = Date.now();
+  }
+
+  async start(): Promise<void> {
+    await this.#subscribe();
+    this.#loop = this.#run();
+  }
+
+  async update(peer: Peer): Promise<void> {
+    const changed = [...peer.forward].sort().join() !== [...this.peer.forward].sort().join();
+    this.peer = peer;
+    if (changed) {
+      await Promise.all(this.#subs.map((s) => s.close()));
+      await this.#subscribe();
+    }
+  }
+
+  async #subscribe(): Promise<void> {
+    const bus = this.d.bus();
+    const group = forwarderGroup(this.peer.origin);
+    this.#subs = await Promise.all([...this.peer.forward].map((ch) => bus.subscribe(ch, (m) => this.#enqueue(m), { group })));
+  }
+
+  #enqueue(m: Delivery): void {
+    // What came from a peer is never forwarded again (no loops between meshes).
+    if (m.ext?.origin) return;
+    const { meshSig: _s, meshExt: _e, ...message } = m.message;
+    try {
+      this.#queue.append({ channel: m.channel, message: message as JsonObject });
+    } catch (err) {
+      // On a durable channel the throw leaves the entry unacknowledged: it is retried later.
+      if (err instanceof SpoolFullError) this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin });
+      throw err;
+    }
+    this.#queuedSince ??= Date.now();
+    this.d.metrics.spooled.inc({ peer: this.peer.origin });
+    this.#wake?.();
+  }
+
+  /** Cuts frames from the queue while fewer than max_in_flight wait unacknowledged. */
+  #cutFrames(): void {
+    const max = this.d.frameMaxMessages();
+    const maxBytes = this.d.frameMaxBytes();
+    while (this.#queue.size > 0 && this.#frames.length < this.d.maxInFlight()) {
+      const peeked = this.#queue.peek(max);
+      const entries: FrameEntry[] = [];
+      let bytes = 32;
+      let n = 0;
+      for (const e of peeked) {
+        n++;
+        if (e === null) continue; // a torn line: dropped with its frame
+        const len = Buffer.byteLength(JSON.stringify(e)) + 1;
+        if (entries.length === 0 && 32 + len > maxBytes) {
+          // Larger than any frame may be: kept aside with the reason, so the rest moves on.
+          this.#deadLetter(e, len);
+          continue;
+        }
+        if (entries.length > 0 && bytes + len > maxBytes) {
+          n--;
+          break;
+        }
+        entries.push({ channel: e.channel, message: e.message as JsonObject });
+        bytes += len;
+      }
+      if (entries.length === 0) {
+        this.#queue.drop(n);
+        continue;
+      }
+      const seq = ++this.#lastSeq;
+      writeAtomic(this.#seqFile, String(seq));
+      const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, entries });
+      const frame: StoredFrame = { ...sealed, first: eventIdOf(entries[0]!.message), createdMs: Date.now() };
+      writeAtomic(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame));
+      this.#queue.drop(n);
+      this.#frames.push({ ...frame, sending: false });
+    }
+    if (this.#queue.size === 0) this.#queuedSince = undefined;
+  }
+
+  #deadLetter(e: { channel: string; message: Record<string, unknown> }, bytes: number): void {
+    const line = JSON.stringify({ ts: new Date().toISOString(), peer: this.peer.origin, reason: "too_large_for_frame", bytes, entry: e });
+    appendFileSync(join(this.d.dir, "dead.jsonl"), line + "\n", { mode: 0o600 });
+    this.d.metrics.dlq.inc({ reason: "too_large_for_frame" });
+    this.d.log.error("message larger than wan.max_frame_bytes; kept in dead.jsonl", { peer: this.peer.origin, bytes, file: join(this.d.dir, "dead.jsonl") });
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#closed) {
+      if (Date.now() < this.#backoffUntil) {
+        await this.#sleep(this.#backoffUntil - Date.now());
+        continue;
+      }
+      const js = this.d.js();
+      // Let a frame fill for a moment when the queue holds less than one.
+      if (this.#queue.size > 0 && this.#queue.size < this.d.frameMaxMessages() && this.#frames.length === 0 && this.d.frameMaxWaitMs() > 0) await this.#sleep(this.d.frameMaxWaitMs());
+      this.#cutFrames();
+      const todo = js ? this.#frames.filter((f) => !f.sending).slice(0, Math.max(0, this.d.maxInFlight() - this.#inFlight)) : [];
+      if (todo.length === 0) {
+        await this.#sleep(js ? 60_000 : 1_000);
+        continue;
+      }
+      for (const f of todo) {
+        f.sending = true;
+        this.#inFlight++;
+        void this.#publish(js!, f)
+          .then(
+            () => {
+              this.#failures = 0;
+            },
+            (err: unknown) => {
+              this.#failures++;
+              this.#lastError = (err as Error).message;
+              // Back off (capped, jittered) before the retry; the frame keeps its id and bytes.
+              this.#backoffUntil = Date.now() + 50 + Math.random() * Math.min(5_000, 100 * 2 ** Math.min(this.#failures, 10));
+              this.d.log.limited(`wan-send-${this.peer.origin}`, "warn", "WAN publish failed; will retry", { peer: this.peer.origin, error: this.#lastError, frames: this.#frames.length });
+            },
+          )
+          .finally(() => {
+            f.sending = false;
+            this.#inFlight--;
+            this.#wake?.();
+          });
+      }
+      await this.#sleep(60_000);
+    }
+  }
+
+  async #publish(js: JetStreamClient, f: StoredFrame): Promise<void> {
+    const h = this.d.nats.headers();
+    for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
+    const ack = await js.publish(f.subject, f.body, { msgID: f.msgId, headers: h, timeout: 5_000 });
+    if (ack.duplicate) this.d.metrics.duplicates.inc({ layer: "jetstream" });
+    rmSync(join(this.#framesDir, `${f.seq}.json`), { force: true });
+    this.#frames = this.#frames.filter((x) => x.seq !== f.seq);
+    this.#sent += f.messages;
+    this.#lastContact = Date.now();
+    this.#lastError = undefined;
+    this.d.metrics.published.inc({ peer: this.peer.origin }, f.messages);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((r) => {
+      const t = setTimeout(() => {
+        this.#wake = undefined;
+        r();
+      }, ms);
+      this.#wake = () => {
+        clearTimeout(t);
+        this.#wake = undefined;
+        r();
+      };
+    });
+  }
+
+  /** Wakes the loop (NATS came back). */
+  poke(): void {
+    this.#wake?.();
+  }
+
+  status(): SenderStatus {
+    const framed = this.#frames.reduce((a, f) => a + f.messages, 0);
+    const oldest = Math.min(this.#frames[0]?.createdMs ?? Number.POSITIVE_INFINITY, this.#queuedSince ?? Number.POSITIVE_INFINITY);
+    return {
+      queue: { messages: this.#queue.size + framed, bytes: this.#queue.bytes, frames: this.#frames.length, oldestAgeSeconds: Number.isFinite(oldest) ? Math.round((Date.now() - oldest) / 1000) : null },
+      lastSeq: this.#lastSeq,
+      sent: this.#sent,
+      lastContact: this.#lastContact ? new Date(this.#lastContact).toISOString() : null,
+      lastError: this.#lastError ?? null,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#wake?.();
+    await Promise.all(this.#subs.map((s) => s.close().catch(() => {})));
+    await this.#loop;
+  }
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = file + ".tmp";
+  writeFileSync(tmp, text, { mode: 0o600 });
+  renameSync(tmp, file);
+}

@@ -1,0 +1,287 @@
+/**
+ * The WAN transport against real nats-server processes (JetStream, file store) and two
+ * appliances A and B on their own Redis servers: messages on a durable channel go A→B exactly
+ * once, stamped with A's origin, through frames signed by A's instance key; NATS killed twice
+ * loses and repeats nothing; poison lands in the dead-letter stream with its reason and is not
+ * redelivered; a repeat after the dedupe window is refused by B's sequence memory; A's key
+ * rotation costs no refusal; NATS down at A's start spools and then delivers in order.
+ */
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { Delivery } from "../src/bus/index.ts";
+import type { Appliance } from "../src/daemon/appliance.ts";
+import { peerId } from "../src/federation/index.ts";
+import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
+import { DLQ_HDR, frameSubject, sealFrame } from "../src/wan/index.ts";
+import { http, startAppliance } from "./helpers/appliance.ts";
+import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
+import { startNats, type TestNats } from "./helpers/nats.ts";
+import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
+
+const PREFIX = "pilox-mesh.wan.v1";
+const s = scratch();
+let nats: TestNats;
+let redisA: TestRedis, redisB: TestRedis;
+let a: Appliance, b: Appliance;
+let portA: number, portB: number;
+let keyA: Ed25519Key, keyA2: Ed25519Key, keyB: Ed25519Key, stranger: Ed25519Key;
+let nc: NatsConnection, js: JetStreamClient;
+const originA = () => `http://127.0.0.1:${portA}`;
+const originB = () => `http://127.0.0.1:${portB}`;
+
+/** What B's local handler saw on "a2b": event id → how many times, and in what order. */
+const seen = new Map<string, number>();
+const order: number[] = [];
+const origins = new Set<string>();
+
+function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[] }): string {
+  s.write(`${name}-bus.key`, o.secret);
+  return s.write(
+    `${name}.toml`,
+    `[instance]
+origin = "${o.origin}"
+key_file = "${o.keyFile}"
+[http]
+listen = "127.0.0.1:${o.port}"
+[api]
+socket = "${s.path(`${name}.sock`)}"
+[bus.redis]
+url = "${o.redis}"
+block_ms = 200
+[[bus.keys]]
+id = "${name}1"
+secret_file = "${s.path(`${name}-bus.key`)}"
+[[bus.channels]]
+name = "a2b"
+durable = true
+[[federation.peers]]
+origin = "${o.peer}"
+transport = "wan"
+public_keys = [${o.peerKeys.map((k) => `"${k}"`).join(", ")}]
+accept_channels = [${o.accept.map((c) => `"${c}"`).join(", ")}]
+forward_channels = [${o.forward.map((c) => `"${c}"`).join(", ")}]
+[wan]
+nats_urls = ["${nats.url}"]
+manage_streams = true
+duplicate_window_seconds = 2
+ack_wait_seconds = 5
+`,
+  );
+}
+
+const cfgA = (keyFile = s.path("a-id.key")) => config("a", { port: portA, origin: originA(), redis: redisA.url, secret: SECRET_A, keyFile, peer: originB(), peerKeys: [keyB.publicKeyHex], accept: [], forward: ["a2b"] });
+const cfgB = () => config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b"], forward: [] });
+
+/** The last frame sequence A used for B. */
+async function lastSeqOfA(): Promise<number> {
+  const st = (await a.status()).wan as { peers: Record<string, { lastSeq: number }> };
+  return st.peers[originB()]!.lastSeq;
+}
+
+async function publish(n: number, from = 0): Promise<void> {
+  for (let i = from; i < from + n; i++) await a.bus.publish("a2b", { type: "wan.test", payload: { i } });
+}
+
+function received(): number {
+  let n = 0;
+  for (const c of seen.values()) n += c;
+  return n;
+}
+
+function assertExactlyOnce(expected: number): void {
+  const dup = [...seen.values()].filter((c) => c > 1).length;
+  assert.equal(dup, 0, `${dup} messages delivered more than once`);
+  assert.equal(seen.size, expected, `expected ${expected} distinct messages, got ${seen.size}`);
+}
+
+async function startB(): Promise<void> {
+  b = await startAppliance(s.path("b.toml"), s.path("b-state"));
+  await b.bus.subscribe(
+    "a2b",
+    (d: Delivery) => {
+      seen.set(d.eventId, (seen.get(d.eventId) ?? 0) + 1);
+      order.push((d.message["payload"] as { i: number }).i);
+      if (d.ext?.origin) origins.add(d.ext.origin);
+    },
+    { group: "wan-test" },
+  );
+}
+
+/** Every record in the dead-letter stream, by reason (read with an ordered consumer). */
+async function deadLetters(): Promise<{ reason: string; detail: string; entry: string | undefined; body: string }[]> {
+  const c = await js.consumers.get("PILOX_MESH_WAN_DLQ");
+  const out: { reason: string; detail: string; entry: string | undefined; body: string }[] = [];
+  const info = await (await jetstreamManager(nc)).streams.info("PILOX_MESH_WAN_DLQ");
+  if (info.state.messages === 0) return out;
+  const batch = await c.fetch({ max_messages: info.state.messages, expires: 2_000 });
+  for await (const m of batch) {
+    out.push({ reason: m.headers?.get(DLQ_HDR.reason) ?? "", detail: m.headers?.get(DLQ_HDR.detail) ?? "", entry: m.headers?.get(DLQ_HDR.entry) || undefined, body: m.string() });
+    if (out.length >= info.state.messages) break;
+  }
+  return out;
+}
+
+before(async () => {
+  nats = await startNats();
+  [redisA, redisB] = await Promise.all([startRedis(), startRedis()]);
+  [portA, portB] = [await freePort(), await freePort()];
+  keyA = createKeyFile(s.path("a-id.key"));
+  keyA2 = createKeyFile(s.path("a-id2.key"));
+  keyB = createKeyFile(s.path("b-id.key"));
+  stranger = createKeyFile(s.path("stranger.key"));
+  cfgA();
+  cfgB();
+  a = await startAppliance(s.path("a.toml"), s.path("a-state"));
+  await startB();
+  nc = await connect({ servers: nats.url.replace("nats://", "") });
+  js = jetstream(nc);
+  await waitFor(async () => (await a.status()).wan?.connected === true && (await b.status()).wan?.connected === true, 20_000, "both sites on NATS");
+});
+
+after(async () => {
+  await nc?.close();
+  await Promise.all([a?.stop(200), b?.stop(200)]);
+  await Promise.all([redisA?.stop(), redisB?.stop(), nats?.stop()]);
+  s.cleanup();
+});
+
+describe("WAN A→B", () => {
+  it("delivers 10,000 messages exactly once, stamped with A's origin", async () => {
+    await publish(10_000);
+    await waitFor(() => received() >= 10_000, 120_000, "10,000 at B");
+    await new Promise((r) => setTimeout(r, 500));
+    assertExactlyOnce(10_000);
+    assert.deepEqual([...origins], [originA()]);
+    assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_delivered_total"), 10_000);
+    assert.ok((await counterSum(a.metrics, "pilox_mesh_wan_published_total")) >= 10_000);
+    // The route is advertised, and status shows the peer's transport and WAN state.
+    const doc = await http({ port: portB }, "GET", "/.well-known/pilox-mesh.json");
+    assert.equal(doc.json.wan.siteId, peerId(originB()));
+    assert.equal(doc.json.wan.stream, "PILOX_MESH_WAN_V1");
+    const st = await a.status();
+    assert.equal(st.federation.peers[0]!.transport, "wan");
+    assert.equal((st.federation.peers[0] as { wan?: { sent: number } }).wan?.sent, 10_000);
+  });
+
+  it("loses and repeats nothing while nats-server is killed -9 twice (20,000 messages)", async () => {
+    seen.clear();
+    order.length = 0;
+    const sending = publish(20_000, 100_000);
+    for (let k = 0; k < 2; k++) {
+      await waitFor(() => received() > 4_000 + k * 7_000, 120_000, `progress before kill ${k + 1}`);
+      await nats.kill("SIGKILL");
+      await new Promise((r) => setTimeout(r, 1_000));
+      await nats.start();
+    }
+    await sending;
+    await waitFor(() => received() >= 20_000, 180_000, "20,000 at B");
+    await new Promise((r) => setTimeout(r, 1_000));
+    assertExactlyOnce(20_000);
+  });
+
+  it("refuses a repeat after the dedupe window by B's sequence memory", async () => {
+    const before = received();
+    // A sequence A never used (below its first, within B's window): A's own frames keep theirs.
+    const seq = (await lastSeqOfA()) - 50_000;
+    const frame = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject: frameSubject(PREFIX, originB(), originA()), seq, entries: [{ channel: "a2b", message: { type: "wan.replay", payload: { i: -1 }, meshMeta: { v: 1, producer: "test", eventId: "replay-1" } } }] });
+    const send = async () => {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(frame.headers)) h.set(k, v);
+      return js.publish(frame.subject, frame.body, { msgID: frame.msgId, headers: h });
+    };
+    assert.equal((await send()).duplicate, false);
+    assert.equal((await send()).duplicate, true, "JetStream's window catches the immediate repeat");
+    await waitFor(() => received() === before + 1, 10_000, "the frame delivered");
+    const dupBefore = await counterValue(b.metrics, "pilox_mesh_wan_duplicates_total", { layer: "receiver" });
+    await new Promise((r) => setTimeout(r, 2_500)); // past duplicate_window_seconds = 2
+    assert.equal((await send()).duplicate, false, "the stream takes it again");
+    await waitFor(async () => (await counterValue(b.metrics, "pilox_mesh_wan_duplicates_total", { layer: "receiver" })) === dupBefore + 1, 10_000, "the receiver's refusal");
+    assert.equal(seen.get("replay-1"), 1);
+  });
+
+  it("moves each kind of poison to the dead-letter stream with its reason, once", async () => {
+    const subject = frameSubject(PREFIX, originB(), originA());
+    const entry = (channel: string, i: number) => ({ channel, message: { type: "wan.poison", payload: { i }, meshMeta: { v: 1, producer: "test", eventId: `poison-${channel}-${i}` } } });
+    let seq = (await lastSeqOfA()) - 40_000;
+    const jsm = await jetstreamManager(nc);
+    const consumer = `pilox-mesh-${peerId(originB())}`;
+    const redeliveredBefore = (await jsm.consumers.info("PILOX_MESH_WAN_V1", consumer)).num_redelivered;
+    const send = async (f: { subject: string; msgId: string; headers: Record<string, string>; body: string }, onSubject = f.subject) => {
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
+      await js.publish(onSubject, f.body, { msgID: f.msgId, headers: h });
+    };
+    // Unsigned: no headers at all.
+    await js.publish(subject, '{"v":1,"messages":[]}', { msgID: "unsigned-1" });
+    // Signed by a key B does not hold for A.
+    const forged = sealFrame({ key: stranger, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", 1)] });
+    await send({ ...forged, headers: { ...forged.headers, "Pilox-Mesh-Kid": keyA.kid } });
+    // A's genuine frame for another site, replayed onto B's subject.
+    const elsewhere = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject: frameSubject(PREFIX, "https://other.example", originA()), seq: ++seq, entries: [entry("a2b", 2)] });
+    await send(elsewhere, subject);
+    // One entry on a channel A may not send to B: the other two are still delivered.
+    const mixed = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", 3), entry("secret", 4), entry("a2b", 5)] });
+    await send(mixed);
+    // An entry that is not a bus message.
+    const bad = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [{ channel: "a2b", message: { nope: true } as never }] });
+    await send(bad);
+    // A genuine frame of A's published on a subject that names another sender.
+    const misrouted = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", 6)] });
+    await send(misrouted, frameSubject(PREFIX, originB(), "https://third.example"));
+
+    await waitFor(async () => (await deadLetters()).length >= 6, 15_000, "six dead letters");
+    const dl = await deadLetters();
+    const reasons = dl.map((d) => d.reason).sort();
+    // The forged frame and the replayed one both fail the signature: the subject is signed.
+    assert.deepEqual(reasons, ["bad_signature", "bad_signature", "channel_not_allowed", "malformed_entry", "unsigned", "wrong_subject"]);
+    const notAllowed = dl.find((d) => d.reason === "channel_not_allowed")!;
+    assert.equal(notAllowed.entry, "1");
+    assert.match(notAllowed.body, /"secret"/);
+    await waitFor(() => seen.has("poison-a2b-3") && seen.has("poison-a2b-5"), 10_000, "the valid entries of the mixed frame");
+    for (const i of [1, 2, 6]) assert.equal(seen.has(`poison-a2b-${i}`), false);
+    // Terminated, not redelivered: nothing pending on B's consumer once ack_wait has passed.
+    await new Promise((r) => setTimeout(r, 6_000));
+    const ci = await jsm.consumers.info("PILOX_MESH_WAN_V1", consumer);
+    assert.equal(ci.num_ack_pending, 0);
+    assert.equal(ci.num_redelivered, redeliveredBefore);
+    assert.equal((await deadLetters()).length, dl.length, "no second dead letter for the same frame");
+  });
+
+  it("takes A's rotated key (current and next listed at B) without a refusal", async () => {
+    const refusedBefore = await counterSum(b.metrics, "pilox_mesh_wan_rejected_total");
+    seen.clear();
+    await publish(500, 200_000);
+    cfgA(s.path("a-id2.key"));
+    assert.deepEqual(await a.reload(), { ok: true });
+    await publish(500, 300_000);
+    await waitFor(() => received() >= 1_000, 60_000, "1,000 across the rotation");
+    assertExactlyOnce(1_000);
+    assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_rejected_total"), refusedBefore);
+  });
+
+  it("spools 5,000 messages while NATS is down at A's start, says so in /readyz, then delivers them in order", async () => {
+    await a.stop(200);
+    await nats.kill("SIGKILL");
+    seen.clear();
+    order.length = 0;
+    a = await startAppliance(s.path("a.toml"), s.path("a-state"));
+    await publish(5_000, 400_000);
+    await waitFor(async () => (await a.status()).wan?.queue.messages === 5_000, 20_000, "5,000 queued");
+    const ready = await http({ port: portA }, "GET", "/readyz");
+    assert.equal(ready.status, 200);
+    assert.equal(ready.json.degraded, true);
+    assert.equal(ready.json.checks.wan.queue.messages, 5_000);
+    assert.equal(typeof ready.json.checks.wan.queue.oldestAgeSeconds, "number");
+    assert.equal(received(), 0);
+    await nats.start();
+    await waitFor(() => received() >= 5_000, 120_000, "5,000 at B");
+    await new Promise((r) => setTimeout(r, 500));
+    assertExactlyOnce(5_000);
+    assert.deepEqual(order, Array.from({ length: 5_000 }, (_, i) => 400_000 + i), "in sequence order");
+    const after = await http({ port: portA }, "GET", "/readyz");
+    assert.equal(after.json.degraded, false);
+  });
+});
