@@ -136,8 +136,9 @@ export class Federation {
       if (!p || p.forward.size === 0 || p.transport !== "relay") {
         this.#forwarders.delete(origin);
         await f.close(); // its queue stays on disk, sent if the peer comes back
-        // Its consumer groups would otherwise keep a growing lag in Redis for nobody.
-        await this.#dropGroups(origin, [...f.peer.forward]);
+        // Its consumer groups would otherwise keep a growing lag in Redis for nobody. A peer
+        // moved to the WAN keeps them: the WAN sender reads the same groups, pending included.
+        if (!p || p.forward.size === 0) await this.#dropGroups(origin, [...f.peer.forward]);
       } else await f.update(p);
     }
     for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
