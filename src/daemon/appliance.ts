@@ -268,7 +268,16 @@ export class Appliance {
   #federationStatus() {
     const st = this.#federation.status();
     if (!this.#wan) return st;
-    return { ...st, peers: st.peers.map((p) => (p.transport === "wan" ? { ...p, wan: this.#wan!.peerStatus(p.origin) } : p)) };
+    const w = this.#wan.status();
+    return {
+      ...st,
+      wan: { connected: w.connected, server: w.server, error: w.error },
+      peers: st.peers.map((p) => {
+        const ws = p.transport === "wan" ? this.#wan!.peerStatus(p.origin) : null;
+        // A WAN peer's queue and contact are the WAN sender's, not the (idle) relay's.
+        return ws ? { ...p, queue: { messages: ws.queue.messages, bytes: ws.queue.bytes }, lastContact: ws.lastContact, lastError: ws.lastError, sent: ws.sent, wan: ws } : p;
+      }),
+    };
   }
 
   get registry(): RegistryRole | undefined {

@@ -1,6 +1,6 @@
 /**
  * The WAN dead-letter stream: what a site refused, with why, kept for an operator to read. Each
- * record is the original body (the frame, or the one refused entry of it), our `Pilox-Mesh-*`
+ * record is the frame's body as received, our `Pilox-Mesh-*`
  * headers as they came, and `Pilox-Mesh-Dlq-*` headers: reason, detail, the original subject,
  * stream sequence and `Nats-Msg-Id`. Its own `Nats-Msg-Id` makes a retried write land once.
  */
@@ -36,6 +36,7 @@ export async function writeDeadLetter(nats: Nats, js: JetStreamClient, o: { dlqP
   if (originalId) h.set(DLQ_HDR.msgId, clean(originalId));
   if (d.index !== undefined) h.set(DLQ_HDR.entry, String(d.index));
   h.set(DLQ_HDR.at, new Date().toISOString());
-  const body = d.entry !== undefined ? d.entry : d.msg.data;
-  await js.publish(dlqSubject(o.dlqPrefix, o.ourOrigin, d.reason), body, { headers: h, msgID: `dlq-${d.msg.info.stream}-${d.msg.seq}-${d.index ?? "frame"}`, timeout: 5_000 });
+  // The frame as received, even when one entry of it is refused: it stays verifiable (a replay
+  // checks its signature again), and the entry header says which one.
+  await js.publish(dlqSubject(o.dlqPrefix, o.ourOrigin, d.reason), d.msg.data, { headers: h, msgID: `dlq-${d.msg.info.stream}-${d.msg.seq}-${d.index ?? "frame"}`, timeout: 5_000 });
 }

@@ -26,8 +26,6 @@ export interface DeadLetter {
   msg: JsMsg;
   /** The entry's index when one entry of a frame is refused, else the whole frame. */
   index?: number;
-  /** The refused entry's JSON (entry-level), else the frame's body is kept. */
-  entry?: string;
 }
 
 export interface ReceiverDeps {
@@ -154,8 +152,8 @@ export class Receiver {
     const refusedEntries: DeadLetter[] = [];
     body.output.messages.forEach((raw, index) => {
       const e = v.safeParse(RelayEntry, raw);
-      if (!e.success) refusedEntries.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", msg: m, index, entry: JSON.stringify(raw) });
-      else if (!peer.accept.has(e.output.channel)) refusedEntries.push({ reason: "channel_not_allowed", detail: e.output.channel, msg: m, index, entry: JSON.stringify(raw) });
+      if (!e.success) refusedEntries.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", msg: m, index });
+      else if (!peer.accept.has(e.output.channel)) refusedEntries.push({ reason: "channel_not_allowed", detail: e.output.channel, msg: m, index });
       else items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index });
     });
     // Refused entries are kept before anything is delivered: if that fails, the frame is retried whole.
@@ -181,7 +179,7 @@ export class Receiver {
     this.d.metrics.delivered.inc({ peer: peer.origin }, delivered);
     for (const r of result.refused) {
       const it = items[r.index]!;
-      await this.d.deadLetter({ reason: r.reason, detail: `${it.channel}: ${r.detail}`, msg: m, index: it.index, entry: JSON.stringify({ channel: it.channel, message: it.message }) }).catch((err: unknown) => {
+      await this.d.deadLetter({ reason: r.reason, detail: `${it.channel}: ${r.detail}`, msg: m, index: it.index }).catch((err: unknown) => {
         this.d.log.error("cannot write a refused WAN entry to the dead-letter stream", { error: (err as Error).message, reason: r.reason });
       });
       this.#counted(r.reason);

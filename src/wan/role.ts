@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { MeshBus } from "../bus/index.ts";
 import type { Config, WanSecrets } from "../config/index.ts";
-import { peerId, type Peer } from "../federation/index.ts";
+import { forwarderGroup, peerId, type Peer } from "../federation/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
@@ -115,9 +115,18 @@ export class WanRole {
       if (!p || p.transport !== "wan" || p.forward.size === 0) {
         this.#senders.delete(origin);
         await s.close(); // its queue and frames stay on disk, sent if the peer comes back
+        if (!p || p.forward.size === 0) await this.#dropGroups(origin, [...s.peer.forward]);
       } else await s.update(p);
     }
     for (const p of peers.values()) if (!this.#senders.has(p.origin)) await this.#startSender(p);
+  }
+
+  /** A removed peer's consumer groups would keep a growing lag in Redis for nobody. */
+  async #dropGroups(origin: string, channels: string[]): Promise<void> {
+    const bus = this.d.bus();
+    for (const ch of channels.filter((c) => bus.isDurable(c))) {
+      await bus.backend.dropGroup(ch, forwarderGroup(origin)).catch((err: unknown) => this.d.log.warn("cannot remove a removed WAN peer's consumer group", { peer: origin, channel: ch, error: (err as Error).message }));
+    }
   }
 
   reconfigure(config: Config): void {

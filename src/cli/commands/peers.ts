@@ -17,6 +17,7 @@ interface PeerStatus {
   lastError: string | null;
   acceptChannels: string[];
   forwardChannels: string[];
+  transport?: "relay" | "wan";
 }
 
 export async function peers(args: string[], io: Io): Promise<number> {
@@ -38,10 +39,13 @@ export async function peers(args: string[], io: Io): Promise<number> {
     io.stdout("no federation peers configured\n");
     return EXIT.ok;
   }
-  const rows = [["PEER", "KEYS", "QUEUE", "LAST CONTACT", "ACCEPT", "FORWARD", "LAST ERROR"]];
+  const wan = (json as { wan?: { connected: boolean; server: string | null; error: string | null } }).wan;
+  if (wan) io.stdout(`wan: ${wan.connected ? `connected to ${wan.server ?? "NATS"}` : `NOT CONNECTED${wan.error ? ` (${wan.error})` : ""}`}\n`);
+  const rows = [["PEER", "TRANSPORT", "KEYS", "QUEUE", "LAST CONTACT", "ACCEPT", "FORWARD", "LAST ERROR"]];
   for (const p of list) {
     rows.push([
       p.origin,
+      p.transport ?? "relay",
       p.keys.map((k) => k.kid.slice(0, 8)).join(","),
       String(p.queue.messages),
       p.lastContact ?? "-",

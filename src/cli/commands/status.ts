@@ -25,8 +25,9 @@ interface Status {
     enabled: boolean;
     manifest: { url: string; lastSyncOk: boolean | null; seq: number | null; unversioned?: boolean } | null;
     orphanedGroups: { channel: string; group: string }[];
-    peers: { origin: string; queue: { messages: number }; lastContact: string | null; lastError: string | null; deadLettered: number }[];
+    peers: { origin: string; transport?: string; queue: { messages: number }; lastContact: string | null; lastError: string | null; deadLettered: number }[];
   };
+  wan?: { connected: boolean; server: string | null; serverVersion: string | null; error: string | null; stream: string; consumer: string; queue: { messages: number; oldestAgeSeconds: number | null }; receiver: { delivered: number; duplicates: number; deadLettered: number; pending: number | null } } | null;
 }
 
 export async function status(args: string[], io: Io): Promise<number> {
@@ -63,9 +64,15 @@ export async function status(args: string[], io: Io): Promise<number> {
   else {
     kv("federation", `${f.peers.length} peer(s)${f.manifest ? `; manifest ${f.manifest.url} ${f.manifest.lastSyncOk === false ? "FAILING" : "ok"}${f.manifest.unversioned ? " (unversioned)" : ""}` : ""}`);
     for (const p of f.peers) {
-      kv("  peer", `${p.origin}: queue ${p.queue.messages}, last contact ${p.lastContact ?? "never"}${p.deadLettered ? `, ${p.deadLettered} dead-lettered` : ""}${p.lastError ? `, last error: ${p.lastError}` : ""}`);
+      kv("  peer", `${p.origin} (${p.transport ?? "relay"}): queue ${p.queue.messages}, last contact ${p.lastContact ?? "never"}${p.deadLettered ? `, ${p.deadLettered} dead-lettered` : ""}${p.lastError ? `, last error: ${p.lastError}` : ""}`);
     }
     for (const g of f.orphanedGroups) kv("warning", `consumer group ${g.group} on ${g.channel} belongs to no configured peer`);
+  }
+  const w = s.wan;
+  if (w) {
+    kv("wan", `${w.connected ? `connected to ${w.server} (nats-server ${w.serverVersion})` : `NOT CONNECTED${w.error ? `: ${w.error}` : ""}`}; stream ${w.stream}, consumer ${w.consumer}`);
+    kv("  outbound", `${w.queue.messages} queued${w.queue.oldestAgeSeconds !== null ? `, oldest ${duration(w.queue.oldestAgeSeconds)}` : ""}`);
+    kv("  inbound", `${w.receiver.delivered} delivered, ${w.receiver.duplicates} repeats dropped, ${w.receiver.deadLettered} dead-lettered, ${w.receiver.pending ?? "?"} pending`);
   }
   io.stdout(lines.join("\n") + "\n");
   return EXIT.ok;
