@@ -17,6 +17,7 @@ import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
 import { DLQ_HDR, frameSubject, sealFrame } from "../src/wan/index.ts";
 import { http, startAppliance } from "./helpers/appliance.ts";
 import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
+import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
@@ -248,6 +249,38 @@ describe("WAN A→B", () => {
     assert.equal(ci.num_ack_pending, 0);
     assert.equal(ci.num_redelivered, redeliveredBefore);
     assert.equal((await deadLetters()).length, dl.length, "no second dead letter for the same frame");
+  });
+
+  it("lists the dead letters and replays one once the rule that refused it changed (pilox-mesh wan dlq)", async () => {
+    const sock = ["--socket", s.path("b.sock")];
+    const list = await cli(["wan", "dlq", "list", "--json", ...sock]);
+    assert.equal(list.code, 0, list.stderr);
+    const dl = JSON.parse(list.stdout) as { id: number; reason: string; entry: number | null; sender: string | null }[];
+    assert.equal(dl.length, 6);
+    const table = await cli(["wan", "dlq", "list", ...sock]);
+    assert.match(table.stdout, /^ID\s+TIME\s+REASON/);
+    assert.match(table.stdout, /channel_not_allowed/);
+    // Still forged today: refused again, nothing delivered.
+    const forged = dl.find((d) => d.reason === "bad_signature")!;
+    const again = await cli(["wan", "dlq", "replay", String(forged.id), ...sock]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /bad_signature/);
+    // The entry refused for its channel: allowed now, delivered once.
+    const notAllowed = dl.find((d) => d.reason === "channel_not_allowed")!;
+    let got = 0;
+    const sub = await b.bus.subscribe("secret", () => void got++);
+    config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b", "secret"], forward: [] });
+    assert.deepEqual(await b.reload(), { ok: true });
+    const ok = await cli(["wan", "dlq", "replay", String(notAllowed.id), ...sock]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /delivered 1 message/);
+    await waitFor(() => got === 1, 5_000, "the replayed entry");
+    const twice = await cli(["wan", "dlq", "replay", String(notAllowed.id), ...sock]);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /already_delivered/);
+    await sub.close();
+    cfgB();
+    assert.deepEqual(await b.reload({ allowRemovals: true }), { ok: true });
   });
 
   it("takes A's rotated key (current and next listed at B) without a refusal", async () => {

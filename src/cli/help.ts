@@ -2,6 +2,7 @@
 import { BUS_USAGE } from "./commands/bus.ts";
 import { DISCOVER_USAGE } from "./commands/discover.ts";
 import { REGISTRY_USAGE } from "./commands/registry.ts";
+import { WAN_USAGE } from "./commands/wan.ts";
 import { RESOLVE_USAGE } from "./commands/resolve.ts";
 
 const GLOBAL = `global options: --config PATH (else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml
@@ -45,7 +46,8 @@ export const HELP: Record<string, string> = {
   extension). verify prints the peers.
   exit 0 valid, 1 refused, 2 usage`,
   peers: `usage: pilox-mesh peers [--json] [--socket PATH]
-  Federation peers of the running appliance: keys, queue, last contact, channels, last error
+  Federation peers of the running appliance: transport (relay or wan) and, with [wan], the NATS
+  connection; keys, queue, last contact, channels, last error
   (--json: everything, with the manifest's state and orphaned consumer groups).
   exit 0, 69 appliance unreachable`,
   audit: `usage: pilox-mesh audit verify FILE [FILE…]
@@ -54,6 +56,7 @@ export const HELP: Record<string, string> = {
   exit 0 intact, 1 broken (file and line named)`,
   bus: BUS_USAGE,
   registry: REGISTRY_USAGE,
+  wan: WAN_USAGE,
   resolve: RESOLVE_USAGE,
 };
 

@@ -15,6 +15,7 @@ import { audit, peers, reload } from "./commands/peers.ts";
 import { status } from "./commands/status.ts";
 import { registry } from "./commands/registry.ts";
 import { resolve } from "./commands/resolve.ts";
+import { wan } from "./commands/wan.ts";
 
 export const USAGE = `pilox-mesh: the mesh layer for AI-agent platforms
 
@@ -37,6 +38,7 @@ commands:
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
   registry sign|verify|verify-catalog|publish|get|delete   registry records (pilox-mesh registry --help)
   resolve HANDLE [--registry URL]…     the verified route to an agent
+  wan dlq list|replay ID       the WAN's dead letters: what this site refused, and a retry
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
 plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.
@@ -57,6 +59,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   status,
   registry,
   resolve,
+  wan,
   version: async (_a, io) => {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;

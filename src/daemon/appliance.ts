@@ -172,6 +172,10 @@ export class Appliance {
       log: this.#log.child({ component: "agent-api" }),
       metrics: this.metrics.http,
       status: () => this.status(),
+      wanDlq: () => {
+        const w = this.#wan;
+        return w ? { list: (after: number, limit: number) => w.listDeadLetters(after, limit), replay: (id: number) => w.replayDeadLetter(id) } : undefined;
+      },
     };
     if (c.api.socket) {
       makeDir(c.node.runtime_dir, 0o755, "node.runtime_dir");

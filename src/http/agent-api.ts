@@ -16,6 +16,11 @@ import { jsonError } from "./errors.ts";
 import { httpMetrics } from "./metrics.ts";
 import type { HttpMetrics } from "../metrics/index.ts";
 
+export interface WanDlq {
+  list(after: number, limit: number): Promise<unknown[]>;
+  replay(id: number): Promise<{ ok: true; delivered: number } | { ok: false; reason: string; detail: string }>;
+}
+
 export interface AgentApiOptions {
   bus: () => MeshBus;
   maxBodyBytes: () => number;
@@ -32,6 +37,8 @@ export interface AgentApiOptions {
   listener?: string;
   /** GET /v1/status: what `pilox-mesh status` shows. */
   status?: () => Promise<unknown>;
+  /** The WAN's dead letters (`pilox-mesh wan dlq`); undefined without [wan]. */
+  wanDlq?: () => WanDlq | undefined;
   /** Interval of SSE keep-alive comments. */
   heartbeatMs?: number;
   /** Bounds on what waits for one slow SSE reader, and on all of them together. */
@@ -190,6 +197,34 @@ export function agentApi(o: AgentApiOptions): Hono {
     if (!body?.ok || body.value === null || typeof body.value !== "object") return jsonError(c, 400, "invalid_request", 'the body is empty or {"allowRemovals": true}');
     const r = await o.reload({ allowRemovals: (body.value as { allowRemovals?: unknown }).allowRemovals === true });
     return r.ok ? c.json({ reloaded: true }) : jsonError(c, 422, "config_rejected", r.error);
+  });
+
+  // The WAN's dead letters: read them, retry one (pilox-mesh wan dlq list|replay).
+  app.get("/v1/admin/wan/dlq", async (c) => {
+    const dlq = o.wanDlq?.();
+    if (!dlq) return jsonError(c, 404, "wan_off", "the WAN is not configured ([wan] nats_urls)");
+    const after = Number(c.req.query("after") ?? 0);
+    const limit = Number(c.req.query("limit") ?? 100);
+    if (!Number.isSafeInteger(after) || after < 0 || !Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) return jsonError(c, 400, "invalid_request", "after is a stream sequence (≥ 0), limit 1-10000");
+    try {
+      return c.json({ deadLetters: await dlq.list(after, limit) });
+    } catch (err) {
+      return jsonError(c, 503, "nats_unavailable", (err as Error).message);
+    }
+  });
+  app.post("/v1/admin/wan/dlq/replay", async (c) => {
+    const dlq = o.wanDlq?.();
+    if (!dlq) return jsonError(c, 404, "wan_off", "the WAN is not configured ([wan] nats_urls)");
+    const text = await c.req.text();
+    const body = text.length > 1024 ? undefined : parseJson(text, 4);
+    const id = body?.ok ? (body.value as { id?: unknown } | null)?.id : undefined;
+    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 1) return jsonError(c, 400, "invalid_request", 'the body is {"id": <dead letter id>}');
+    try {
+      const r = await dlq.replay(id);
+      return r.ok ? c.json(r) : jsonError(c, r.reason === "not_found" ? 404 : 409, r.reason, r.detail);
+    } catch (err) {
+      return jsonError(c, 503, "unavailable", (err as Error).message);
+    }
   });
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));

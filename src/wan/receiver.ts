@@ -47,6 +47,23 @@ export interface ReceiverDeps {
   log: Logger;
 }
 
+export interface FrameInput {
+  subject: string;
+  msgId: string | undefined;
+  header: (name: string) => string | undefined;
+  data: Uint8Array;
+}
+
+interface FrameItem {
+  channel: string;
+  message: JsonObject;
+  index: number;
+}
+
+type FrameVerdict = { ok: false; reason: string; detail: string } | { ok: true; peer: Peer; seq: number; items: FrameItem[]; refused: { index: number; reason: string; detail: string }[] };
+
+export type ReplayOutcome = { ok: false; reason: string; detail: string } | { ok: true; delivered: number; refused: { index: number; reason: string; detail: string }[] };
+
 /** A frame's body: `{"v":1,"messages":[…]}` (entries are checked one by one). */
 const FrameBody = v.strictObject({ v: v.literal(1), messages: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(10_000)) });
 
@@ -63,6 +80,8 @@ export class Receiver {
   #closed = false;
   #loop: Promise<void> | undefined;
   readonly #memory = new Map<string, SeqMemory>();
+  /** Entry replays done (embedded backend; on Redis they live in the marks hash). */
+  readonly #replayed = new Map<string, string>();
   /** Naks given because the local bus could not take the frame (stream seq → count): not attempts. */
   readonly #busNaks = new Map<number, number>();
   #delivered = 0;
@@ -75,7 +94,10 @@ export class Receiver {
   constructor(private readonly d: ReceiverDeps) {
     if (d.marksFile && existsSync(d.marksFile)) {
       try {
-        for (const [k, text] of Object.entries(JSON.parse(readFileSync(d.marksFile, "utf8")) as Record<string, string>)) this.#memory.set(k, SeqMemory.parse(text));
+        for (const [k, text] of Object.entries(JSON.parse(readFileSync(d.marksFile, "utf8")) as Record<string, string>)) {
+          if (k.startsWith("replayed:")) this.#replayed.set(k, text);
+          else this.#memory.set(k, SeqMemory.parse(text));
+        }
       } catch (err) {
         d.log.error("cannot read the WAN sequence memory; starting without it", { file: d.marksFile, error: (err as Error).message });
       }
@@ -114,23 +136,43 @@ export class Receiver {
     }
   }
 
-  async #handle(m: JsMsg): Promise<void> {
-    this.#pending = m.info.pending;
-    this.#lastFrame = Date.now();
-    const attempts = m.info.deliveryCount - (this.#busNaks.get(m.seq) ?? 0);
-    if (m.data.length > this.d.maxFrameBytes() + HEADER_ROOM) return this.#dead({ reason: "oversized", detail: `${m.data.length} bytes`, msg: m });
-    if (attempts > this.d.maxAttempts()) return this.#dead({ reason: "attempts_exhausted", detail: `${attempts} deliveries`, msg: m });
+  /** Everything about a frame that does not depend on the stream: signature, shape, entries. */
+  #check(f: FrameInput): FrameVerdict {
+    if (f.data.length > this.d.maxFrameBytes() + HEADER_ROOM) return { ok: false, reason: "oversized", detail: `${f.data.length} bytes` };
     const check = verifyFrame({
-      subject: m.subject,
-      msgId: m.headers?.get("Nats-Msg-Id") || undefined,
-      header: (n) => m.headers?.get(n) || undefined,
-      body: m.data,
+      subject: f.subject,
+      msgId: f.msgId,
+      header: f.header,
+      body: f.data,
       peers: this.d.peers(),
       expectedSubject: (p) => frameSubject(this.d.prefix(), this.d.ourOrigin(), p.origin),
       senderId: (p) => peerId(p.origin),
     });
-    if (!check.ok) return this.#dead({ reason: check.reason, detail: check.detail, msg: m });
+    if (!check.ok) return check;
     const { peer, seq } = check;
+    const json = parseJson(Buffer.from(f.data).toString("utf8"), MAX_JSON_DEPTH + 3);
+    if (!json.ok) return { ok: false, reason: json.reason === "too_deep" ? "too_deep" : "malformed", detail: json.detail };
+    const body = v.safeParse(FrameBody, json.value);
+    if (!body.success) return { ok: false, reason: "malformed", detail: body.issues[0]?.message ?? "not a frame" };
+    const items: FrameItem[] = [];
+    const refused: { index: number; reason: string; detail: string }[] = [];
+    body.output.messages.forEach((raw, index) => {
+      const e = v.safeParse(RelayEntry, raw);
+      if (!e.success) refused.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", index });
+      else if (!peer.accept.has(e.output.channel)) refused.push({ reason: "channel_not_allowed", detail: e.output.channel, index });
+      else items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index });
+    });
+    return { ok: true, peer, seq, items, refused };
+  }
+
+  async #handle(m: JsMsg): Promise<void> {
+    this.#pending = m.info.pending;
+    this.#lastFrame = Date.now();
+    const attempts = m.info.deliveryCount - (this.#busNaks.get(m.seq) ?? 0);
+    if (attempts > this.d.maxAttempts()) return this.#dead({ reason: "attempts_exhausted", detail: `${attempts} deliveries`, msg: m });
+    const verdict = this.#check({ subject: m.subject, msgId: m.headers?.get("Nats-Msg-Id") || undefined, header: (n) => m.headers?.get(n) || undefined, data: m.data });
+    if (!verdict.ok) return this.#dead({ reason: verdict.reason, detail: verdict.detail, msg: m });
+    const { peer, seq, items } = verdict;
     const sender = peerId(peer.origin);
     let memory: SeqMemory;
     try {
@@ -144,27 +186,15 @@ export class Receiver {
       await this.#ack(m);
       return;
     }
-    const json = parseJson(Buffer.from(m.data).toString("utf8"), MAX_JSON_DEPTH + 3);
-    if (!json.ok) return this.#dead({ reason: json.reason === "too_deep" ? "too_deep" : "malformed", detail: json.detail, msg: m });
-    const body = v.safeParse(FrameBody, json.value);
-    if (!body.success) return this.#dead({ reason: "malformed", detail: body.issues[0]?.message ?? "not a frame", msg: m });
-    const items: { channel: string; message: JsonObject; index: number }[] = [];
-    const refusedEntries: DeadLetter[] = [];
-    body.output.messages.forEach((raw, index) => {
-      const e = v.safeParse(RelayEntry, raw);
-      if (!e.success) refusedEntries.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", msg: m, index });
-      else if (!peer.accept.has(e.output.channel)) refusedEntries.push({ reason: "channel_not_allowed", detail: e.output.channel, msg: m, index });
-      else items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index });
-    });
     // Refused entries are kept before anything is delivered: if that fails, the frame is retried whole.
     try {
-      for (const r of refusedEntries) await this.d.deadLetter(r);
+      for (const r of verdict.refused) await this.d.deadLetter({ ...r, msg: m });
     } catch (err) {
       this.d.log.limited("wan-dlq", "warn", "cannot write to the WAN dead-letter stream; frame retried", { error: (err as Error).message });
       m.nak(2_000);
       return;
     }
-    for (const r of refusedEntries) this.#counted(r.reason);
+    for (const r of verdict.refused) this.#counted(r.reason);
     const next = memory.with(seq);
     let result: Awaited<ReturnType<MeshBus["publishMarked"]>>;
     try {
@@ -174,9 +204,7 @@ export class Receiver {
     }
     this.#memory.set(sender, next);
     this.#persistMarks();
-    const delivered = result.published;
-    this.#delivered += delivered;
-    this.d.metrics.delivered.inc({ peer: peer.origin }, delivered);
+    this.#countDelivered(peer.origin, result.published);
     for (const r of result.refused) {
       const it = items[r.index]!;
       await this.d.deadLetter({ reason: r.reason, detail: `${it.channel}: ${r.detail}`, msg: m, index: it.index }).catch((err: unknown) => {
@@ -185,6 +213,47 @@ export class Receiver {
       this.#counted(r.reason);
     }
     await this.#ack(m);
+  }
+
+  #countDelivered(origin: string, n: number): void {
+    this.#delivered += n;
+    this.d.metrics.delivered.inc({ peer: origin }, n);
+  }
+
+  /**
+   * An operator's retry of a dead letter (`pilox-mesh wan dlq replay ID`): the frame is checked
+   * again as it was first received (its original subject and id, today's peers and rules). A
+   * whole-frame record goes the normal way (its sequence was never delivered); an entry record
+   * delivers that entry alone, once: the replay is marked with the delivery.
+   */
+  async replay(r: { id: number; subject: string; msgId: string | undefined; header: (n: string) => string | undefined; data: Uint8Array; entry: number | undefined }): Promise<ReplayOutcome> {
+    const verdict = this.#check({ subject: r.subject, msgId: r.msgId, header: r.header, data: r.data });
+    if (!verdict.ok) return { ok: false, reason: verdict.reason, detail: verdict.detail };
+    const sender = peerId(verdict.peer.origin);
+    const bus = this.d.bus();
+    let items = verdict.items;
+    let mark: { field: string; value: string };
+    if (r.entry === undefined) {
+      const memory = await this.#memoryOf(sender);
+      if (memory.seen(verdict.seq)) return { ok: false, reason: "already_delivered", detail: `frame ${verdict.seq} of ${verdict.peer.origin} was delivered` };
+      const next = memory.with(verdict.seq);
+      mark = { field: sender, value: JSON.stringify(next) };
+    } else {
+      const refused = verdict.refused.find((x) => x.index === r.entry);
+      if (refused) return { ok: false, reason: refused.reason, detail: refused.detail };
+      items = items.filter((x) => x.index === r.entry);
+      if (items.length === 0) return { ok: false, reason: "no_such_entry", detail: `the frame has no entry ${r.entry}` };
+      const field = `replayed:${r.msgId ?? "?"}:${r.entry}`;
+      const marks = this.d.marksFile ? this.#replayed : await bus.backend.readMarks(this.d.marksHash);
+      if (marks.has(field)) return { ok: false, reason: "already_delivered", detail: "this entry was replayed before" };
+      mark = { field, value: new Date().toISOString() };
+    }
+    const result = await bus.publishMarked(items, { origin: verdict.peer.origin }, { hash: this.d.marksHash, ...mark });
+    if (r.entry === undefined) this.#memory.set(sender, SeqMemory.parse(mark.value));
+    else this.#replayed.set(mark.field, mark.value);
+    this.#persistMarks();
+    this.#countDelivered(verdict.peer.origin, result.published);
+    return { ok: true, delivered: result.published, refused: [...verdict.refused, ...result.refused.map((x) => ({ ...x, index: items[x.index]!.index }))] };
   }
 
   async #memoryOf(sender: string): Promise<SeqMemory> {
@@ -198,6 +267,7 @@ export class Receiver {
     if (!this.d.marksFile) return;
     const out: Record<string, string> = {};
     for (const [k, m] of this.#memory) out[k] = JSON.stringify(m);
+    for (const [k, v] of this.#replayed) out[k] = v;
     const tmp = this.d.marksFile + ".tmp";
     writeFileSync(tmp, JSON.stringify(out), { mode: 0o600 });
     renameSync(tmp, this.d.marksFile);

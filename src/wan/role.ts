@@ -15,8 +15,9 @@ import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { connectNats, loadClient, serverAtLeast, type Js, type Nats } from "./connect.ts";
-import { writeDeadLetter } from "./dlq.ts";
-import { Receiver } from "./receiver.ts";
+import { DLQ_HDR, writeDeadLetter } from "./dlq.ts";
+import { HDR } from "./frame.ts";
+import { Receiver, type ReplayOutcome } from "./receiver.ts";
 import { Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
 import { ensureStreams } from "./streams.ts";
@@ -28,6 +29,19 @@ export interface WanDeps {
   secrets: () => WanSecrets | undefined;
   metrics: WanMetrics;
   log: Logger;
+}
+
+export interface DeadLetterView {
+  id: number;
+  at: string | null;
+  reason: string;
+  detail: string | null;
+  subject: string | null;
+  msgId: string | null;
+  entry: number | null;
+  sender: string | null;
+  bytes: number;
+  body: string | null;
 }
 
 export interface WanReady {
@@ -188,6 +202,48 @@ export class WanRole {
         for (const s of this.#senders.values()) s.poke();
       }
     }
+  }
+
+  /** This site's dead letters, oldest first, after stream sequence `after`. */
+  async listDeadLetters(after: number, limit: number): Promise<DeadLetterView[]> {
+    if (!this.#js) throw new Error("NATS is not connected");
+    const w = this.#config.wan;
+    const consumer = await this.#js.consumers.get(w.dlq_stream, { filter_subjects: `${w.dlq_subject_prefix}.${peerId(this.#config.instance.origin)}.>`, ...(after > 0 ? { deliver_policy: this.client.js.DeliverPolicy.StartSequence, opt_start_seq: after + 1 } : {}) });
+    const out: DeadLetterView[] = [];
+    const pending = (await consumer.info(true)).num_pending;
+    if (pending === 0) return out;
+    const batch = await consumer.fetch({ max_messages: Math.min(limit, pending), expires: 3_000 });
+    for await (const m of batch) {
+      const h = (k: string) => m.headers?.get(k) || null;
+      out.push({
+        id: m.seq,
+        at: h(DLQ_HDR.at),
+        reason: h(DLQ_HDR.reason) ?? m.subject.split(".").pop() ?? "",
+        detail: h(DLQ_HDR.detail),
+        subject: h(DLQ_HDR.subject),
+        msgId: h(DLQ_HDR.msgId),
+        entry: h(DLQ_HDR.entry) === null ? null : Number(h(DLQ_HDR.entry)),
+        sender: h(HDR.sender),
+        bytes: m.data.length,
+        body: m.data.length <= 64 * 1024 ? m.string() : null,
+      });
+      if (out.length >= Math.min(limit, pending)) break;
+    }
+    return out;
+  }
+
+  /** Retries one dead letter through today's checks (see Receiver.replay). */
+  async replayDeadLetter(id: number): Promise<ReplayOutcome> {
+    if (!this.#nc || !this.#js) throw new Error("NATS is not connected");
+    const w = this.#config.wan;
+    const jsm = await this.client.js.jetstreamManager(this.#nc);
+    const m = await jsm.streams.getMessage(w.dlq_stream, { seq: id }).catch(() => null);
+    if (!m || !m.subject.startsWith(`${w.dlq_subject_prefix}.${peerId(this.#config.instance.origin)}.`)) return { ok: false, reason: "not_found", detail: `no dead letter ${id} of this site in ${w.dlq_stream}` };
+    const h = (k: string) => m.header?.get(k) || undefined;
+    const subject = h(DLQ_HDR.subject);
+    if (!subject) return { ok: false, reason: "not_found", detail: `${id} is not a frame's dead letter (an advisory?)` };
+    const entry = h(DLQ_HDR.entry);
+    return this.#receiver.replay({ id, subject, msgId: h(DLQ_HDR.msgId), header: h, data: m.data, entry: entry === undefined ? undefined : Number(entry) });
   }
 
   ready(): WanReady {
