@@ -1,0 +1,191 @@
+/**
+ * The WAN through the shipped executable, killed with -9 where it hurts: A with frames in flight
+ * (restarted after JetStream's dedupe window, so only B's sequence memory can catch a repeat),
+ * and B three times while it appends and acknowledges. Counted where it lands: B's Redis stream.
+ */
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
+import { peerId } from "../src/federation/index.ts";
+import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
+import { http } from "./helpers/appliance.ts";
+import { waitFor } from "./helpers/bus.ts";
+import { ROOT } from "./helpers/cli.ts";
+import { startNats, type TestNats } from "./helpers/nats.ts";
+import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
+
+const X64 = join(ROOT, "dist", "pilox-mesh-linux-x64");
+const s = scratch();
+let nats: TestNats;
+let redisA: TestRedis, redisB: TestRedis;
+let rawB: Redis;
+let portA: number, portB: number;
+let keyA: Ed25519Key, keyB: Ed25519Key;
+const originA = () => `http://127.0.0.1:${portA}`;
+const originB = () => `http://127.0.0.1:${portB}`;
+
+function write(name: "a" | "b", port: number, origin: string, redis: string, secret: string, peer: string, peerKey: string, accept: string[], forward: string[]): void {
+  s.write(`${name}-bus.key`, secret);
+  s.write(
+    `${name}.toml`,
+    `[instance]
+origin = "${origin}"
+key_file = "${s.path(`${name}-id.key`)}"
+[http]
+listen = "127.0.0.1:${port}"
+[api]
+socket = "${s.path(`${name}.sock`)}"
+[log]
+level = "warn"
+[bus.redis]
+url = "${redis}"
+block_ms = 200
+[[bus.keys]]
+id = "${name}1"
+secret_file = "${s.path(`${name}-bus.key`)}"
+[[bus.channels]]
+name = "a2b"
+durable = true
+[[federation.peers]]
+origin = "${peer}"
+transport = "wan"
+public_keys = ["${peerKey}"]
+accept_channels = [${accept.map((c) => `"${c}"`).join(",")}]
+forward_channels = [${forward.map((c) => `"${c}"`).join(",")}]
+[wan]
+nats_urls = ["${nats.url}"]
+manage_streams = true
+duplicate_window_seconds = 2
+ack_wait_seconds = 3
+frame_max_messages = 16
+`,
+  );
+}
+
+/** The executable as systemd would run it. */
+function run(name: "a" | "b") {
+  const p: ChildProcess = spawn(X64, ["--config", s.path(`${name}.toml`), "--state-dir", s.path(`${name}-state`), "serve"], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  p.stderr!.on("data", (d) => (log += d));
+  return {
+    p,
+    log: () => log,
+    kill: () => new Promise<void>((r) => (p.exitCode !== null ? r() : (p.once("exit", () => r()), p.kill("SIGKILL")))),
+    wanReady: () => waitFor(async () => (await http({ port: name === "a" ? portA : portB }, "GET", "/readyz").catch(() => ({ json: null }))).json?.degraded === false, 30_000, `${name} on the WAN`),
+  };
+}
+
+/** What landed in B's log of "a2b": event ids with their counts. */
+async function landed(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  const entries = await rawB.xrange("pilox-mesh:stream:a2b", "-", "+");
+  for (const [, fields] of entries) {
+    const m = JSON.parse(fields[fields.indexOf("m") + 1]!) as { meshMeta: { eventId: string } };
+    out.set(m.meshMeta.eventId, (out.get(m.meshMeta.eventId) ?? 0) + 1);
+  }
+  return out;
+}
+
+/** Publishes e-<from>… through A's agent API; returns the ids A accepted (a kill cuts it short). */
+async function publish(from: number, n: number, parallel = 8): Promise<Set<string>> {
+  let next = from;
+  const accepted = new Set<string>();
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < from + n) {
+        const i = next++;
+        let r;
+        try {
+          r = await http({ socketPath: s.path("a.sock") }, "POST", "/v1/bus/publish", JSON.stringify({ channel: "a2b", message: { type: "crash.test", payload: { i }, meshMeta: { v: 1, producer: "test", eventId: `e-${i}` } } }), { "content-type": "application/json" });
+        } catch {
+          return; // A is gone
+        }
+        if (r.status === 200 || r.status === 202) accepted.add(`e-${i}`);
+      }
+    }),
+  );
+  return accepted;
+}
+
+function assertOnce(m: Map<string, number>, from: number, n: number): void {
+  const dups = [...m].filter(([, c]) => c > 1).map(([k]) => k);
+  assert.deepEqual(dups, [], "delivered more than once");
+  const missing = Array.from({ length: n }, (_, k) => `e-${from + k}`).filter((id) => !m.has(id));
+  assert.deepEqual(missing.slice(0, 10), [], `${missing.length} lost`);
+}
+
+before(async () => {
+  nats = await startNats();
+  [redisA, redisB] = await Promise.all([startRedis(), startRedis()]);
+  rawB = new Redis(redisB.url);
+  [portA, portB] = [await freePort(), await freePort()];
+  keyA = createKeyFile(s.path("a-id.key"));
+  keyB = createKeyFile(s.path("b-id.key"));
+  write("a", portA, originA(), redisA.url, SECRET_A, originB(), keyB.publicKeyHex, [], ["a2b"]);
+  write("b", portB, originB(), redisB.url, SECRET_B, originA(), keyA.publicKeyHex, ["a2b"], []);
+});
+
+after(async () => {
+  rawB?.disconnect();
+  await Promise.all([redisA?.stop(), redisB?.stop(), nats?.stop()]);
+  s.cleanup();
+});
+
+describe("the WAN executable killed -9", { timeout: 240_000 }, () => {
+  it("A killed with frames in flight, restarted after the dedupe window: nothing repeated, nothing lost", async (t) => {
+    let a = run("a");
+    const b = run("b");
+    try {
+      await Promise.all([a.wanReady(), b.wanReady()]);
+      const sending = publish(0, 3_000);
+      await waitFor(async () => (await rawB.xlen("pilox-mesh:stream:a2b")) > 300, 60_000, "the first frames at B");
+      await a.kill();
+      const before = await sending;
+      const framesDir = s.path("a-state", "wan", "outbound", peerId(originB()), "frames");
+      const inFlight = existsSync(framesDir) ? readdirSync(framesDir).filter((f) => f.endsWith(".json")).length : 0;
+      const atKill = (await landed()).size;
+      assert.ok(atKill < before.size, `the kill came after everything was sent (${atKill} of ${before.size}); frames on disk: ${inFlight}`);
+      t.diagnostic(`at the kill: ${before.size} accepted, ${atKill} at B, ${inFlight} frames on disk`);
+      await new Promise((r) => setTimeout(r, 2_500)); // past duplicate_window_seconds = 2
+      a = run("a");
+      await a.wanReady();
+      const later = await publish(3_000, 500);
+      await waitFor(async () => {
+        const m = await landed();
+        return [...before, ...later].every((id) => m.has(id));
+      }, 60_000, "everything A accepted at B");
+      await new Promise((r) => setTimeout(r, 1_000));
+      const m = await landed();
+      assert.deepEqual([...m].filter(([, c]) => c > 1), [], "delivered more than once");
+    } finally {
+      await a.kill();
+      await b.kill();
+    }
+  });
+
+  it("B killed three times while it appends and acknowledges: nothing repeated, nothing lost", async () => {
+    await rawB.del("pilox-mesh:stream:a2b");
+    const a = run("a");
+    let b = run("b");
+    try {
+      await Promise.all([a.wanReady(), b.wanReady()]);
+      const sending = publish(10_000, 6_000);
+      for (const at of [1_000, 2_500, 4_000]) {
+        await waitFor(async () => (await rawB.xlen("pilox-mesh:stream:a2b")) > at, 120_000, `${at} at B`);
+        await b.kill();
+        b = run("b");
+      }
+      await sending;
+      await waitFor(async () => (await landed()).size >= 6_000, 120_000, "6,000 at B");
+      await new Promise((r) => setTimeout(r, 4_000)); // past ack_wait: any redelivery has come
+      assertOnce(await landed(), 10_000, 6_000);
+    } finally {
+      await a.kill();
+      await b.kill();
+    }
+  });
+});
