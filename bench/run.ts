@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   "registry.sync": () => import("./registry.sync.ts"),
   gateway: () => import("./gateway.ts"),
   resolve: () => import("./resolve.ts"),
+  wan: () => import("./wan.ts"),
 };
 
 const wanted = process.argv.slice(2);

@@ -146,11 +146,19 @@ export class Sender {
     this.#wake?.();
   }
 
-  /** Cuts frames from the queue while fewer than max_in_flight wait unacknowledged. */
-  #cutFrames(): void {
+  /**
+   * Cuts frames from the queue while fewer than max_in_flight wait unacknowledged: a full one
+   * whenever there is one; a partial one only when nothing is outstanding (a quiet link sends at
+   * once) or its oldest message has waited frame_max_wait_ms (a busy link fills its frames).
+   */
+  #cutFrames(connected: boolean): void {
     const max = this.d.frameMaxMessages();
     const maxBytes = this.d.frameMaxBytes();
     while (this.#queue.size > 0 && this.#frames.length < this.d.maxInFlight()) {
+      const full = this.#queue.size >= max || this.#queue.bytes >= maxBytes;
+      const idle = this.#frames.length === 0;
+      const waited = this.#queuedSince !== undefined && Date.now() - this.#queuedSince >= this.d.frameMaxWaitMs();
+      if (!full && !(connected && (idle || waited))) break;
       const peeked = this.#queue.peek(max);
       const entries: FrameEntry[] = [];
       let bytes = 32;
@@ -182,8 +190,10 @@ export class Sender {
       writeAtomic(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame));
       this.#queue.drop(n);
       this.#frames.push({ ...frame, sending: false });
+      // What is left arrived after this frame's first message; counting it from now keeps a
+      // partial frame from waiting twice.
+      this.#queuedSince = this.#queue.size > 0 ? Date.now() : undefined;
     }
-    if (this.#queue.size === 0) this.#queuedSince = undefined;
   }
 
   #deadLetter(e: { channel: string; message: Record<string, unknown> }, bytes: number): void {
@@ -200,12 +210,12 @@ export class Sender {
         continue;
       }
       const js = this.d.js();
-      // Let a frame fill for a moment when the queue holds less than one.
-      if (this.#queue.size > 0 && this.#queue.size < this.d.frameMaxMessages() && this.#frames.length === 0 && this.d.frameMaxWaitMs() > 0) await this.#sleep(this.d.frameMaxWaitMs());
-      this.#cutFrames();
+      this.#cutFrames(js !== undefined);
       const todo = js ? this.#frames.filter((f) => !f.sending).slice(0, Math.max(0, this.d.maxInFlight() - this.#inFlight)) : [];
       if (todo.length === 0) {
-        await this.#sleep(js ? 60_000 : 1_000);
+        // Woken by a new message, an acknowledgement, NATS returning, or a partial frame's wait.
+        const fill = this.#queuedSince !== undefined && this.#frames.length < this.d.maxInFlight() ? Math.max(1, this.#queuedSince + this.d.frameMaxWaitMs() - Date.now()) : Number.POSITIVE_INFINITY;
+        await this.#sleep(Math.min(js ? 60_000 : 1_000, fill));
         continue;
       }
       for (const f of todo) {

@@ -1,0 +1,192 @@
+/**
+ * The WAN against raw JetStream, on one nats-server (file store) and the same payloads:
+ * - wan.throughput: A's publish → B's handler on a durable channel (Redis on both sides), msg/s,
+ *   against raw @nats-io/jetstream: publish with msgID, 256 in flight → durable pull consume →
+ *   JSON.parse → ack. Target ratio ≥ 1.0.
+ * - wan.latency: p50/p99 at a fixed 200 msg/s, same two paths. Target p99 ≤ raw + 5 ms.
+ * - wan.recovery: time to deliver 50,000 messages queued while NATS was down, once it is back,
+ *   against raw republishing them.
+ * The appliances run in this process (both sites, their Redis, NATS and the raw client share the
+ * machine's two cores, as the baseline does).
+ */
+import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { Appliance } from "../src/daemon/appliance.ts";
+import { createKeyFile } from "../src/identity/index.ts";
+import { silentLogger } from "../src/log/index.ts";
+import { startNats, type TestNats } from "../test/helpers/nats.ts";
+import { freePort, startRedis } from "../test/helpers/redis.ts";
+import { payload, percentile, report, windowed } from "./lib.ts";
+
+const N = Number(process.env["BENCH_RECORDS"] ?? 20_000);
+const RECOVERY_N = Number(process.env["BENCH_RECOVERY"] ?? 50_000);
+const RATE = 200;
+const LATENCY_SECONDS = Number(process.env["BENCH_LATENCY_S"] ?? 10);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Raw JetStream: publish with msgID (256 in flight), durable pull consumer, JSON.parse, ack. */
+async function rawPath(nats: TestNats, name: string) {
+  const nc = await connect({ servers: nats.url.replace("nats://", "") });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120e9 });
+  await jsm.consumers.add(name, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
+  const js = jetstream(nc);
+  let onMessage: (m: { sentAt?: number }) => void = () => {};
+  const consumer = await js.consumers.get(name, "raw");
+  const messages = await consumer.consume({ max_messages: 512 });
+  void (async () => {
+    for await (const m of messages) {
+      onMessage(JSON.parse(m.string()) as { sentAt?: number });
+      m.ack();
+    }
+  })();
+  let seq = 0;
+  return {
+    publish: (body: Record<string, unknown>) => js.publish(`${name}.x`, JSON.stringify(body), { msgID: `${name}-${++seq}` }),
+    onMessage: (f: (m: { sentAt?: number }) => void) => (onMessage = f),
+    close: async () => {
+      messages.stop();
+      await nc.close();
+    },
+  };
+}
+
+interface Sites {
+  a: Appliance;
+  b: Appliance;
+  received: () => number;
+  onMessage: (f: (m: { sentAt?: number }) => void) => void;
+  close: () => Promise<void>;
+}
+
+async function sites(nats: TestNats, dir: string): Promise<Sites> {
+  const [ra, rb] = await Promise.all([startRedis({ aof: false }), startRedis({ aof: false })]);
+  const [pa, pb] = [await freePort(), await freePort()];
+  const ka = createKeyFile(join(dir, "a.key"));
+  const kb = createKeyFile(join(dir, "b.key"));
+  const write = (n: string, port: number, redis: string, peerPort: number, peerKey: string, accept: string, forward: string) => {
+    const secret = join(dir, `${n}-bus.key`);
+    writeFileSync(secret, `bench-bus-secret-${n}-0123456789abcdef0123456789`);
+    chmodSync(secret, 0o600);
+    const f = join(dir, `${n}.toml`);
+    writeFileSync(
+      f,
+      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n`,
+    );
+    return f;
+  };
+  const fa = write("a", pa, ra.url, pb, kb.publicKeyHex, "", '"a2b"');
+  const fb = write("b", pb, rb.url, pa, ka.publicKeyHex, '"a2b"', "");
+  const a = await Appliance.start({ load: { path: fa, stateDir: join(dir, "a-state") }, log: silentLogger });
+  const b = await Appliance.start({ load: { path: fb, stateDir: join(dir, "b-state") }, log: silentLogger });
+  let n = 0;
+  let onMessage: (m: { sentAt?: number }) => void = () => {};
+  await b.bus.subscribe(
+    "a2b",
+    (d) => {
+      n++;
+      onMessage(d.message as { sentAt?: number });
+    },
+    { group: "bench" },
+  );
+  const end = Date.now() + 30_000;
+  while (!((await a.status()).wan?.connected && (await b.status()).wan?.connected)) {
+    if (Date.now() > end) throw new Error("the sites did not reach NATS");
+    await sleep(50);
+  }
+  return {
+    a,
+    b,
+    received: () => n,
+    onMessage: (f) => (onMessage = f),
+    close: async () => {
+      await Promise.all([a.stop(200), b.stop(200)]);
+      await Promise.all([ra.stop(), rb.stop()]);
+    },
+  };
+}
+
+async function until(cond: () => boolean, timeoutMs = 600_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("timed out");
+    await sleep(2);
+  }
+}
+
+/** Messages at a fixed rate; the latency of each, sorted. */
+async function paced(publish: (body: Record<string, unknown>) => Promise<unknown>, onMessage: (f: (m: { sentAt?: number }) => void) => void): Promise<number[]> {
+  const lat: number[] = [];
+  onMessage((m) => {
+    if (typeof m.sentAt === "number") lat.push(performance.now() - m.sentAt);
+  });
+  const total = RATE * LATENCY_SECONDS;
+  const t0 = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    void publish({ ...payload(i), sentAt: performance.now() });
+  }
+  await until(() => lat.length >= total, 60_000);
+  return lat.sort((x, y) => x - y);
+}
+
+export async function run(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "pilox-bench-wan-"));
+  const nats = await startNats();
+  try {
+    // Throughput.
+    const raw = await rawPath(nats, "RAW_T");
+    let got = 0;
+    raw.onMessage(() => void got++);
+    let t0 = performance.now();
+    await windowed(N, 256, (i) => raw.publish(payload(i)));
+    await until(() => got >= N);
+    const rawRate = N / ((performance.now() - t0) / 1000);
+    const s = await sites(nats, dir);
+    t0 = performance.now();
+    await windowed(N, 256, (i) => s.a.bus.publish("a2b", payload(i)));
+    await until(() => s.received() >= N);
+    const wanRate = N / ((performance.now() - t0) / 1000);
+    report("wan.throughput", "msg/s", rawRate, wanRate, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", messages: N, frame_max_messages: 64, target_ratio: 1.0 });
+
+    // Latency at 200 msg/s.
+    const rawLat = await paced((b) => raw.publish(b), (f) => raw.onMessage(f));
+    const wanLat = await paced((b) => s.a.bus.publish("a2b", b), (f) => s.onMessage(f));
+    for (const p of [50, 99]) report(`wan.latency.p${p}`, "ms", percentile(rawLat, p), percentile(wanLat, p), { baseline_is: "raw JetStream at the same rate", rate_per_s: RATE, messages: wanLat.length, target: p === 99 ? "≤ raw + 5 ms" : undefined });
+    await raw.close();
+
+    // Recovery: RECOVERY_N queued while NATS is down, delivered once it is back.
+    await nats.kill();
+    const before = s.received();
+    const st = () => s.a.status();
+    await windowed(RECOVERY_N, 256, (i) => s.a.bus.publish("a2b", payload(i)));
+    const end = Date.now() + 300_000;
+    while ((await st()).wan!.queue.messages < RECOVERY_N) {
+      if (Date.now() > end) throw new Error("not all queued");
+      await sleep(50);
+    }
+    await nats.start();
+    t0 = performance.now();
+    await until(() => s.received() >= before + RECOVERY_N);
+    const wanRecovery = (performance.now() - t0) / 1000;
+    await s.close();
+    const raw2 = await rawPath(nats, "RAW_R");
+    let got2 = 0;
+    raw2.onMessage(() => void got2++);
+    t0 = performance.now();
+    await windowed(RECOVERY_N, 256, (i) => raw2.publish(payload(i)));
+    await until(() => got2 >= RECOVERY_N);
+    const rawRecovery = (performance.now() - t0) / 1000;
+    await raw2.close();
+    report("wan.recovery", "s", rawRecovery, wanRecovery, { baseline_is: "raw JetStream republishing the same messages (256 in flight) to a consumer", messages: RECOVERY_N, lower_is_better: true });
+  } finally {
+    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
