@@ -113,7 +113,7 @@ describe("two federated appliances", () => {
     assert.ok(st.peers[0]!.lastContact);
     const r = await cli(["peers", "--socket", s.path("a.sock")]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^PEER.*\\n${originB().replace(/\./g, "\\.")}\\s+${keyB.kid.slice(0, 8)}`, "m"));
+    assert.match(r.stdout, new RegExp(`^PEER\\s+TRANSPORT.*\\n${originB().replace(/\./g, "\\.")}\\s+relay\\s+${keyB.kid.slice(0, 8)}`, "m"));
     const doc = await http({ port: portA }, "GET", "/.well-known/pilox-mesh.json");
     assert.equal(doc.json.federation.enabled, true);
     assert.equal(doc.json.federationEndpoints.relay, `${originA()}/v1/federation/relay`);

@@ -41,7 +41,8 @@ const HTTP_URL = v.pipe(
 /** wan-envelope-v1 as Pilox's ingress validates it (plus: http(s) origins, a non-empty targetHandle). */
 export const WAN_ENVELOPE = v.strictObject({
   v: v.literal(1),
-  correlationId: v.pipe(v.string(), v.minLength(8), v.maxLength(256)),
+  // 8–256 counted both ways (the bridge counts code points, the ingress UTF-16 units).
+  correlationId: v.pipe(v.string(), v.minLength(8), v.maxLength(256), v.check((s) => [...s].length >= 8, "must be at least 8 characters")),
   sourceOrigin: HTTP_URL,
   targetOrigin: v.optional(HTTP_URL),
   targetHandle: v.optional(v.pipe(v.string(), v.minLength(1))),

@@ -295,5 +295,9 @@ function checkWan(c: Config, at: (key: string, message: string) => void): void {
   if ((w.tls_ca_file || w.tls_cert_file) && !w.nats_urls.every((u) => u.startsWith("tls://"))) at("wan.nats_urls", "TLS files are set: every URL must be tls://");
   if (w.stream === w.dlq_stream) at("wan.dlq_stream", "must differ from wan.stream");
   const overlaps = (x: string, y: string) => x === y || x.startsWith(y + ".") || y.startsWith(x + ".");
+  for (const subj of w.pilox.subjects) {
+    if (overlaps(subj, w.subject_prefix) || overlaps(subj, w.dlq_subject_prefix)) at("wan.pilox.subjects", `"${subj}" overlaps wan.subject_prefix or wan.dlq_subject_prefix`);
+  }
+  if (w.pilox.stream === w.stream || w.pilox.stream === w.dlq_stream) at("wan.pilox.stream", "must differ from wan.stream and wan.dlq_stream");
   if (overlaps(w.subject_prefix, w.dlq_subject_prefix)) at("wan.dlq_subject_prefix", `must not overlap wan.subject_prefix ("${w.subject_prefix}"): the two streams cannot share subjects`);
 }

@@ -40,6 +40,8 @@ export interface Secrets {
 }
 
 export interface WanSecrets {
+  /** Bearer token of the bridge-compatible POST /v1/publish (wan.pilox.publish_token_file). */
+  publishToken?: Buffer;
   creds?: Buffer;
   nkeySeed?: Buffer;
   token?: Buffer;
@@ -213,6 +215,11 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
         }
       }
       ws.tls = tls;
+    }
+    if (w.pilox.publish_token_file) {
+      const t = read("wan.pilox.publish_token_file", w.pilox.publish_token_file);
+      if (t && t.length < 16) problems.push({ key: "wan.pilox.publish_token_file", file: originOf(origin, "wan.pilox.publish_token_file"), message: `${w.pilox.publish_token_file}: a token is at least 16 bytes` });
+      else if (t) ws.publishToken = t;
     }
     out.wan = ws;
   }

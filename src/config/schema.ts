@@ -160,6 +160,18 @@ export const ConfigSchema = v.strictObject({
       max_deliver: v.optional(int(2, 10_000), 20),
       fetch_batch: v.optional(int(1, 10_000), 64),
       connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
+      pilox: v.optional(
+        v.strictObject({
+          subjects: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,15}$/, 'expected a NATS subject without wildcards, e.g. "pilox.mesh.wan"'))), v.minLength(1), v.maxLength(8)), ["pilox.mesh.wan", "hive.mesh.wan"]),
+          stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN"),
+          ingest: v.optional(v.boolean(), false),
+          accept_unsigned: v.optional(v.boolean(), false),
+          publish_token_file: v.optional(path(), ""),
+          max_envelope_bytes: v.optional(int(1024, 8 * 1024 * 1024), 256 * 1024),
+          publish_rate_per_second: v.optional(int(1, 1_000_000), 100),
+        }),
+        {},
+      ),
     }),
     {},
   ),

@@ -127,6 +127,7 @@ export class Appliance {
         this.#wan = await WanRole.create(config, {
           bus: () => this.#bus,
           identity: () => this.#secrets.identity!,
+          ownKeys: () => [this.#secrets.identity!, ...(this.#secrets.nextIdentity ? [this.#secrets.nextIdentity] : [])],
           peers: () => this.#federation.peers(),
           secrets: () => this.#secrets.wan,
           metrics: this.metrics.wan,
@@ -207,7 +208,9 @@ export class Appliance {
             this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
-          mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : [])],
+          mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : []), ...(this.#wan ? [this.#wan.routes()] : [])],
+          // The bridge-compatible publish answers 401 before 413, so it bounds its own body.
+          selfLimitedPaths: this.#wan ? ["/v1/publish"] : [],
         }),
         c.http.listen,
         this.#secrets.tls,

@@ -40,6 +40,8 @@ export interface PublicApiOptions {
   maxBodyBytes: () => number;
   /** Roles' routes served on this listener (the registry, the gateway). */
   mount?: Hono<any>[];
+  /** Mounted routes that bound their own request bodies (after their own auth). */
+  selfLimitedPaths?: string[];
 
 }
 
@@ -67,8 +69,9 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   const tooLarge = (c: Context) => jsonError(c, 413, "payload_too_large", "request body too large");
+  const selfLimited = new Set(o.selfLimitedPaths ?? []);
   app.use("*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD"
+    c.req.method === "GET" || c.req.method === "HEAD" || selfLimited.has(c.req.path)
       ? next()
       : c.req.path === RELAY_PATH
         ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)

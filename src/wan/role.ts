@@ -5,6 +5,7 @@
  * error: messages wait in the on-disk queues), checks or creates the streams, runs one sender
  * per WAN peer and this site's receiver.
  */
+import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
@@ -20,11 +21,14 @@ import { HDR } from "./frame.ts";
 import { Receiver, type ReplayOutcome } from "./receiver.ts";
 import { Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
-import { ensureStreams } from "./streams.ts";
+import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
+import { Pilox } from "./pilox.ts";
 
 export interface WanDeps {
   bus: () => MeshBus;
   identity: () => Ed25519Key;
+  /** This instance's current and next keys (our own envelopes are ingested too). */
+  ownKeys: () => { kid: string; publicKey: KeyObject }[];
   peers: () => ReadonlyMap<string, Peer>;
   secrets: () => WanSecrets | undefined;
   metrics: WanMetrics;
@@ -55,10 +59,12 @@ export class WanRole {
   #config: Config;
   readonly #senders = new Map<string, Sender>();
   readonly #receiver: Receiver;
+  readonly #pilox: Pilox;
   #nc: NatsConnection | undefined;
   #js: JetStreamClient | undefined;
   #connected = false;
   #error: string | undefined;
+  #ingestError: string | undefined;
   #closed = false;
   #connecting: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -84,6 +90,30 @@ export class WanRole {
       metrics: d.metrics,
       log: d.log,
     });
+    this.#pilox = new Pilox({
+      bus: d.bus,
+      config: c,
+      peers: d.peers,
+      identity: d.identity,
+      ownKeys: d.ownKeys,
+      publishToken: () => d.secrets()?.publishToken,
+      js: () => (this.#connected ? this.#js : undefined),
+      nats: client.nats,
+      marksHash: `pilox-mesh:wan:marks:${peerId(config.instance.origin)}`,
+      ...(d.bus().backend.kind === "embedded" ? { marksFile: join(config.node.state_dir, "wan", "ingest-marks.json") } : {}),
+      deadLetter: (x) => {
+        if (!this.#js) return Promise.reject(new Error("NATS is not connected"));
+        return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
+      },
+      termWithReason: () => serverAtLeast(this.#nc, 2, 10, 4),
+      metrics: d.metrics,
+      log: d.log,
+    });
+  }
+
+  /** POST /v1/publish (the reference bridge's endpoint) on the public listener. */
+  routes() {
+    return this.#pilox.routes();
   }
 
   /** Loads the NATS client (only now: an appliance without [wan] never does). */
@@ -96,6 +126,7 @@ export class WanRole {
   async start(): Promise<void> {
     for (const p of this.d.peers().values()) await this.#startSender(p);
     this.#receiver.start();
+    if (this.#config.wan.pilox.ingest) this.#pilox.start();
     this.#connecting = this.#connect();
   }
 
@@ -178,12 +209,28 @@ export class WanRole {
       this.#connected = !nc.isClosed();
       this.#receiver.attach(consumer);
       for (const s of this.#senders.values()) s.poke();
+      if (this.#config.wan.pilox.ingest) void this.#prepareIngest();
       this.d.log.info("WAN ready", { server: nc.getServer(), stream: this.#config.wan.stream, consumer: consumerName(this.#config.instance.origin), inbox: inboxFilter(this.#config.wan.subject_prefix, this.#config.instance.origin) });
     } catch (err) {
       this.#connected = false;
       this.#error = (err as Error).message;
       this.d.log.error("the WAN cannot start on this NATS; retrying in 30 s", { error: this.#error });
       this.#scheduleRetry(() => void this.#prepare());
+    }
+  }
+
+  /** The reference's envelope stream and our consumer of it; its trouble does not stop frames. */
+  async #prepareIngest(): Promise<void> {
+    if (this.#closed || !this.#nc || !this.#js) return;
+    try {
+      await ensurePiloxIngest(this.client.js, await this.client.js.jetstreamManager(this.#nc), this.#config);
+      this.#pilox.attach(await this.#js.consumers.get(this.#config.wan.pilox.stream, ingestConsumerName(this.#config.instance.origin)));
+      this.#ingestError = undefined;
+    } catch (err) {
+      this.#ingestError = (err as Error).message;
+      this.d.log.error("Pilox ingest cannot start on this NATS; retrying in 30 s", { error: this.#ingestError });
+      const t = setTimeout(() => void this.#prepareIngest(), 30_000);
+      t.unref();
     }
   }
 
@@ -243,6 +290,7 @@ export class WanRole {
     const subject = h(DLQ_HDR.subject);
     if (!subject) return { ok: false, reason: "not_found", detail: `${id} is not a frame's dead letter (an advisory?)` };
     const entry = h(DLQ_HDR.entry);
+    if (w.pilox.subjects.includes(subject)) return this.#pilox.replay({ subject, msgId: h(DLQ_HDR.msgId), header: h, data: m.data, key: h(DLQ_HDR.msgId) ? `id:${h(DLQ_HDR.msgId)}` : `dlq:${w.dlq_stream}:${id}` });
     return this.#receiver.replay({ id, subject, msgId: h(DLQ_HDR.msgId), header: h, data: m.data, entry: entry === undefined ? undefined : Number(entry) });
   }
 
@@ -282,6 +330,7 @@ export class WanRole {
       inbox: inboxFilter(w.subject_prefix, this.#config.instance.origin),
       queue: r.queue,
       receiver: rec,
+      pilox: { ingest: w.pilox.ingest, stream: w.pilox.stream, error: this.#ingestError ?? null, ...this.#pilox.status() },
       peers: Object.fromEntries([...this.#senders].map(([o, s]) => [o, s.status()])),
     };
   }
@@ -291,6 +340,7 @@ export class WanRole {
     clearTimeout(this.#retry);
     await Promise.all([...this.#senders.values()].map((s) => s.close()));
     await this.#receiver.close();
+    await this.#pilox.close();
     await this.#connecting;
     const nc = this.#nc;
     if (nc && !nc.isClosed()) await nc.drain().catch(() => nc.close());

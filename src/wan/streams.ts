@@ -130,3 +130,55 @@ export async function ensureStreams(js: Js, jsm: JetStreamManager, c: Config): P
   if (diffs.length === 0) return;
   throw new StreamMismatchError(`consumer ${want.durable_name} on stream ${c.wan.stream} does not have the settings the WAN needs (${diffs.join("; ")})`);
 }
+
+/** The reference's stream for its envelopes (the reference's operator creates it: 2 min window, file). */
+export function piloxStreamConfig(js: Js, c: Config) {
+  const p = c.wan.pilox;
+  return {
+    name: p.stream,
+    subjects: [...p.subjects],
+    storage: js.StorageType.File,
+    retention: js.RetentionPolicy.Limits,
+    discard: js.DiscardPolicy.Old,
+    duplicate_window: 120 * NS,
+    max_age: c.wan.stream_max_age_seconds * NS,
+    max_bytes: c.wan.stream_max_bytes,
+    max_msg_size: p.max_envelope_bytes + HEADER_ROOM,
+    num_replicas: 1,
+  };
+}
+
+/** This site's durable pull consumer of the reference's envelopes. */
+export function ingestConsumerName(origin: string): string {
+  return `pilox-mesh-ingest-${consumerName(origin).slice("pilox-mesh-".length)}`;
+}
+
+/**
+ * The envelope stream: it must exist and hold our subjects (the reference's operator made it;
+ * with manage_streams we make it). Our ingest consumer likewise.
+ */
+export async function ensurePiloxIngest(js: Js, jsm: JetStreamManager, c: Config): Promise<void> {
+  const want = piloxStreamConfig(js, c);
+  const info = await streamInfo(jsm, want.name);
+  if (!info) {
+    if (!c.wan.manage_streams) throw new StreamMismatchError(`stream ${want.name} (wan.pilox.stream) does not exist; create it on ${want.subjects.join(", ")}, or set wan.manage_streams = true`);
+    try {
+      await jsm.streams.add(want);
+    } catch (err) {
+      if (!/already in use/i.test((err as Error).message)) throw err;
+    }
+  } else {
+    const has = (info.config.subjects ?? []) as string[];
+    const missing = want.subjects.filter((s) => !has.includes(s));
+    if (missing.length) throw new StreamMismatchError(`stream ${want.name} does not take ${missing.join(", ")} (wan.pilox.subjects)`);
+  }
+  const name = ingestConsumerName(c.instance.origin);
+  try {
+    await jsm.consumers.info(want.name, name);
+    return;
+  } catch (err) {
+    if (!/consumer not found/i.test((err as Error).message)) throw err;
+  }
+  if (!c.wan.manage_streams) throw new StreamMismatchError(`consumer ${name} on stream ${want.name} does not exist; create it (pull, explicit ack, deliver all), or set wan.manage_streams = true`);
+  await jsm.consumers.add(want.name, { durable_name: name, ack_policy: js.AckPolicy.Explicit, deliver_policy: js.DeliverPolicy.All, ack_wait: c.wan.ack_wait_seconds * NS, max_deliver: c.wan.max_deliver });
+}
