@@ -162,6 +162,15 @@ describe("WAN A→B", () => {
     const doc = await http({ port: portB }, "GET", "/.well-known/pilox-mesh.json");
     assert.equal(doc.json.wan.siteId, peerId(originB()));
     assert.equal(doc.json.wan.stream, "PILOX_MESH_WAN_V1");
+    const routes = await cli(["discover", originB(), "--public-key", keyB.publicKeyHex]);
+    assert.equal(routes.code, 0, routes.stderr);
+    assert.equal(JSON.parse(routes.stdout).wan.subjectTemplate, "pilox-mesh.wan.v1.{dst}.{src}");
+    const peersOut = await cli(["peers", "--socket", s.path("a.sock")]);
+    assert.match(peersOut.stdout, /^wan: connected to /m);
+    assert.match(peersOut.stdout, new RegExp(`^${originB().replace(/\./g, "\\.")}\\s+wan\\s`, "m"));
+    const statusOut = await cli(["status", "--socket", s.path("b.sock")]);
+    assert.match(statusOut.stdout, /^wan:\s+connected to .*stream PILOX_MESH_WAN_V1/m);
+    assert.match(statusOut.stdout, /^  inbound:\s+10000 delivered/m);
     const st = await a.status();
     assert.equal(st.federation.peers[0]!.transport, "wan");
     assert.equal((st.federation.peers[0] as { wan?: { sent: number } }).wan?.sent, 10_000);

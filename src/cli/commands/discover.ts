@@ -82,6 +82,8 @@ function routesOf(doc: Record<string, any>) {
     nextKey: doc["instanceKeys"]?.next ?? null,
     tokenPolicy: doc["tokenPolicy"] ?? null,
     federationEndpoints: doc["federationEndpoints"] ?? null,
+    // How the peer is reached over NATS JetStream (null: the HTTPS relay only).
+    wan: doc["wan"] ?? null,
     bootstrapMeshDescriptorUrls: doc["publicMesh"]?.bootstrapMeshDescriptorUrls ?? [],
   };
 }
