@@ -8,6 +8,7 @@ import { after, describe, it } from "node:test";
 import { vectors } from "./helpers/vectors.ts";
 import { cli, ROOT } from "./helpers/cli.ts";
 import { scratch } from "./helpers/tmp.ts";
+import { startNats } from "./helpers/nats.ts";
 
 const s = scratch();
 after(() => s.cleanup());
@@ -66,6 +67,17 @@ describe("under Deno", { timeout: 120_000 }, () => {
     const r = await cli([], { runtime: "deno", script });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), { cursor: 1, served: 'W/"x"', conflict: "conflict" });
+  });
+
+  it("the WAN library path: a frame sealed, sent through JetStream with the NATS v3 client, fetched and verified", async () => {
+    const nats = await startNats();
+    try {
+      const r = await cli([nats.url], { runtime: "deno", script: `${ROOT}/test/helpers/wan-deno.ts` });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), { stored: 1, ok: true, seq: 7, acked: true });
+    } finally {
+      await nats.stop();
+    }
   });
 
   for (const [from, to] of [
