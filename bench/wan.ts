@@ -6,20 +6,20 @@
  * - wan.latency: p50/p99 at a fixed 200 msg/s, same two paths. Target p99 ≤ raw + 5 ms.
  * - wan.recovery: time to deliver 50,000 messages queued while NATS was down, once it is back,
  *   against raw republishing them.
- * The appliances run in this process (both sites, their Redis, NATS and the raw client share the
- * machine's two cores, as the baseline does).
+ * Sites A and B run as the executables' bundle on Node 24, in their own processes; this process
+ * is their agents (it publishes on A's bus and handles on B's) and the raw client.
  */
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
-import { Appliance } from "../src/daemon/appliance.ts";
+import { connectBus } from "../src/index.ts";
 import { createKeyFile } from "../src/identity/index.ts";
-import { silentLogger } from "../src/log/index.ts";
 import { startNats, type TestNats } from "../test/helpers/nats.ts";
 import { freePort, startRedis } from "../test/helpers/redis.ts";
-import { payload, percentile, report, windowed } from "./lib.ts";
+import { BUNDLE, requireBuild, runtimeNode, start, stop } from "./http.ts";
+import { payload, percentile, report, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_RECORDS"] ?? 20_000);
 const RECOVERY_N = Number(process.env["BENCH_RECOVERY"] ?? 50_000);
@@ -56,36 +56,57 @@ async function rawPath(nats: TestNats, name: string) {
 }
 
 interface Sites {
-  a: Appliance;
-  b: Appliance;
+  /** Publishes on A's bus, as an agent at site A does. */
+  publish: (body: Record<string, unknown>) => Promise<unknown>;
   received: () => number;
   onMessage: (f: (m: { sentAt?: number }) => void) => void;
+  /** Messages waiting in A's WAN queue (its /readyz). */
+  queued: () => Promise<number>;
   close: () => Promise<void>;
 }
 
+/**
+ * Sites A and B as the executables' bundle on Node 24, each with its Redis, in their own
+ * processes; this process is their agents: it publishes on A's bus and handles on B's.
+ */
 async function sites(nats: TestNats, dir: string): Promise<Sites> {
+  requireBuild();
+  const node = runtimeNode();
   const [ra, rb] = await Promise.all([startRedis({ aof: false }), startRedis({ aof: false })]);
   const [pa, pb] = [await freePort(), await freePort()];
   const ka = createKeyFile(join(dir, "a.key"));
   const kb = createKeyFile(join(dir, "b.key"));
-  const write = (n: string, port: number, redis: string, peerPort: number, peerKey: string, accept: string, forward: string) => {
+  const secrets = { a: "bench-bus-secret-a-0123456789abcdef0123456789", b: "bench-bus-secret-b-0123456789abcdef0123456789" };
+  const write = (n: "a" | "b", port: number, redis: string, peerPort: number, peerKey: string, accept: string, forward: string) => {
     const secret = join(dir, `${n}-bus.key`);
-    writeFileSync(secret, `bench-bus-secret-${n}-0123456789abcdef0123456789`);
+    writeFileSync(secret, secrets[n]);
     chmodSync(secret, 0o600);
     const f = join(dir, `${n}.toml`);
     writeFileSync(
       f,
-      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n`,
+      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[log]\nlevel = "warn"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n`,
     );
     return f;
   };
   const fa = write("a", pa, ra.url, pb, kb.publicKeyHex, "", '"a2b"');
   const fb = write("b", pb, rb.url, pa, ka.publicKeyHex, '"a2b"', "");
-  const a = await Appliance.start({ load: { path: fa, stateDir: join(dir, "a-state") }, log: silentLogger });
-  const b = await Appliance.start({ load: { path: fb, stateDir: join(dir, "b-state") }, log: silentLogger });
+  const a = start(node, [BUNDLE, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
+  const b = start(node, [BUNDLE, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
+  const readyz = async (port: number) => {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+    return r ? ((await r.json()) as { degraded?: boolean; checks?: { wan?: { queue: { messages: number } } } }) : null;
+  };
+  const end = Date.now() + 30_000;
+  while (!((await readyz(pa))?.degraded === false && (await readyz(pb))?.degraded === false)) {
+    if (Date.now() > end) throw new Error("the sites did not reach NATS");
+    await sleep(50);
+  }
+  const busA = await connectBus({ redisUrl: ra.url, keys: [{ id: "a", secret: secrets.a }], channels: { a2b: { durable: true } }, producer: "bench", maxAgeSeconds: 3600 });
+  const busB = await connectBus({ redisUrl: rb.url, keys: [{ id: "b", secret: secrets.b }], channels: { a2b: { durable: true } }, producer: "bench", consumerGroup: "bench", consumerName: "bench", maxAgeSeconds: 3600 });
+  await waitReady(busA, busB);
   let n = 0;
   let onMessage: (m: { sentAt?: number }) => void = () => {};
-  await b.bus.subscribe(
+  await busB.subscribe(
     "a2b",
     (d) => {
       n++;
@@ -93,18 +114,14 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
     },
     { group: "bench" },
   );
-  const end = Date.now() + 30_000;
-  while (!((await a.status()).wan?.connected && (await b.status()).wan?.connected)) {
-    if (Date.now() > end) throw new Error("the sites did not reach NATS");
-    await sleep(50);
-  }
   return {
-    a,
-    b,
+    publish: (body) => busA.publish("a2b", body),
     received: () => n,
     onMessage: (f) => (onMessage = f),
+    queued: async () => (await readyz(pa))?.checks?.wan?.queue.messages ?? -1,
     close: async () => {
-      await Promise.all([a.stop(200), b.stop(200)]);
+      await Promise.all([busA.close(), busB.close()]);
+      await Promise.all([stop(a), stop(b)]);
       await Promise.all([ra.stop(), rb.stop()]);
     },
   };
@@ -150,24 +167,23 @@ export async function run(): Promise<void> {
     const rawRate = N / ((performance.now() - t0) / 1000);
     const s = await sites(nats, dir);
     t0 = performance.now();
-    await windowed(N, 256, (i) => s.a.bus.publish("a2b", payload(i)));
+    await windowed(N, 256, (i) => s.publish(payload(i)));
     await until(() => s.received() >= N);
     const wanRate = N / ((performance.now() - t0) / 1000);
     report("wan.throughput", "msg/s", rawRate, wanRate, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", messages: N, frame_max_messages: 64, target_ratio: 1.0 });
 
     // Latency at 200 msg/s.
     const rawLat = await paced((b) => raw.publish(b), (f) => raw.onMessage(f));
-    const wanLat = await paced((b) => s.a.bus.publish("a2b", b), (f) => s.onMessage(f));
+    const wanLat = await paced((b) => s.publish(b), (f) => s.onMessage(f));
     for (const p of [50, 99]) report(`wan.latency.p${p}`, "ms", percentile(rawLat, p), percentile(wanLat, p), { baseline_is: "raw JetStream at the same rate", rate_per_s: RATE, messages: wanLat.length, target: p === 99 ? "≤ raw + 5 ms" : undefined });
     await raw.close();
 
     // Recovery: RECOVERY_N queued while NATS is down, delivered once it is back.
     await nats.kill();
     const before = s.received();
-    const st = () => s.a.status();
-    await windowed(RECOVERY_N, 256, (i) => s.a.bus.publish("a2b", payload(i)));
+    await windowed(RECOVERY_N, 256, (i) => s.publish(payload(i)));
     const end = Date.now() + 300_000;
-    while ((await st()).wan!.queue.messages < RECOVERY_N) {
+    while ((await s.queued()) < RECOVERY_N) {
       if (Date.now() > end) throw new Error("not all queued");
       await sleep(50);
     }

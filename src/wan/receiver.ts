@@ -282,13 +282,14 @@ export class Receiver {
     m.nak(1_000);
   }
 
+  /**
+   * Acknowledged with confirmation (ackAck), without holding up the next frame for it: the
+   * delivery is already recorded, so an acknowledgement that is lost only brings the frame
+   * again, and it is recognised as a repeat.
+   */
   async #ack(m: JsMsg): Promise<void> {
     this.#busNaks.delete(m.seq);
-    try {
-      await m.ackAck({ timeout: 5_000 });
-    } catch {
-      // Not confirmed: the frame comes again and is recognised as a repeat.
-    }
+    m.ackAck({ timeout: 5_000 }).catch(() => false);
   }
 
   async #dead(d: DeadLetter): Promise<void> {
