@@ -15,7 +15,7 @@ import type { Appliance } from "../src/daemon/appliance.ts";
 import { peerId } from "../src/federation/index.ts";
 import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
 import { DLQ_HDR, frameSubject, sealFrame } from "../src/wan/index.ts";
-import { http, startAppliance } from "./helpers/appliance.ts";
+import { http, sse, startAppliance } from "./helpers/appliance.ts";
 import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
@@ -174,6 +174,26 @@ describe("WAN A→B", () => {
     const st = await a.status();
     assert.equal(st.federation.peers[0]!.transport, "wan");
     assert.equal((st.federation.peers[0] as { wan?: { sent: number } }).wan?.sent, 10_000);
+  });
+
+  it("carries each message's W3C trace context from A's publish request to B's SSE delivery", async () => {
+    const stream = sse({ socketPath: s.path("b.sock") }, "/v1/bus/subscribe?channel=a2b");
+    await stream.open;
+    try {
+      const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+      const pub = (i: number, headers: Record<string, string>) =>
+        http({ socketPath: s.path("a.sock") }, "POST", "/v1/bus/publish", JSON.stringify({ channel: "a2b", message: { type: "wan.trace", payload: { i } } }), { "content-type": "application/json", ...headers });
+      assert.equal((await pub(1, { traceparent: tp, tracestate: "rojo=00f067aa0ba902b7" })).status, 202);
+      assert.equal((await pub(2, { traceparent: "00-nonsense" })).status, 202);
+      const of = (i: number) => stream.events.map((e) => JSON.parse(e.data)).find((m) => m.type === "wan.trace" && m.payload.i === i);
+      await waitFor(() => of(1) !== undefined && of(2) !== undefined, 10_000, "both at B's SSE");
+      assert.equal(of(1).meshExt.traceparent, tp);
+      assert.equal(of(1).meshExt.tracestate, "rojo=00f067aa0ba902b7");
+      assert.equal(of(1).meshExt.origin, originA());
+      assert.equal(of(2).meshExt.traceparent, undefined, "an invalid traceparent is dropped, not forwarded");
+    } finally {
+      stream.close();
+    }
   });
 
   it("loses and repeats nothing while nats-server is killed -9 twice (20,000 messages)", async () => {

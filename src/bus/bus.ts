@@ -15,6 +15,7 @@ import { InboundGuard } from "./guard.ts";
 import type { KeyRing } from "./keyring.ts";
 import { ReplayJournal } from "./replay.ts";
 import { Spool, SpoolFullError } from "./spool.ts";
+import type { TraceContext } from "./trace.ts";
 
 export interface ChannelOptions {
   durable: boolean;
@@ -170,7 +171,7 @@ export class MeshBus {
       return { eventId, channel: name, durable, spooled: false };
     }
     // Keep order: once anything is spooled, later publishes queue behind it.
-    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta(message, meshMeta), eventId);
+    if (this.#spool && (this.#spool.size > 0 || !this.#opts.backend.isReady())) return this.#toSpool(name, withMeta(message, meshMeta), eventId, sealOpts);
     try {
       const [id] = await this.#opts.backend.append(name, [wire]);
       this.#opts.metrics?.published.inc({ durable: "true" });
@@ -178,7 +179,7 @@ export class MeshBus {
     } catch (err) {
       if (!(err instanceof BackendUnavailableError)) throw err;
       if (!this.#spool) throw new BusUnavailableError("backend_unavailable", err.message);
-      return this.#toSpool(name, withMeta(message, meshMeta), eventId);
+      return this.#toSpool(name, withMeta(message, meshMeta), eventId, sealOpts);
     }
   }
 
@@ -188,7 +189,7 @@ export class MeshBus {
    * fails sealing (invalid, too large) is refused alone, by index. Nothing is spooled: while the
    * backend is away this throws BusUnavailableError and the caller keeps its input for later.
    */
-  async publishMarked(items: readonly { channel: string; message: JsonObject }[], opts: SealOptions, mark: Mark): Promise<{ published: number; refused: { index: number; reason: string; detail: string }[] }> {
+  async publishMarked(items: readonly { channel: string; message: JsonObject; trace?: TraceContext }[], opts: SealOptions, mark: Mark): Promise<{ published: number; refused: { index: number; reason: string; detail: string }[] }> {
     if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
     if (!this.#opts.backend.isReady()) throw new BusUnavailableError("backend_unavailable", "the bus backend is not connected");
     const sealOpts = { producer: this.#opts.producer, ...opts };
@@ -199,7 +200,7 @@ export class MeshBus {
     items.forEach((it, index) => {
       try {
         const name = canonicalChannel(it.channel);
-        const { wire } = sealToWire(name, it.message, this.#ring.primary, sealOpts);
+        const { wire } = sealToWire(name, it.message, this.#ring.primary, it.trace ? { ...sealOpts, trace: it.trace } : sealOpts);
         if (wire.length > max || (wire.length * 3 > max && Buffer.byteLength(wire) > max)) throw new MessageTooLargeError(Buffer.byteLength(wire), max);
         (this.isDurable(name) ? durable : other).push({ channel: name, raw: wire });
       } catch (err) {
@@ -226,9 +227,10 @@ export class MeshBus {
     return { published: durable.length + other.length, refused };
   }
 
-  #toSpool(channel: string, message: JsonObject, eventId: string): PublishResult {
+  #toSpool(channel: string, message: JsonObject, eventId: string, opts: SealOptions): PublishResult {
     try {
-      this.#spool!.append({ channel, message });
+      // The origin and trace context go with it: sealed later, it must say the same.
+      this.#spool!.append({ channel, message, ...(opts.origin !== undefined ? { origin: opts.origin } : {}), ...(opts.trace ? { trace: opts.trace } : {}), ...(opts.v1Only ? { v1: true as const } : {}) });
     } catch (err) {
       if (err instanceof SpoolFullError) {
         this.#opts.metrics?.spoolRefused.inc();
@@ -266,7 +268,7 @@ export class MeshBus {
         while (n < batch.length && (batch[n] === null || batch[n]!.channel === channel)) n++;
         const now = Date.now();
         const raws: string[] = [];
-        for (const e of batch.slice(0, n)) if (e) raws.push(sealToWire(e.channel, e.message, this.#ring.primary, { now }).wire);
+        for (const e of batch.slice(0, n)) if (e) raws.push(sealToWire(e.channel, e.message as JsonObject, this.#ring.primary, { now, ...(e.origin !== undefined ? { origin: e.origin } : {}), ...(e.trace ? { trace: e.trace } : {}), ...(e.v1 ? { v1Only: true } : {}) }).wire);
         if (channel !== undefined) await this.#opts.backend.append(channel, raws);
         spool.drop(n);
         this.#updateSpoolGauges();

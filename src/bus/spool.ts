@@ -13,6 +13,11 @@ export interface SpoolEntry {
   channel: string;
   /** The message with its meshMeta; it is sealed when it leaves the spool. */
   message: Record<string, unknown>;
+  /** What meshExt must carry when it is sealed: the peer it came from, its trace context. */
+  origin?: string;
+  trace?: { traceparent: string; tracestate?: string };
+  /** Sealed in the plain Pilox v1 form. */
+  v1?: true;
 }
 
 export class SpoolFullError extends Error {

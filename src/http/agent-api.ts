@@ -9,6 +9,7 @@ import * as v from "valibot";
 import { BusUnavailableError, type Delivery, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
 import { MessageTooLargeError, SealError } from "../bus/envelope/seal.ts";
+import { traceOf } from "../bus/trace.ts";
 import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bearerAuth } from "./auth.ts";
@@ -88,7 +89,9 @@ export function agentApi(o: AgentApiOptions): Hono {
       if (!parsed.success) return jsonError(c, 400, "invalid_request", describeIssues(parsed.issues));
       const { channel, message, v1 } = parsed.output;
       try {
-        const r = await o.bus().publish(channel, message, { v1Only: v1 === true });
+        // The caller's W3C trace context travels in meshExt (an invalid one is dropped).
+        const trace = traceOf(c.req.header("traceparent"), c.req.header("tracestate"));
+        const r = await o.bus().publish(channel, message, { v1Only: v1 === true, ...(trace ? { trace } : {}) });
         return c.json(r, 202);
       } catch (err) {
         if (err instanceof MessageTooLargeError) return jsonError(c, 413, "message_too_large", err.message);

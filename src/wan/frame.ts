@@ -7,7 +7,7 @@
  * another site. docs/wire-formats.md documents every byte.
  */
 import { createHash } from "node:crypto";
-import type { JsonObject } from "../bus/index.ts";
+import type { JsonObject, TraceContext } from "../bus/index.ts";
 import { signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
 import type { Peer } from "../federation/index.ts";
 
@@ -23,6 +23,8 @@ export const HDR = {
 export interface FrameEntry {
   channel: string;
   message: JsonObject;
+  /** The W3C trace context the message was published with (meshExt on the sender's bus). */
+  trace?: TraceContext;
 }
 
 /** What travels: the body bytes and the headers, exactly as written to disk before the first send. */
@@ -36,7 +38,7 @@ export interface SealedFrame {
 }
 
 export function frameBody(entries: readonly FrameEntry[]): string {
-  return `{"v":1,"messages":[${entries.map((e) => JSON.stringify({ channel: e.channel, message: e.message })).join(",")}]}`;
+  return `{"v":1,"messages":[${entries.map((e) => JSON.stringify(e.trace ? { channel: e.channel, message: e.message, trace: e.trace } : { channel: e.channel, message: e.message })).join(",")}]}`;
 }
 
 export function sha256Hex(body: string | Uint8Array): string {

@@ -13,7 +13,7 @@ import type { KeyObject } from "node:crypto";
 import type { Consumer, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { Hono, type Context } from "hono";
 import * as v from "valibot";
-import { BusUnavailableError, PILOX_SYSTEM_EVENTS, type JsonObject, type MeshBus } from "../bus/index.ts";
+import { BusUnavailableError, PILOX_SYSTEM_EVENTS, traceOf, type JsonObject, type MeshBus } from "../bus/index.ts";
 import { WAN_ENVELOPE } from "../bus/pilox-schema.ts";
 import type { Config } from "../config/index.ts";
 import { peerId, type Peer } from "../federation/index.ts";
@@ -29,9 +29,6 @@ import type { DeadLetter } from "./receiver.ts";
 
 export const PUBLISH_PATH = "/v1/publish";
 const MAX_URL_BYTES = 4096;
-/** W3C trace context, version 00 (anything else is dropped, not forwarded). */
-const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
-const TRACESTATE = /^[\x20-\x7e]{1,512}$/;
 
 export type Envelope = v.InferOutput<typeof WAN_ENVELOPE>;
 
@@ -39,9 +36,7 @@ export type Envelope = v.InferOutput<typeof WAN_ENVELOPE>;
 export function unwrapBody(value: unknown): { envelope: unknown; trace?: { traceparent: string; tracestate?: string } } {
   if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.hasOwn(value, "wanEnvelope")) {
     const w = value as { wanEnvelope: unknown; meshTrace?: { traceparent?: unknown; tracestate?: unknown } };
-    const tp = w.meshTrace?.traceparent;
-    const ts = w.meshTrace?.tracestate;
-    const trace = typeof tp === "string" && TRACEPARENT.test(tp) ? { traceparent: tp, ...(typeof ts === "string" && TRACESTATE.test(ts) ? { tracestate: ts } : {}) } : undefined;
+    const trace = traceOf(w.meshTrace?.traceparent, w.meshTrace?.tracestate);
     return { envelope: w.wanEnvelope, ...(trace ? { trace } : {}) };
   }
   return { envelope: value };
@@ -268,9 +263,8 @@ export class Pilox {
       const env = v.safeParse(WAN_ENVELOPE, json.value);
       if (!env.success) return c.json({ error: "invalid_envelope", ...envelopeProblem(env.issues) }, 400);
       const envelope = env.output;
-      const tp = c.req.header("traceparent");
-      const ts = c.req.header("tracestate");
-      const body = tp && TRACEPARENT.test(tp) ? JSON.stringify({ wanEnvelope: envelope, meshTrace: { v: 1, traceparent: tp, ...(ts && TRACESTATE.test(ts) ? { tracestate: ts } : {}) } }) : JSON.stringify(envelope);
+      const trace = traceOf(c.req.header("traceparent"), c.req.header("tracestate"));
+      const body = trace ? JSON.stringify({ wanEnvelope: envelope, meshTrace: { v: 1, ...trace } }) : JSON.stringify(envelope);
       const js = this.d.js();
       if (!js) return c.json({ error: "nats_unavailable", correlationId: envelope.correlationId }, 503);
       try {

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import * as v from "valibot";
-import { BusUnavailableError, coreOf, type JsonObject, type MeshBus } from "../bus/index.ts";
+import { BusUnavailableError, coreOf, traceOf, type JsonObject, type MeshBus, type TraceContext } from "../bus/index.ts";
 import { peerId, RelayEntry, type Peer } from "../federation/index.ts";
 import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -58,11 +58,15 @@ interface FrameItem {
   channel: string;
   message: JsonObject;
   index: number;
+  trace?: TraceContext;
 }
 
 type FrameVerdict = { ok: false; reason: string; detail: string } | { ok: true; peer: Peer; seq: number; items: FrameItem[]; refused: { index: number; reason: string; detail: string }[] };
 
 export type ReplayOutcome = { ok: false; reason: string; detail: string } | { ok: true; delivered: number; refused: { index: number; reason: string; detail: string }[] };
+
+/** One entry of a frame: a relay entry, and the trace context it was published with. */
+const FrameEntrySchema = v.strictObject({ ...RelayEntry.entries, trace: v.optional(v.unknown()) });
 
 /** A frame's body: `{"v":1,"messages":[…]}` (entries are checked one by one). */
 const FrameBody = v.strictObject({ v: v.literal(1), messages: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(10_000)) });
@@ -157,10 +161,15 @@ export class Receiver {
     const items: FrameItem[] = [];
     const refused: { index: number; reason: string; detail: string }[] = [];
     body.output.messages.forEach((raw, index) => {
-      const e = v.safeParse(RelayEntry, raw);
+      const e = v.safeParse(FrameEntrySchema, raw);
       if (!e.success) refused.push({ reason: "malformed_entry", detail: e.issues[0]?.message ?? "", index });
       else if (!peer.accept.has(e.output.channel)) refused.push({ reason: "channel_not_allowed", detail: e.output.channel, index });
-      else items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index });
+      else {
+        // An invalid trace context is dropped, the message delivered.
+        const t = e.output.trace as { traceparent?: unknown; tracestate?: unknown } | undefined;
+        const trace = t && typeof t === "object" ? traceOf(t.traceparent, t.tracestate) : undefined;
+        items.push({ channel: e.output.channel, message: { ...coreOf(e.output.message), meshMeta: e.output.message["meshMeta"] as JsonObject }, index, ...(trace ? { trace } : {}) });
+      }
     });
     return { ok: true, peer, seq, items, refused };
   }

@@ -134,8 +134,9 @@ export class Sender {
     // What came from a peer is never forwarded again (no loops between meshes).
     if (m.ext?.origin) return;
     const { meshSig: _s, meshExt: _e, ...message } = m.message;
+    const trace = m.ext?.traceparent ? { traceparent: m.ext.traceparent, ...(m.ext.tracestate ? { tracestate: m.ext.tracestate } : {}) } : undefined;
     try {
-      this.#queue.append({ channel: m.channel, message: message as JsonObject });
+      this.#queue.append({ channel: m.channel, message: message as JsonObject, ...(trace ? { trace } : {}) });
     } catch (err) {
       // On a durable channel the throw leaves the entry unacknowledged: it is retried later.
       if (err instanceof SpoolFullError) this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin });
@@ -176,7 +177,7 @@ export class Sender {
           n--;
           break;
         }
-        entries.push({ channel: e.channel, message: e.message as JsonObject });
+        entries.push({ channel: e.channel, message: e.message as JsonObject, ...(e.trace ? { trace: e.trace } : {}) });
         bytes += len;
       }
       if (entries.length === 0) {

@@ -6,6 +6,7 @@ import { sealMessage, sealToWire } from "./seal.ts";
 import { coreOf, macV1, signedStringV1 } from "./v1.ts";
 import { textsFromRaw, verifyWire, type VerifyPolicy } from "./verify.ts";
 import { canonicalize } from "../../canon/index.ts";
+import { canonicalExt } from "./ext.ts";
 
 const bus = vectors.bus;
 const secret = Buffer.from(bus.secret);
@@ -282,5 +283,41 @@ describe("extension canonical form", () => {
     ]) {
       assert.equal(canonicalExt(e), canonicalize(e));
     }
+  });
+});
+
+describe("trace context in meshExt", () => {
+  const key = { id: "k1", secret: Buffer.from("bus-secret-for-trace-0123456789abcdef") };
+  const tring = new KeyRing([key]);
+  const trace = { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "vendor=1" };
+  const sealed = () => sealToWire("jobs", { task: "x" }, key, { trace }).wire;
+
+  it("is sealed in canonical order, covered by sig, and verifies (fast path and reordered)", () => {
+    const w = sealed();
+    const m = JSON.parse(w);
+    assert.deepEqual(Object.keys(m.meshExt), ["ch", "kid", "traceparent", "tracestate", "ts", "v", "sig"]);
+    const { sig: _sig, ...unsigned } = m.meshExt;
+    assert.equal(canonicalExt(unsigned), canonicalize(unsigned));
+    const r = verifyWire("jobs", w, tring, policy);
+    assert.ok(r.ok);
+    assert.equal(r.value.ext?.traceparent, trace.traceparent);
+    assert.equal(r.value.ext?.tracestate, "vendor=1");
+    const { meshExt, ...rest } = m;
+    assert.ok(verifyWire("jobs", JSON.stringify({ meshExt: { sig: meshExt.sig, ...meshExt }, ...rest }), tring, policy).ok);
+  });
+
+  it("a changed, added or removed trace context is forged; an invalid one is malformed", () => {
+    const m = JSON.parse(sealed());
+    const changed = { ...m, meshExt: { ...m.meshExt, traceparent: "00-1af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } };
+    assert.equal((verifyWire("jobs", JSON.stringify(changed), tring, policy) as { reason: string }).reason, "forged");
+    const { tracestate: _t, ...noState } = m.meshExt;
+    assert.equal((verifyWire("jobs", JSON.stringify({ ...m, meshExt: noState }), tring, policy) as { reason: string }).reason, "forged");
+    const plain = JSON.parse(sealToWire("jobs", { task: "x" }, key).wire);
+    assert.equal((verifyWire("jobs", JSON.stringify({ ...plain, meshExt: { ...plain.meshExt, traceparent: trace.traceparent } }), tring, policy) as { reason: string }).reason, "forged");
+    assert.equal((verifyWire("jobs", JSON.stringify({ ...m, meshExt: { ...m.meshExt, traceparent: "01-zz" } }), tring, policy) as { reason: string }).reason, "malformed");
+  });
+
+  it("the plain v1 form has no place for it", () => {
+    assert.equal(JSON.parse(sealToWire("jobs", { task: "x" }, key, { trace, v1Only: true }).wire).meshExt, undefined);
   });
 });

@@ -18,15 +18,20 @@ export interface MeshExt {
   ch: string;
   /** Origin of a message relayed from a federated mesh (set by the relay). */
   origin?: string;
+  /** W3C trace context of the publish that made it (src/bus/trace.ts). */
+  traceparent?: string;
+  tracestate?: string;
   sig: string;
 }
 
 export type UnsignedExt = Omit<MeshExt, "sig">;
 
-/** canon({v, kid, ts, ch, origin}) written out by hand: it runs for every message. */
+/** canon({v, kid, ts, ch, origin, traceparent, tracestate}) written out by hand: it runs for every message. */
 export function canonicalExt(ext: UnsignedExt): string {
   const origin = ext.origin === undefined ? "" : `"origin":${JSON.stringify(ext.origin)},`;
-  return `{"ch":${quoted(ext.ch)},"kid":${quoted(ext.kid)},${origin}"ts":${ext.ts},"v":${ext.v}}`;
+  const tp = ext.traceparent === undefined ? "" : `"traceparent":${quoted(ext.traceparent)},`;
+  const tst = ext.tracestate === undefined ? "" : `"tracestate":${quoted(ext.tracestate)},`;
+  return `{"ch":${quoted(ext.ch)},"kid":${quoted(ext.kid)},${origin}${tp}${tst}"ts":${ext.ts},"v":${ext.v}}`;
 }
 
 /**
@@ -52,9 +57,13 @@ export function extMac(secret: Buffer, signed: string, meshSig: string, canonExt
 export function sealExt(secret: Buffer, signed: string, meshSig: string, ext: UnsignedExt): { ext: MeshExt; text: string } {
   const canon = canonicalExt(ext);
   const sig = extMac(secret, signed, meshSig, canon);
-  const out: MeshExt =
-    ext.origin === undefined
-      ? { ch: ext.ch, kid: ext.kid, ts: ext.ts, v: ext.v, sig }
-      : { ch: ext.ch, kid: ext.kid, origin: ext.origin, ts: ext.ts, v: ext.v, sig };
+  // Keys in canonical order, so that JSON.stringify of it is the wire text.
+  const out = { ch: ext.ch, kid: ext.kid } as MeshExt;
+  if (ext.origin !== undefined) out.origin = ext.origin;
+  if (ext.traceparent !== undefined) out.traceparent = ext.traceparent;
+  if (ext.tracestate !== undefined) out.tracestate = ext.tracestate;
+  out.ts = ext.ts;
+  out.v = ext.v;
+  out.sig = sig;
   return { ext: out, text: extWireText(canon, sig) };
 }

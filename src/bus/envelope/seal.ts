@@ -6,6 +6,7 @@ import { canonicalChannel, defaultProducer, isPiloxChannel, meshMetaProblem } fr
 import { piloxEmitProblem } from "../pilox-schema.ts";
 import type { BusKey } from "../keyring.ts";
 import { sealExt, type MeshExt, type UnsignedExt } from "./ext.ts";
+import type { TraceContext } from "../trace.ts";
 import { coreOf, EXT_FIELD, hmacHex, signedStringFromCanon, type JsonObject } from "./v1.ts";
 
 export class SealError extends Error {
@@ -29,6 +30,8 @@ export interface SealOptions {
   /** Seal time in ms (tests; the spool keeps the event id but re-stamps the time). */
   now?: number;
   origin?: string;
+  /** W3C trace context carried in meshExt (dropped with v1Only: the plain form has no place for it). */
+  trace?: TraceContext;
   /** meshMeta.producer when the message has no meshMeta and one is generated. */
   producer?: string;
 }
@@ -95,6 +98,10 @@ function prepareObject(channel: string, message: JsonObject, key: BusKey, opts: 
   if (!opts.v1Only) {
     const ext: UnsignedExt = { v: 1, kid: key.id, ts: opts.now ?? Date.now(), ch: channel };
     if (opts.origin !== undefined) ext.origin = opts.origin;
+    if (opts.trace) {
+      ext.traceparent = opts.trace.traceparent;
+      if (opts.trace.tracestate !== undefined) ext.tracestate = opts.trace.tracestate;
+    }
     const sealed = sealExt(key.secret, signed, meshSig, ext);
     out.ext = sealed.ext;
     out.extText = sealed.text;

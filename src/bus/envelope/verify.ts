@@ -6,6 +6,7 @@
 import { canonicalChannel, isPiloxChannel, meshMetaProblem, piloxCoreProblem } from "../channels.ts";
 import type { KeyRing } from "../keyring.ts";
 import { canonicalExt, extMac, type MeshExt } from "./ext.ts";
+import { isTraceparent, isTracestate } from "../trace.ts";
 import { canonicalize } from "../../canon/index.ts";
 import { JsonDepthError, jsonDepthExceeds, MAX_JSON_DEPTH } from "../../json/index.ts";
 import { coreOf, EXT_FIELD, hexMacEquals, hmacHex, macTextEquals, signedStringFromCanon, type JsonObject } from "./v1.ts";
@@ -260,7 +261,7 @@ function schemaProblem(channel: string, core: JsonObject): string | undefined {
   return isPiloxChannel(channel) ? piloxCoreProblem(channel, core) : undefined;
 }
 
-const EXT_KEYS = new Set(["v", "kid", "ts", "ch", "origin", "sig"]);
+const EXT_KEYS = new Set(["v", "kid", "ts", "ch", "origin", "traceparent", "tracestate", "sig"]);
 
 function parseExt(x: unknown): MeshExt | string {
   if (x === null || typeof x !== "object" || Array.isArray(x)) return `${EXT_FIELD} is not an object`;
@@ -270,6 +271,8 @@ function parseExt(x: unknown): MeshExt | string {
   if (typeof e["ts"] !== "number" || !Number.isSafeInteger(e["ts"])) return `${EXT_FIELD}.ts is invalid`;
   if (typeof e["ch"] !== "string" || e["ch"].length === 0 || e["ch"].length > 200) return `${EXT_FIELD}.ch is invalid`;
   if (e["origin"] !== undefined && (typeof e["origin"] !== "string" || e["origin"].length > 300)) return `${EXT_FIELD}.origin is invalid`;
+  if (e["traceparent"] !== undefined && !isTraceparent(e["traceparent"])) return `${EXT_FIELD}.traceparent is invalid`;
+  if (e["tracestate"] !== undefined && (e["traceparent"] === undefined || !isTracestate(e["tracestate"]))) return `${EXT_FIELD}.tracestate is invalid`;
   if (typeof e["sig"] !== "string") return `${EXT_FIELD}.sig is missing`;
   // Every field is covered by sig: an unknown one could only be unauthenticated baggage.
   for (const k in e) if (!EXT_KEYS.has(k)) return `${EXT_FIELD}.${k} is not a known field`;
