@@ -38,7 +38,7 @@ const seen = new Map<string, number>();
 const order: number[] = [];
 const origins = new Set<string>();
 
-function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[] }): string {
+function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; wan?: string }): string {
   s.write(`${name}-bus.key`, o.secret);
   return s.write(
     `${name}.toml`,
@@ -69,12 +69,12 @@ nats_urls = ["${nats.url}"]
 manage_streams = true
 duplicate_window_seconds = 2
 ack_wait_seconds = 5
-`,
+${o.wan ?? ""}`,
   );
 }
 
 const cfgA = (keyFile = s.path("a-id.key")) => config("a", { port: portA, origin: originA(), redis: redisA.url, secret: SECRET_A, keyFile, peer: originB(), peerKeys: [keyB.publicKeyHex], accept: [], forward: ["a2b"] });
-const cfgB = () => config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b"], forward: [] });
+const cfgB = (wan = "") => config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b"], forward: [], wan });
 
 /** The last frame sequence A used for B. */
 async function lastSeqOfA(): Promise<number> {
@@ -258,20 +258,28 @@ describe("WAN A→B", () => {
     // An entry that is not a bus message.
     const bad = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [{ channel: "a2b", message: { nope: true } as never }] });
     await send(bad);
+    // Larger than B takes now (its bound lowered below what the stream still allows).
+    cfgB("max_frame_bytes = 4096");
+    assert.deepEqual(await b.reload(), { ok: true });
+    const big = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", 7)].map((e) => ({ ...e, message: { ...e.message, pad: "x".repeat(9_000) } })) });
+    await send(big);
+    await waitFor(async () => (await deadLetters()).some((d) => d.reason === "oversized"), 10_000, "the oversized frame refused");
+    cfgB();
+    assert.deepEqual(await b.reload(), { ok: true });
     // A genuine frame of A's published on a subject that names another sender.
     const misrouted = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", 6)] });
     await send(misrouted, frameSubject(PREFIX, originB(), "https://third.example"));
 
-    await waitFor(async () => (await deadLetters()).length >= 6, 15_000, "six dead letters");
+    await waitFor(async () => (await deadLetters()).length >= 7, 15_000, "seven dead letters");
     const dl = await deadLetters();
     const reasons = dl.map((d) => d.reason).sort();
     // The forged frame and the replayed one both fail the signature: the subject is signed.
-    assert.deepEqual(reasons, ["bad_signature", "bad_signature", "channel_not_allowed", "malformed_entry", "unsigned", "wrong_subject"]);
+    assert.deepEqual(reasons, ["bad_signature", "bad_signature", "channel_not_allowed", "malformed_entry", "oversized", "unsigned", "wrong_subject"]);
     const notAllowed = dl.find((d) => d.reason === "channel_not_allowed")!;
     assert.equal(notAllowed.entry, "1");
     assert.match(notAllowed.body, /"secret"/);
     await waitFor(() => seen.has("poison-a2b-3") && seen.has("poison-a2b-5"), 10_000, "the valid entries of the mixed frame");
-    for (const i of [1, 2, 6]) assert.equal(seen.has(`poison-a2b-${i}`), false);
+    for (const i of [1, 2, 6, 7]) assert.equal(seen.has(`poison-a2b-${i}`), false);
     // Terminated, not redelivered: nothing pending on B's consumer once ack_wait has passed.
     await new Promise((r) => setTimeout(r, 6_000));
     const ci = await jsm.consumers.info("PILOX_MESH_WAN_V1", consumer);
@@ -285,7 +293,7 @@ describe("WAN A→B", () => {
     const list = await cli(["wan", "dlq", "list", "--json", ...sock]);
     assert.equal(list.code, 0, list.stderr);
     const dl = JSON.parse(list.stdout) as { id: number; reason: string; entry: number | null; sender: string | null }[];
-    assert.equal(dl.length, 6);
+    assert.equal(dl.length, 7);
     const table = await cli(["wan", "dlq", "list", ...sock]);
     assert.match(table.stdout, /^ID\s+TIME\s+REASON/);
     assert.match(table.stdout, /channel_not_allowed/);
