@@ -21,6 +21,7 @@ import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
+import { Redis } from "ioredis";
 
 const PREFIX = "pilox-mesh.wan.v1";
 const s = scratch();
@@ -288,12 +289,38 @@ describe("WAN A→B", () => {
     assert.equal((await deadLetters()).length, dl.length, "no second dead letter for the same frame");
   });
 
+  it("dead-letters a frame that keeps failing after wan.max_attempts deliveries (attempts_exhausted)", async () => {
+    const marks = `pilox-mesh:wan:marks:${peerId(originB())}`;
+    const raw = new Redis(redisB.url);
+    const saved = await raw.hgetall(marks);
+    cfgB("max_attempts = 2");
+    assert.deepEqual(await b.reload(), { ok: true });
+    try {
+      // B's store answers an error for every frame now (a wrong type where the marks live).
+      await raw.del(marks);
+      await raw.set(marks, "not a hash");
+      const seq = (await lastSeqOfA()) - 30_000;
+      const f = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject: frameSubject(PREFIX, originB(), originA()), seq, entries: [{ channel: "a2b", message: { type: "wan.stuck", payload: { i: 1 }, meshMeta: { v: 1, producer: "test", eventId: "stuck-1" } } }] });
+      const h = natsHeaders();
+      for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
+      await js.publish(f.subject, f.body, { msgID: f.msgId, headers: h });
+      await waitFor(async () => (await deadLetters()).some((d) => d.reason === "attempts_exhausted"), 15_000, "attempts_exhausted");
+      assert.equal(seen.has("stuck-1"), false);
+    } finally {
+      await raw.del(marks);
+      if (Object.keys(saved).length) await raw.hset(marks, saved);
+      raw.disconnect();
+      cfgB();
+      assert.deepEqual(await b.reload(), { ok: true });
+    }
+  });
+
   it("lists the dead letters and replays one once the rule that refused it changed (pilox-mesh wan dlq)", async () => {
     const sock = ["--socket", s.path("b.sock")];
     const list = await cli(["wan", "dlq", "list", "--json", ...sock]);
     assert.equal(list.code, 0, list.stderr);
     const dl = JSON.parse(list.stdout) as { id: number; reason: string; entry: number | null; sender: string | null }[];
-    assert.equal(dl.length, 7);
+    assert.equal(dl.length, 8);
     const table = await cli(["wan", "dlq", "list", ...sock]);
     assert.match(table.stdout, /^ID\s+TIME\s+REASON/);
     assert.match(table.stdout, /channel_not_allowed/);

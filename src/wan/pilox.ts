@@ -117,7 +117,12 @@ export class Pilox {
         const batch = await consumer.fetch({ max_messages: this.d.config().wan.fetch_batch, expires: 2_000 });
         for await (const m of batch) {
           if (this.#closed) break;
-          await this.#handle(m);
+          try {
+            await this.#handle(m);
+          } catch (err) {
+            this.d.log.limited("wan-ingest-handle", "error", "Pilox envelope failed; it will be retried", { error: (err as Error).message, subject: m.subject });
+            m.nak(1_000);
+          }
         }
       } catch (err) {
         if (this.#closed) break;

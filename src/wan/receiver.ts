@@ -130,7 +130,14 @@ export class Receiver {
         const batch = await consumer.fetch({ max_messages: this.d.fetchBatch(), expires: 2_000 });
         for await (const m of batch) {
           if (this.#closed) break; // left unacknowledged: redelivered after ack_wait
-          await this.#handle(m);
+          try {
+            await this.#handle(m);
+          } catch (err) {
+            // Unforeseen (the store answered an error, say): back to the stream, counted as an
+            // attempt, so a frame that always fails ends in the dead-letter stream.
+            this.d.log.limited("wan-handle", "error", "WAN frame failed; it will be retried", { error: (err as Error).message, subject: m.subject });
+            m.nak(1_000);
+          }
         }
       } catch (err) {
         if (this.#closed) break;
