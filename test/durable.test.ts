@@ -99,3 +99,27 @@ it(`${TOTAL} durable messages across Redis kills and a subscriber restart: each 
   await pub.close();
   await redis.stop();
 });
+
+it("a spooled message keeps its origin and trace context when it is sealed on the way out", { timeout: 60_000 }, async () => {
+  const redis = await startRedis({ aof: false });
+  const { bus } = makeBus({ url: redis.url, keys: [k1], channels, group: "spool-g", consumer: "n1", spoolDir: s.path("spool-origin") });
+  await bus.start();
+  await untilReady(bus);
+  const got: { origin?: string; traceparent?: string }[] = [];
+  const sub = await bus.subscribe("jobs:durable", (d) => void got.push({ ...(d.ext?.origin ? { origin: d.ext.origin } : {}), ...(d.ext?.traceparent ? { traceparent: d.ext.traceparent } : {}) }));
+  try {
+    await redis.kill("SIGKILL");
+    await waitFor(() => !bus.backend.isReady(), 10_000, "Redis seen away");
+    const trace = { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" };
+    const r = await bus.publish("jobs:durable", { n: 1 }, { origin: "https://peer.example", trace });
+    assert.equal(r.spooled, true);
+    await redis.restart();
+    await waitFor(() => got.length === 1, 20_000, "the spooled message delivered");
+    // A relayed message that lost its origin would look local and be forwarded again.
+    assert.deepEqual(got[0], { origin: "https://peer.example", traceparent: trace.traceparent });
+  } finally {
+    await sub.close();
+    await bus.close();
+    await redis.stop();
+  }
+});
