@@ -49,6 +49,25 @@ describe("config errors", () => {
     assert.deepEqual(keys, ["bus.max_age_seconds", "log.level"]);
   });
 
+  it("the WAN's settings are checked together, each problem naming its key", () => {
+    const peer = '[[federation.peers]]\norigin = "https://b.example"\npublic_keys = ["' + "ab".repeat(32) + '"]\ntransport = "wan"\n';
+    const off = expectConfigError(() => loadConfig({ path: s.write("wan-off.toml", peer), env: {} }));
+    assert.deepEqual(off.problems.map((p) => p.key), ["federation.peers[0].transport"]);
+    const bad = expectConfigError(() =>
+      loadConfig({
+        path: s.write(
+          "wan-bad.toml",
+          peer +
+            '[wan]\nnats_urls = ["nats://127.0.0.1:4222"]\ntoken_file = "/t"\ncreds_file = "/c"\ntls_cert_file = "/x.pem"\ndlq_subject_prefix = "pilox-mesh.wan.v1.dlq"\n[wan.pilox]\nstream = "PILOX_MESH_WAN_V1"\n[bus.redis]\ncluster_nodes = ["127.0.0.1:7000"]\n',
+        ),
+        env: {},
+      }),
+    );
+    assert.deepEqual(bad.problems.map((p) => p.key).filter((k) => k.startsWith("wan.")).sort(), ["wan.dlq_subject_prefix", "wan.nats_urls", "wan.nats_urls", "wan.pilox.stream", "wan.tls_key_file", "wan.token_file"].sort());
+    const transport = expectConfigError(() => loadConfig({ path: s.write("wan-transport.toml", peer.replace('"wan"', '"carrier-pigeon"')), env: {} }));
+    assert.match(transport.problems[0]!.message, /expected "relay" or "wan"/);
+  });
+
   it("missing secret file: names the key and the path, exit 78", async () => {
     const f = s.write("missing.toml", `[[bus.keys]]\nid = "k1"\nsecret_file = "${s.path("nope.key")}"\n`);
     const r = await cli(["check-config", "--config", f]);
