@@ -63,7 +63,7 @@ describe("config errors", () => {
         env: {},
       }),
     );
-    assert.deepEqual(bad.problems.map((p) => p.key).filter((k) => k.startsWith("wan.")).sort(), ["wan.dlq_subject_prefix", "wan.nats_urls", "wan.nats_urls", "wan.pilox.stream", "wan.tls_key_file", "wan.token_file"].sort());
+    assert.deepEqual(bad.problems.map((p) => p.key ?? "").filter((k) => k.startsWith("wan.")).sort(), ["wan.dlq_subject_prefix", "wan.nats_urls", "wan.nats_urls", "wan.pilox.stream", "wan.tls_key_file", "wan.token_file"].sort());
     const transport = expectConfigError(() => loadConfig({ path: s.write("wan-transport.toml", peer.replace('"wan"', '"carrier-pigeon"')), env: {} }));
     assert.match(transport.problems[0]!.message, /"relay" \| "wan"\), got "carrier-pigeon"/);
   });

@@ -415,6 +415,7 @@ export class MeshBus {
     for (const t of this.#taps.values()) await (await t.closer).close().catch(() => {});
     this.#taps.clear();
     if (this.#spool?.size && this.#opts.backend.isReady()) await this.flushSpool();
+    this.#spool?.close();
     await this.#opts.backend.close();
     this.#journal?.close();
   }

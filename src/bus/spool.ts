@@ -6,7 +6,7 @@
  * Bounded by bytes: at the bound a publish is refused (503 spool_full), never dropped.
  * A crash during a flush resends a few entries; receivers drop them by event id.
  */
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export interface SpoolEntry {
@@ -34,6 +34,7 @@ export class Spool {
   #bytes = 0;
   /** Byte offset in the file of the first entry not yet flushed. */
   #offset = 0;
+  #fd: number | undefined;
   /** Lengths (bytes) of the entries the last peek returned, for drop(). */
   #peeked: number[] = [];
 
@@ -73,7 +74,10 @@ export class Spool {
     const line = JSON.stringify(entry) + "\n";
     const bytes = Buffer.byteLength(line);
     if (this.#bytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
-    appendFileSync(this.#file, line, { mode: 0o600 });
+    // One descriptor kept open for appends (O_APPEND: still the end after a truncation): an
+    // open and a close per entry cost four times the write itself.
+    this.#fd ??= openSync(this.#file, "a", 0o600);
+    writeSync(this.#fd, line);
     this.#count++;
     this.#bytes += bytes;
   }
@@ -114,6 +118,12 @@ export class Spool {
     const nl = rest.indexOf(10);
     this.#peeked = [nl + 1];
     return [parseLine(rest.subarray(0, nl))];
+  }
+
+  /** Releases the append descriptor (the spool stays on disk; a later append reopens it). */
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
   }
 
   /** Marks the first `lines` lines of the last peek as sent. */

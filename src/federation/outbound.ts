@@ -255,5 +255,6 @@ export class Forwarder {
     this.#wake?.();
     await Promise.all(this.#subs.map((s) => s.close().catch(() => {})));
     await this.#loop;
+    this.#queue.close();
   }
 }

@@ -294,6 +294,7 @@ export class Sender {
     this.#wake?.();
     await Promise.all(this.#subs.map((s) => s.close().catch(() => {})));
     await this.#loop;
+    this.#queue.close();
   }
 }
 
