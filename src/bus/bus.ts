@@ -183,13 +183,8 @@ export class MeshBus {
     }
   }
 
-  /**
-   * Seals a group of messages and puts them on the bus with a mark, atomically for the durable
-   * ones (see BusBackend.appendMarked); best-effort ones are published after. A message that
-   * fails sealing (invalid, too large) is refused alone, by index. Nothing is spooled: while the
-   * backend is away this throws BusUnavailableError and the caller keeps its input for later.
-   */
-  async publishMarked(items: readonly { channel: string; message: JsonObject; trace?: TraceContext }[], opts: SealOptions, mark: Mark): Promise<{ published: number; refused: { index: number; reason: string; detail: string }[] }> {
+  /** Seals a group for publishMarked/publishOnce: durable ones, best-effort ones, and refusals by index. */
+  #sealGroup(items: readonly { channel: string; message: JsonObject; trace?: TraceContext }[], opts: SealOptions) {
     if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
     if (!this.#opts.backend.isReady()) throw new BusUnavailableError("backend_unavailable", "the bus backend is not connected");
     const sealOpts = { producer: this.#opts.producer, ...opts };
@@ -208,23 +203,56 @@ export class MeshBus {
         refused.push({ index, reason: err instanceof MessageTooLargeError ? "oversized" : "invalid_message", detail: err.message });
       }
     });
-    try {
-      await this.#opts.backend.appendMarked(durable, mark);
-    } catch (err) {
-      if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
-      throw err;
-    }
-    if (durable.length) this.#opts.metrics?.published.inc({ durable: "true" }, durable.length);
+    return { durable, other, refused };
+  }
+
+  /** Best-effort ones after the durable ones landed: they promise no more than pub/sub does. */
+  async #publishOthers(durable: number, other: readonly { channel: string; raw: string }[]): Promise<void> {
+    if (durable) this.#opts.metrics?.published.inc({ durable: "true" }, durable);
     for (const o of other) {
       try {
         await this.#opts.backend.publish(o.channel, o.raw);
         this.#opts.metrics?.published.inc({ durable: "false" });
       } catch (err) {
         if (!(err instanceof BackendUnavailableError)) throw err;
-        // Best-effort channels promise no more than pub/sub does.
       }
     }
+  }
+
+  /**
+   * Seals a group of messages and puts them on the bus with a mark, atomically for the durable
+   * ones (see BusBackend.appendMarked); best-effort ones are published after. A message that
+   * fails sealing (invalid, too large) is refused alone, by index. Nothing is spooled: while the
+   * backend is away this throws BusUnavailableError and the caller keeps its input for later.
+   */
+  async publishMarked(items: readonly { channel: string; message: JsonObject; trace?: TraceContext }[], opts: SealOptions, mark: Mark): Promise<{ published: number; refused: { index: number; reason: string; detail: string }[] }> {
+    const { durable, other, refused } = this.#sealGroup(items, opts);
+    try {
+      await this.#opts.backend.appendMarked(durable, mark);
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
+      throw err;
+    }
+    await this.#publishOthers(durable.length, other);
     return { published: durable.length + other.length, refused };
+  }
+
+  /**
+   * As publishMarked, but only if `once.seq` is not yet in the sequence set `once` names, which
+   * records it in the same atomic step (BusBackend.appendOnce): `duplicate` when it was there.
+   */
+  async publishOnce(items: readonly { channel: string; message: JsonObject; trace?: TraceContext }[], opts: SealOptions, once: { hash: string; field: string; seq: number }): Promise<{ duplicate: boolean; published: number; refused: { index: number; reason: string; detail: string }[] }> {
+    const { durable, other, refused } = this.#sealGroup(items, opts);
+    let fresh: boolean;
+    try {
+      fresh = await this.#opts.backend.appendOnce(durable, once);
+    } catch (err) {
+      if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
+      throw err;
+    }
+    if (!fresh) return { duplicate: true, published: 0, refused: [] };
+    await this.#publishOthers(durable.length, other);
+    return { duplicate: false, published: durable.length + other.length, refused };
   }
 
   #toSpool(channel: string, message: JsonObject, eventId: string, opts: SealOptions): PublishResult {

@@ -16,7 +16,7 @@ import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { HDR, verifyFrame } from "./frame.ts";
-import { SeqMemory } from "./seq-memory.ts";
+import { SeqMemory } from "../bus/seq-set.ts";
 import { HEADER_ROOM } from "./streams.ts";
 import { frameSubject } from "./subjects.ts";
 
@@ -190,17 +190,17 @@ export class Receiver {
     if (!verdict.ok) return this.#dead({ reason: verdict.reason, detail: verdict.detail, msg: m });
     const { peer, seq, items } = verdict;
     const sender = peerId(peer.origin);
-    let memory: SeqMemory;
-    try {
-      memory = await this.#memoryOf(sender);
-    } catch (err) {
-      return this.#busBusy(m, err);
-    }
-    if (memory.seen(seq)) {
-      this.#duplicates++;
-      this.d.metrics.duplicates.inc({ layer: "receiver" });
-      await this.#ack(m);
-      return;
+    // On Redis the check and the record are one step with the delivery (publishOnce), shared by
+    // replicas; it is read ahead only when refused entries are to be dead-lettered first.
+    const onRedis = this.d.marksFile === undefined;
+    let memory: SeqMemory | undefined;
+    if (!onRedis || verdict.refused.length > 0) {
+      try {
+        memory = await this.#memoryOf(sender);
+      } catch (err) {
+        return this.#busBusy(m, err);
+      }
+      if (memory.seen(seq)) return this.#repeat(m);
     }
     // Refused entries are kept before anything is delivered: if that fails, the frame is retried whole.
     try {
@@ -211,15 +211,21 @@ export class Receiver {
       return;
     }
     for (const r of verdict.refused) this.#counted(r.reason);
-    const next = memory.with(seq);
-    let result: Awaited<ReturnType<MeshBus["publishMarked"]>>;
+    let result: { published: number; refused: { index: number; reason: string; detail: string }[] };
     try {
-      result = await this.d.bus().publishMarked(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, value: JSON.stringify(next) });
+      if (onRedis) {
+        const once = await this.d.bus().publishOnce(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, seq });
+        if (once.duplicate) return this.#repeat(m);
+        result = once;
+      } else {
+        const next = memory!.with(seq);
+        result = await this.d.bus().publishMarked(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, value: JSON.stringify(next) });
+        this.#memory.set(sender, next);
+        this.#persistMarks();
+      }
     } catch (err) {
       return this.#busBusy(m, err);
     }
-    this.#memory.set(sender, next);
-    this.#persistMarks();
     this.#countDelivered(peer.origin, result.published);
     for (const r of result.refused) {
       const it = items[r.index]!;
@@ -228,6 +234,13 @@ export class Receiver {
       });
       this.#counted(r.reason);
     }
+    await this.#ack(m);
+  }
+
+  /** A frame delivered before (a retry past the dedupe window, a redelivery): acknowledged, dropped. */
+  async #repeat(m: JsMsg): Promise<void> {
+    this.#duplicates++;
+    this.d.metrics.duplicates.inc({ layer: "receiver" });
     await this.#ack(m);
   }
 
@@ -250,8 +263,15 @@ export class Receiver {
     let items = verdict.items;
     let mark: { field: string; value: string };
     if (r.entry === undefined) {
+      const delivered = { ok: false as const, reason: "already_delivered", detail: `frame ${verdict.seq} of ${verdict.peer.origin} was delivered` };
+      if (this.d.marksFile === undefined) {
+        const once = await bus.publishOnce(items, { origin: verdict.peer.origin }, { hash: this.d.marksHash, field: sender, seq: verdict.seq });
+        if (once.duplicate) return delivered;
+        this.#countDelivered(verdict.peer.origin, once.published);
+        return { ok: true, delivered: once.published, refused: [...verdict.refused, ...once.refused.map((x) => ({ ...x, index: items[x.index]!.index }))] };
+      }
       const memory = await this.#memoryOf(sender);
-      if (memory.seen(verdict.seq)) return { ok: false, reason: "already_delivered", detail: `frame ${verdict.seq} of ${verdict.peer.origin} was delivered` };
+      if (memory.seen(verdict.seq)) return delivered;
       const next = memory.with(verdict.seq);
       mark = { field: sender, value: JSON.stringify(next) };
     } else {

@@ -75,6 +75,13 @@ export interface BusBackend {
   appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void>;
   /** Every field of a mark hash. */
   readMarks(hash: string): Promise<Map<string, string>>;
+  /**
+   * Appends entries unless `once.seq` is already recorded in the sequence set at
+   * `once.hash`/`once.field` (ranges, src/bus/seq-set.ts), and records it, in one atomic step:
+   * false when it was there (nothing appended). Replicas sharing the set never lose each
+   * other's records.
+   */
+  appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean>;
   consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer>;
   /** Reads entries after `afterId` ("$" for only new ones), without a group: for resumable streams. */
   tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer>;

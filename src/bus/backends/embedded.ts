@@ -6,6 +6,7 @@
 import { silentLogger, type Logger } from "../../log/index.ts";
 import type { BusBackend, Closer, ConsumerOptions, EntryHandler, GroupInfo, LogEntry, Mark, ReadyState, Verdict } from "./backend.ts";
 import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
+import { SeqMemory } from "../seq-set.ts";
 
 interface Log {
   entries: LogEntry[];
@@ -109,6 +110,15 @@ export class EmbeddedBackend implements BusBackend {
     let h = this.#marks.get(mark.hash);
     if (!h) this.#marks.set(mark.hash, (h = new Map()));
     h.set(mark.field, mark.value);
+  }
+
+  async appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean> {
+    if (this.#closed) throw new BackendUnavailableError("the embedded bus is closed");
+    const h = this.#marks.get(once.hash);
+    const set = SeqMemory.parse(h?.get(once.field));
+    if (set.seen(once.seq)) return false;
+    await this.appendMarked(entries, { hash: once.hash, field: once.field, value: JSON.stringify(set.with(once.seq)) });
+    return true;
   }
 
   async readMarks(hash: string): Promise<Map<string, string>> {

@@ -21,6 +21,7 @@ import {
   type Verdict,
 } from "./backend.ts";
 import { runInbound } from "./backend.ts";
+import { SEQ_WINDOW } from "../seq-set.ts";
 
 /** A connection to one server (directly or through Sentinel) or to a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -104,6 +105,52 @@ function isConnectionError(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
   return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connect|Reached the max retries|LOADING|MASTERDOWN|READONLY/i.test(msg);
 }
+
+/**
+ * appendOnce in one step: is ARGV[2] in the sequence set (ranges {"r":[[lo,hi],…]}, the window
+ * of SeqMemory below its highest)? If not, XADD each entry and record it. Integers stay below
+ * 2^53 and are written with %d (cjson would round them to 14 digits).
+ */
+const APPEND_ONCE = `
+local seq = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local r = {}
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if cur then
+  local ok, t = pcall(cjson.decode, cur)
+  if ok and type(t) == 'table' and type(t.r) == 'table' then
+    for _, x in ipairs(t.r) do
+      if type(x) == 'table' and type(x[1]) == 'number' and type(x[2]) == 'number' and x[1] <= x[2] then r[#r + 1] = { x[1], x[2] } end
+    end
+    table.sort(r, function(a, b) return a[1] < b[1] end)
+  end
+end
+local n = #r
+if n > 0 then
+  if seq <= r[n][2] - window then return 0 end
+  for i = n, 1, -1 do
+    if seq > r[i][2] then break end
+    if seq >= r[i][1] then return 0 end
+  end
+end
+for i = 5, #ARGV, 2 do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[i + 1])
+end
+local at = n + 1
+for i = 1, n do if r[i][1] > seq then at = i break end end
+local prev = r[at - 1]
+local nxt = r[at]
+if prev and prev[2] + 1 == seq then
+  prev[2] = seq
+  if nxt and nxt[1] == seq + 1 then prev[2] = nxt[2] table.remove(r, at) end
+elseif nxt and nxt[1] == seq + 1 then nxt[1] = seq
+else table.insert(r, at, { seq, seq }) end
+local floor = r[#r][2] - window
+local parts = {}
+for _, x in ipairs(r) do if x[2] > floor then parts[#parts + 1] = string.format('[%d,%d]', x[1], x[2]) end end
+redis.call('HSET', KEYS[1], ARGV[1], '{"r":[' .. table.concat(parts, ',') .. ']}')
+return 1
+`;
 
 export class RedisBackend implements BusBackend {
   readonly kind = "redis" as const;
@@ -263,6 +310,17 @@ export class RedisBackend implements BusBackend {
     }
     if (!res) throw new BackendUnavailableError("redis transaction aborted");
     for (const [err] of res) if (err) throw isConnectionError(err) ? new BackendUnavailableError(err.message) : err;
+  }
+
+  async appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean> {
+    const keys = [...new Set(entries.map((e) => this.key(e.channel)))];
+    const args: (string | number)[] = [once.field, String(once.seq), String(SEQ_WINDOW), String(this.o.streamMaxLen)];
+    for (const e of entries) args.push(String(keys.indexOf(this.key(e.channel)) + 2), e.raw);
+    try {
+      return (await this.#cmd.eval(APPEND_ONCE, 1 + keys.length, once.hash, ...keys, ...args)) === 1;
+    } catch (err) {
+      throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
+    }
   }
 
   async readMarks(hash: string): Promise<Map<string, string>> {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SEQ_WINDOW, SeqMemory } from "./seq-memory.ts";
+import { SEQ_WINDOW, SeqMemory } from "./seq-set.ts";
 
 test("in-order sequences stay one range; repeats are seen", () => {
   let m = new SeqMemory();
