@@ -177,36 +177,37 @@ export class Pilox {
 
   async #handle(m: JsMsg): Promise<void> {
     const cfg = this.d.config().wan;
-    const seen = await this.#highest().catch(() => undefined);
-    if (seen === undefined) return this.#busy(m);
-    if (m.seq <= seen) {
-      this.d.metrics.duplicates.inc({ layer: "receiver" });
-      await m.ackAck().catch(() => {});
-      return;
-    }
+    const onRedis = this.d.marksFile === undefined;
+    // Embedded: the highest stream sequence ingested, in a file. Redis: the set of ingested
+    // sequences, checked and recorded with the publish in one step (replicas share it).
+    if (!onRedis && m.seq <= this.#high) return this.#repeat(m);
     if (m.info.deliveryCount > cfg.max_attempts) return this.#dead(m, "attempts_exhausted", `${m.info.deliveryCount} deliveries`);
     const msgId = m.headers?.get("Nats-Msg-Id") || undefined;
     const got = this.#envelopeOf({ subject: m.subject, msgId, header: (n) => m.headers?.get(n) || undefined, data: m.data });
     if (!got.ok) return this.#dead(m, got.reason, got.detail);
     const key = msgId ? `id:${msgId}` : `seq:${m.info.stream}:${m.seq}`;
+    const items = [{ channel: PILOX_SYSTEM_EVENTS, message: this.#busMessage(got.envelope, key) }];
+    const field = `ingest:${m.info.stream}`;
     try {
-      const r = await this.d.bus().publishMarked([{ channel: PILOX_SYSTEM_EVENTS, message: this.#busMessage(got.envelope, key) }], { v1Only: true }, { hash: this.d.marksHash, field: `ingest:${m.info.stream}`, value: String(m.seq) });
+      const r = onRedis
+        ? await this.d.bus().publishOnce(items, { v1Only: true }, { hash: this.d.marksHash, field, seq: m.seq })
+        : { duplicate: false, ...(await this.d.bus().publishMarked(items, { v1Only: true }, { hash: this.d.marksHash, field, value: String(m.seq) })) };
+      if (r.duplicate) return this.#repeat(m);
       if (r.refused.length) return this.#dead(m, r.refused[0]!.reason, r.refused[0]!.detail);
     } catch (err) {
       if (err instanceof BusUnavailableError) return this.#busy(m);
       throw err;
     }
-    this.#high = m.seq;
+    this.#high = Math.max(this.#high, m.seq);
     this.#persist();
     this.#ingested++;
     this.d.metrics.delivered.inc({ peer: "pilox-ingest" });
     await m.ackAck().catch(() => {});
   }
 
-  async #highest(): Promise<number> {
-    if (this.d.marksFile) return this.#high;
-    const marks = await this.d.bus().backend.readMarks(this.d.marksHash);
-    return Number(marks.get(`ingest:${this.d.config().wan.pilox.stream}`) ?? 0) || 0;
+  async #repeat(m: JsMsg): Promise<void> {
+    this.d.metrics.duplicates.inc({ layer: "receiver" });
+    await m.ackAck().catch(() => {});
   }
 
   #persist(): void {
