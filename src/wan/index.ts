@@ -2,5 +2,4 @@
 export { WanRole, type WanDeps, type WanReady } from "./role.ts";
 export { sealFrame, verifyFrame, signingString, frameMsgId, FRAME_DOMAIN, HDR, type FrameEntry, type SealedFrame } from "./frame.ts";
 export { frameSubject, inboxFilter, dlqSubject, consumerName } from "./subjects.ts";
-export { SeqMemory } from "../bus/seq-set.ts";
 export { DLQ_HDR } from "./dlq.ts";
