@@ -7,6 +7,7 @@
  * rotation costs no refusal; NATS down at A's start spools and then delivers in order.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
@@ -357,6 +358,43 @@ describe("WAN A→B", () => {
     await waitFor(() => received() >= 1_000, 60_000, "1,000 across the rotation");
     assertExactlyOnce(1_000);
     assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_rejected_total"), refusedBefore);
+  });
+
+  it("B's Redis away: B stops taking frames (no attempt spent), then delivers them exactly once", async () => {
+    seen.clear();
+    const refusedBefore = await counterSum(b.metrics, "pilox_mesh_wan_dlq_total");
+    await redisB.kill("SIGKILL");
+    await waitFor(() => !b.bus.backend.isReady(), 10_000, "B sees its Redis away");
+    await publish(2_000, 500_000);
+    // More than max_attempts × ack_wait would have burnt every attempt if they counted.
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(received(), 0);
+    await redisB.restart();
+    await waitFor(() => received() >= 2_000, 60_000, "2,000 at B after its Redis returned");
+    await new Promise((r) => setTimeout(r, 500));
+    assertExactlyOnce(2_000);
+    assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_dlq_total"), refusedBefore, "nothing dead-lettered");
+  });
+
+  it("two replicas of B on one Redis share its consumer and its memory: exactly once", async () => {
+    seen.clear();
+    const text = readFileSync(s.path("b.toml"), "utf8").replace(`listen = "127.0.0.1:${portB}"`, `listen = "127.0.0.1:${await freePort()}"`).replace(s.path("b.sock"), s.path("b2.sock"));
+    s.write("b2.toml", text);
+    const b2 = await startAppliance(s.path("b2.toml"), s.path("b2-state"));
+    try {
+      await waitFor(async () => (await b2.status()).wan?.connected === true, 20_000, "the replica on NATS");
+      const before1 = (await b.status()).wan!.receiver.delivered;
+      await publish(6_000, 600_000);
+      await waitFor(() => received() >= 6_000, 120_000, "6,000 at B");
+      await new Promise((r) => setTimeout(r, 1_000));
+      assertExactlyOnce(6_000);
+      const one = (await b.status()).wan!.receiver.delivered - before1;
+      const two = (await b2.status()).wan!.receiver.delivered;
+      assert.equal(one + two, 6_000);
+      assert.ok(one > 0 && two > 0, `both replicas took frames (${one} and ${two})`);
+    } finally {
+      await b2.stop(200);
+    }
   });
 
   it("spools 5,000 messages while NATS is down at A's start, says so in /readyz, then delivers them in order", async () => {
