@@ -73,6 +73,7 @@ export function restartOnlyChanges(a: Config, b: Config): string[] {
     ["wan.nats_urls", (c) => c.wan.nats_urls],
     ["wan.auth", (c) => [c.wan.creds_file, c.wan.nkey_seed_file, c.wan.token_file, c.wan.user, c.wan.password_file, c.wan.tls_ca_file, c.wan.tls_cert_file, c.wan.tls_key_file]],
     ["wan.stream", (c) => [c.wan.stream, c.wan.dlq_stream, c.wan.subject_prefix, c.wan.dlq_subject_prefix, c.wan.manage_streams, c.wan.stream_max_age_seconds, c.wan.stream_max_bytes, c.wan.duplicate_window_seconds, c.wan.ack_wait_seconds, c.wan.max_deliver]],
+    ["wan.pilox", (c) => [c.wan.pilox.stream, c.wan.pilox.subjects, c.wan.pilox.ingest]],
     ["node", (c) => c.node],
   ];
   return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);

@@ -174,8 +174,21 @@ export class WanRole {
     }
   }
 
+  /** Bounds and limits follow a reload; where things live on NATS waits for a restart. */
   reconfigure(config: Config): void {
-    this.#config = { ...config, wan: { ...config.wan, nats_urls: this.#config.wan.nats_urls, stream: this.#config.wan.stream, subject_prefix: this.#config.wan.subject_prefix } };
+    const w = this.#config.wan;
+    this.#config = {
+      ...config,
+      wan: {
+        ...config.wan,
+        nats_urls: w.nats_urls,
+        stream: w.stream,
+        subject_prefix: w.subject_prefix,
+        dlq_stream: w.dlq_stream,
+        dlq_subject_prefix: w.dlq_subject_prefix,
+        pilox: { ...config.wan.pilox, stream: w.pilox.stream, subjects: w.pilox.subjects, ingest: w.pilox.ingest },
+      },
+    };
   }
 
   async #connect(): Promise<void> {
