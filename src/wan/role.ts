@@ -200,7 +200,7 @@ export class WanRole {
         return;
       }
       this.#nc = nc;
-      void this.#watch(nc);
+      void this.#watch(nc).catch(() => {});
       await this.#prepare();
     } catch (err) {
       // NATS away: messages wait in the queues on disk; try again shortly.

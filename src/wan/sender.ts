@@ -211,7 +211,15 @@ export class Sender {
         continue;
       }
       const js = this.d.js();
-      this.#cutFrames(js !== undefined);
+      try {
+        this.#cutFrames(js !== undefined);
+      } catch (err) {
+        // The disk refused (full, read-only): nothing left the queue; try again shortly.
+        this.#lastError = (err as Error).message;
+        this.d.log.limited(`wan-frames-${this.peer.origin}`, "error", "cannot write a WAN frame to disk; retrying", { peer: this.peer.origin, error: this.#lastError, dir: this.d.dir });
+        await this.#sleep(1_000);
+        continue;
+      }
       const todo = js ? this.#frames.filter((f) => !f.sending).slice(0, Math.max(0, this.d.maxInFlight() - this.#inFlight)) : [];
       if (todo.length === 0) {
         // Woken by a new message, an acknowledgement, NATS returning, or a partial frame's wait.
