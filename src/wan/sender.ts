@@ -72,6 +72,7 @@ export class Sender {
   #inFlight = 0;
   #failures = 0;
   #backoffUntil = 0;
+  #reconcileNeeded = false;
   #sent = 0;
   #lastContact: number | undefined;
   #lastError: string | undefined;
@@ -101,13 +102,19 @@ export class Sender {
     // A fresh state directory starts far above anything sent before (µs since the epoch), so a
     // receiver's memory of an earlier life never mistakes new frames for repeats.
     this.#lastSeq = Math.max(stored, this.#frames.at(-1)?.seq ?? 0) || Date.now() * 1000;
-    // Crash between writing a frame and dropping its messages from the queue: drop them now.
-    const last = this.#frames.at(-1);
-    if (last && this.#queue.size > 0) {
-      const head = this.#queue.peek(last.messages);
-      if (head[0] && eventIdOf(head[0].message) === last.first) this.#queue.drop(head.length);
-    }
+    this.#reconcile();
     if (this.#queue.size > 0) this.#queuedSince = Date.now();
+  }
+
+  /**
+   * A crash (or a disk error) between writing a frame and dropping its messages from the queue
+   * leaves them in both: drop them from the queue, or they would go again in another frame.
+   */
+  #reconcile(): void {
+    const last = this.#frames.at(-1);
+    if (!last || this.#queue.size === 0) return;
+    const head = this.#queue.peek(last.messages);
+    if (head[0] && eventIdOf(head[0].message) === last.first) this.#queue.drop(head.length);
   }
 
   async start(): Promise<void> {
@@ -189,8 +196,8 @@ export class Sender {
       const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, entries });
       const frame: StoredFrame = { ...sealed, first: eventIdOf(entries[0]!.message), createdMs: Date.now() };
       writeAtomic(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame));
-      this.#queue.drop(n);
       this.#frames.push({ ...frame, sending: false });
+      this.#queue.drop(n);
       // What is left arrived after this frame's first message; counting it from now keeps a
       // partial frame from waiting twice.
       this.#queuedSince = this.#queue.size > 0 ? Date.now() : undefined;
@@ -212,8 +219,13 @@ export class Sender {
       }
       const js = this.d.js();
       try {
+        if (this.#reconcileNeeded) {
+          this.#reconcile();
+          this.#reconcileNeeded = false;
+        }
         this.#cutFrames(js !== undefined);
       } catch (err) {
+        this.#reconcileNeeded = true;
         // The disk refused (full, read-only): nothing left the queue; try again shortly.
         this.#lastError = (err as Error).message;
         this.d.log.limited(`wan-frames-${this.peer.origin}`, "error", "cannot write a WAN frame to disk; retrying", { peer: this.peer.origin, error: this.#lastError, dir: this.d.dir });
