@@ -1,0 +1,74 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { Spool } from "../bus/spool.ts";
+import { silentLogger } from "../log/index.ts";
+import { createMetrics } from "../metrics/index.ts";
+import type { Peer } from "../federation/index.ts";
+import { Sender, type SenderDeps } from "./sender.ts";
+
+const dirs: string[] = [];
+after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const scratchDir = () => {
+  const d = mkdtempSync(join(tmpdir(), "pilox-sender-"));
+  dirs.push(d);
+  return d;
+};
+const peer: Peer = { origin: "https://b.example", url: "https://b.example", keys: [], accept: new Set(), forward: new Set(), ratePerSecond: 1, transport: "wan" };
+const deps = (dir: string): SenderDeps => ({
+  bus: () => {
+    throw new Error("not started");
+  },
+  identity: () => {
+    throw new Error("not started");
+  },
+  ourOrigin: () => "https://a.example",
+  prefix: () => "pilox-mesh.wan.v1",
+  frameMaxMessages: () => 64,
+  frameMaxBytes: () => 1 << 20,
+  frameMaxWaitMs: () => 5,
+  maxInFlight: () => 64,
+  js: () => undefined,
+  nats: {} as SenderDeps["nats"],
+  dir,
+  queueMaxBytes: 1 << 20,
+  metrics: createMetrics().wan,
+  log: silentLogger,
+});
+const msg = (id: string) => ({ channel: "a2b", message: { type: "t", meshMeta: { v: 1, producer: "p", eventId: id } } });
+
+test("a fresh state directory starts its sequence at the time in microseconds", () => {
+  const before = Date.now() * 1000;
+  const s = new Sender(peer, deps(scratchDir()));
+  assert.ok(s.status().lastSeq >= before && s.status().lastSeq <= Date.now() * 1000);
+});
+
+test("after a crash between writing a frame and dropping its messages, they are not framed twice", () => {
+  const dir = scratchDir();
+  const q = new Spool(join(dir, "queue"), 1 << 20);
+  for (const id of ["e1", "e2", "e3"]) q.append(msg(id));
+  q.close();
+  mkdirSync(join(dir, "frames"), { recursive: true });
+  writeFileSync(join(dir, "frames", "100.json"), JSON.stringify({ subject: "s", msgId: "x-100", seq: 100, headers: {}, body: "{}", messages: 2, first: "e1", createdMs: Date.now() }));
+  writeFileSync(join(dir, "frames", "99.json.tmp"), "{torn");
+  writeFileSync(join(dir, "seq"), "100");
+  const s = new Sender(peer, deps(dir));
+  const st = s.status();
+  assert.equal(st.lastSeq, 100);
+  assert.equal(st.queue.frames, 1);
+  assert.equal(st.queue.messages, 3, "two in the frame, one still queued: e1 and e2 once");
+});
+
+test("a frame whose messages already left the queue leaves the queue alone", () => {
+  const dir = scratchDir();
+  const q = new Spool(join(dir, "queue"), 1 << 20);
+  q.append(msg("e3"));
+  q.close();
+  mkdirSync(join(dir, "frames"), { recursive: true });
+  writeFileSync(join(dir, "frames", "7.json"), JSON.stringify({ subject: "s", msgId: "x-7", seq: 7, headers: {}, body: "{}", messages: 2, first: "e1", createdMs: Date.now() }));
+  const s = new Sender(peer, deps(dir));
+  assert.equal(s.status().queue.messages, 3);
+  assert.equal(s.status().lastSeq, 7);
+});
