@@ -56,6 +56,7 @@ ingest = true
 accept_unsigned = ${acceptUnsigned}
 publish_token_file = "${s.path("publish.token")}"
 max_envelope_bytes = 4096
+publish_rate_per_second = 20
 `,
   );
 }
@@ -151,6 +152,10 @@ describe("POST /v1/publish, as the reference's bridge", () => {
     const js = await publish(JSON.stringify(envelope(1, { sourceOrigin: "javascript:alert(1)" })));
     assert.deepEqual([js.status, js.json.error, js.json.instancePath], [400, "invalid_envelope", "/sourceOrigin"]);
     assert.equal((await http({ port }, "POST", `/v1/publish?${"q".repeat(5_000)}`, "{}", { authorization: `Bearer ${TOKEN}` })).status, 414);
+    // Per client address, after authentication (burst twice the rate).
+    const statuses = await Promise.all(Array.from({ length: 60 }, () => publish("{nope")));
+    assert.ok(statuses.some((r) => r.status === 429 && r.json.error === "rate_limited"), "429 rate_limited past the burst");
+    await new Promise((r) => setTimeout(r, 2_100)); // the bucket refills for the tests after
   });
 
   it("puts on NATS what the reference's subscriber expects: both shapes, trace carried, signed and with Nats-Msg-Id", async () => {

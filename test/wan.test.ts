@@ -164,6 +164,9 @@ describe("WAN A→B", () => {
     const doc = await http({ port: portB }, "GET", "/.well-known/pilox-mesh.json");
     assert.equal(doc.json.wan.siteId, peerId(originB()));
     assert.equal(doc.json.wan.stream, "PILOX_MESH_WAN_V1");
+    const metrics = (await http({ port: portB }, "GET", "/metrics")).body;
+    for (const name of ["pilox_mesh_wan_delivered_total", "pilox_mesh_wan_consumer_pending", "pilox_mesh_wan_queue_messages"]) assert.match(metrics, new RegExp(`^${name}`, "m"), name);
+    assert.match((await http({ port: portA }, "GET", "/metrics")).body, /^pilox_mesh_wan_published_total\{peer="http:\/\/127\.0\.0\.1:\d+"\} 10000$/m);
     const routes = await cli(["discover", originB(), "--public-key", keyB.publicKeyHex]);
     assert.equal(routes.code, 0, routes.stderr);
     assert.equal(JSON.parse(routes.stdout).wan.subjectTemplate, "pilox-mesh.wan.v1.{dst}.{src}");
