@@ -149,15 +149,21 @@ describe("the WAN executable killed -9", { timeout: 300_000 }, () => {
     const b = run("b");
     try {
       await Promise.all([a.wanReady(), b.wanReady()]);
-      const sending = publish(0, 3_000);
-      await waitFor(async () => (await rawB.xlen("pilox-mesh:stream:a2b")) > 300, 60_000, "the first frames at B");
-      await a.kill();
-      const before = await sending;
+      await publish(0, 200);
+      await waitFor(async () => (await landed()).size >= 200, 60_000, "the first messages at B");
+      // NATS paused: A's frames go into the socket and wait there, unacknowledged. A is killed
+      // with them in flight; NATS then stores them, and A, restarted past the dedupe window,
+      // sends them again: only B's sequence memory can catch the repeats.
+      nats.pause(true);
+      const before = await publish(200, 1_000);
       const framesDir = s.path("a-state", "wan", "outbound", peerId(originB()), "frames");
-      const inFlight = existsSync(framesDir) ? readdirSync(framesDir).filter((f) => f.endsWith(".json")).length : 0;
+      await waitFor(() => existsSync(framesDir) && readdirSync(framesDir).filter((f) => f.endsWith(".json")).length > 0, 20_000, "frames in flight");
+      const inFlight = readdirSync(framesDir).filter((f) => f.endsWith(".json")).length;
+      await a.kill();
+      nats.pause(false);
+      for (let i = 0; i < 200; i++) before.add(`e-${i}`);
       const atKill = (await landed()).size;
-      assert.ok(atKill < before.size, `the kill came after everything was sent (${atKill} of ${before.size}); frames on disk: ${inFlight}`);
-      t.diagnostic(`at the kill: ${before.size} accepted, ${atKill} at B, ${inFlight} frames on disk`);
+      t.diagnostic(`at the kill: ${before.size} accepted, ${atKill} at B, ${inFlight} frames in flight`);
       await new Promise((r) => setTimeout(r, 2_500)); // past duplicate_window_seconds = 2
       a = run("a");
       await a.wanReady();
@@ -169,6 +175,11 @@ describe("the WAN executable killed -9", { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 1_000));
       const m = await landed();
       assert.deepEqual([...m].filter(([, c]) => c > 1), [], "delivered more than once");
+      // The frames NATS stored after the kill came again from A and were caught by B's memory.
+      const metrics = (await http({ port: portB }, "GET", "/metrics")).body;
+      const caught = Number(/^pilox_mesh_wan_duplicates_total\{layer="receiver"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
+      t.diagnostic(`repeats caught by B's memory: ${caught}`);
+      assert.ok(caught > 0, "B's sequence memory caught the repeats");
     } finally {
       await a.kill();
       await b.kill();

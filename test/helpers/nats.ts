@@ -12,6 +12,8 @@ export interface TestNats {
   dir: string;
   /** Sends a signal (SIGKILL by default) and waits for the process to exit. */
   kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) the server: what clients send waits in the sockets. */
+  pause(on: boolean): void;
   /** Starts it (again) on the same port and store directory. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -52,6 +54,7 @@ export async function startNats(o: { started?: boolean; port?: number } = {}): P
     url: `nats://127.0.0.1:${port}`,
     dir,
     kill,
+    pause: (on) => void proc?.kill(on ? "SIGSTOP" : "SIGCONT"),
     start,
     stop: async () => {
       await kill("SIGKILL");
