@@ -52,6 +52,9 @@ interface StoredFrame extends SealedFrame {
 }
 
 /** Where a peer's WAN queue and frames live. */
+/** Frame sequences reserved per write of the seq file. */
+const SEQ_BLOCK = 1024;
+
 export function senderDir(stateDir: string, origin: string): string {
   return join(stateDir, "wan", "outbound", peerId(origin));
 }
@@ -65,6 +68,8 @@ export class Sender {
   /** Frames on disk not yet acknowledged by the stream, in sequence order. */
   #frames: (StoredFrame & { sending: boolean })[] = [];
   #lastSeq = 0;
+  /** The highest sequence the seq file allows without another write. */
+  #seqReserved = 0;
   #subs: Closer[] = [];
   #closed = false;
   #wake: (() => void) | undefined;
@@ -94,7 +99,7 @@ export class Sender {
       try {
         this.#frames.push({ ...(JSON.parse(readFileSync(join(this.#framesDir, f), "utf8")) as StoredFrame), sending: false });
       } catch {
-        rmSync(join(this.#framesDir, f), { force: true }); // torn by a crash before its rename: never sent
+        rmSync(join(this.#framesDir, f), { force: true }); // torn by a crash while written: never sent
       }
     }
     this.#frames.sort((a, b) => a.seq - b.seq);
@@ -102,6 +107,7 @@ export class Sender {
     // A fresh state directory starts far above anything sent before (µs since the epoch), so a
     // receiver's memory of an earlier life never mistakes new frames for repeats.
     this.#lastSeq = Math.max(stored, this.#frames.at(-1)?.seq ?? 0) || Date.now() * 1000;
+    this.#seqReserved = this.#lastSeq;
     this.#reconcile();
     if (this.#queue.size > 0) this.#queuedSince = Date.now();
   }
@@ -192,10 +198,17 @@ export class Sender {
         continue;
       }
       const seq = ++this.#lastSeq;
-      writeAtomic(this.#seqFile, String(seq));
+      // Sequences are reserved a block at a time (one write per block, not per frame); a restart
+      // goes on after the block, and the gap costs a receiver nothing.
+      if (seq > this.#seqReserved) {
+        this.#seqReserved = seq + SEQ_BLOCK - 1;
+        writeAtomic(this.#seqFile, String(this.#seqReserved));
+      }
       const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, entries });
       const frame: StoredFrame = { ...sealed, first: eventIdOf(entries[0]!.message), createdMs: Date.now() };
-      writeAtomic(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame));
+      // Written in place, no rename: a frame torn by a crash fails to parse at the next start
+      // and is removed, and its messages, still in the queue, are framed again.
+      writeFileSync(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame), { mode: 0o600 });
       this.#frames.push({ ...frame, sending: false });
       this.#queue.drop(n);
       // What is left arrived after this frame's first message; counting it from now keeps a
