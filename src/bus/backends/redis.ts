@@ -174,6 +174,9 @@ export class RedisBackend implements BusBackend {
     this.#cmd.on("ready", () => {
       for (const cb of this.#readyCbs) cb();
     });
+    // Sent by its SHA once loaded (EVALSHA, reloaded after a Redis restart): not ~1.5 KB of
+    // script with every frame.
+    this.#cmd.defineCommand("piloxAppendOnce", { lua: APPEND_ONCE });
     this.#sub = this.#connect("sub", { autoResubscribe: true, maxRetriesPerRequest: null });
     this.#sub.on("message", (ch: string, raw: string) => {
       const set = this.#subHandlers.get(ch);
@@ -317,7 +320,8 @@ export class RedisBackend implements BusBackend {
     const args: (string | number)[] = [once.field, String(once.seq), String(SEQ_WINDOW), String(this.o.streamMaxLen)];
     for (const e of entries) args.push(String(keys.indexOf(this.key(e.channel)) + 2), e.raw);
     try {
-      return (await this.#cmd.eval(APPEND_ONCE, 1 + keys.length, once.hash, ...keys, ...args)) === 1;
+      const cmd = this.#cmd as unknown as { piloxAppendOnce(numKeys: number, ...a: (string | number)[]): Promise<unknown> };
+      return (await cmd.piloxAppendOnce(1 + keys.length, once.hash, ...keys, ...args)) === 1;
     } catch (err) {
       throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
     }
