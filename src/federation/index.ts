@@ -7,3 +7,4 @@ export { RELAY_PATH, RelayEntry } from "./inbound.ts";
 export { Federation } from "./service.ts";
 export { peersOf, type Peer } from "./peers.ts";
 export { forwarderGroup, peerId } from "./outbound.ts";
+export { forwardChanged, subscribeForward } from "./forward-feed.ts";

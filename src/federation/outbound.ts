@@ -4,14 +4,14 @@
  * restart of either side), and sends it in batches, each request with a fresh token bound to
  * its body, retried with exponential backoff and jitter while the peer is unreachable.
  */
-import { peerId } from "./peer-id.ts";
+import { forwarderGroup, peerId } from "./peer-id.ts";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Closer, Delivery, MeshBus } from "../bus/index.ts";
-import type { JsonObject } from "../bus/envelope/v1.ts";
+import type { Closer, MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH } from "../discovery/index.ts";
 import { parseJson } from "../json/index.ts";
-import { Spool, SpoolFullError } from "../bus/spool.ts";
+import { Spool } from "../bus/spool.ts";
+import { forwardChanged, subscribeForward } from "./forward-feed.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { AuditLog } from "./audit.ts";
@@ -50,12 +50,8 @@ export interface ForwarderStatus {
 const BATCH_OVERHEAD = 15;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
 
-export { peerId };
+export { forwarderGroup, peerId };
 
-/** The consumer group a peer's forwarder reads durable channels with. */
-export function forwarderGroup(origin: string): string {
-  return `federation-${peerId(origin)}`;
-}
 
 export function queueDirFor(stateDir: string, origin: string): string {
   return join(stateDir, "federation", "outbound", peerId(origin));
@@ -95,7 +91,7 @@ export class Forwarder {
 
   /** Follows a changed peer entry (keys, URL, channels) without losing the queue. */
   async update(peer: Peer): Promise<void> {
-    const channelsChanged = [...peer.forward].sort().join() !== [...this.peer.forward].sort().join();
+    const channelsChanged = forwardChanged(peer, this.peer);
     this.peer = peer;
     if (channelsChanged) {
       await Promise.all(this.#subs.map((s) => s.close()));
@@ -104,23 +100,11 @@ export class Forwarder {
   }
 
   async #subscribe(): Promise<void> {
-    const bus = this.d.bus();
-    const group = forwarderGroup(this.peer.origin);
-    this.#subs = await Promise.all([...this.peer.forward].map((ch) => bus.subscribe(ch, (m) => this.#enqueue(m), { group })));
-  }
-
-  #enqueue(m: Delivery): void {
-    // Messages that came from a peer are not forwarded again (no loops between meshes).
-    if (m.ext?.origin) return;
-    const { meshSig: _s, meshExt: _e, ...message } = m.message;
-    try {
-      this.#queue.append({ channel: m.channel, message: message as JsonObject });
-    } catch (err) {
-      // On a durable channel the throw leaves the entry unacknowledged: it is retried later.
-      if (err instanceof SpoolFullError) this.d.log.limited(`fed-queue-full-${this.peer.origin}`, "error", "federation queue full", { peer: this.peer.origin });
-      throw err;
-    }
-    this.#wake?.();
+    this.#subs = await subscribeForward(this.d.bus(), this.peer, this.#queue, {
+      trace: false, // the relay's batch format has no place for it
+      onFull: () => this.d.log.limited(`fed-queue-full-${this.peer.origin}`, "error", "federation queue full", { peer: this.peer.origin }),
+      onQueued: () => this.#wake?.(),
+    });
   }
 
   async #run(): Promise<void> {

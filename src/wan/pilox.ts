@@ -24,6 +24,7 @@ import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { RateLimiter } from "../net/index.ts";
 import type { Nats } from "./connect.ts";
+import { Puller } from "./pull.ts";
 import { frameMsgId, HDR, sha256Hex, signingString } from "./frame.ts";
 import type { DeadLetter } from "./receiver.ts";
 
@@ -32,14 +33,13 @@ const MAX_URL_BYTES = 4096;
 
 export type Envelope = v.InferOutput<typeof WAN_ENVELOPE>;
 
-/** The two body shapes of the reference: a bare envelope, or `{wanEnvelope, meshTrace}`. */
-export function unwrapBody(value: unknown): { envelope: unknown; trace?: { traceparent: string; tracestate?: string } } {
-  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.hasOwn(value, "wanEnvelope")) {
-    const w = value as { wanEnvelope: unknown; meshTrace?: { traceparent?: unknown; tracestate?: unknown } };
-    const trace = traceOf(w.meshTrace?.traceparent, w.meshTrace?.tracestate);
-    return { envelope: w.wanEnvelope, ...(trace ? { trace } : {}) };
-  }
-  return { envelope: value };
+/**
+ * The envelope in either of the reference's body shapes: bare, or `{wanEnvelope, meshTrace}`
+ * (the trace is not kept: the ingress message has no place for it).
+ */
+function unwrapBody(value: unknown): unknown {
+  if (value !== null && typeof value === "object" && !Array.isArray(value) && Object.hasOwn(value, "wanEnvelope")) return (value as { wanEnvelope: unknown }).wanEnvelope;
+  return value;
 }
 
 /** The first schema problem, as the bridge reports it: `{instancePath, message}`. */
@@ -76,10 +76,7 @@ export interface PiloxDeps {
 type SigCheck = { ok: true; signed: boolean } | { ok: false; reason: string; detail: string };
 
 export class Pilox {
-  #consumer: Consumer | undefined;
-  #closed = false;
-  #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #pull: Puller;
   /** Highest stream sequence ingested (embedded backend: kept in marksFile). */
   #high = 0;
   #ingested = 0;
@@ -87,6 +84,7 @@ export class Pilox {
   readonly #limit: RateLimiter;
 
   constructor(private readonly d: PiloxDeps) {
+    this.#pull = new Puller({ what: "Pilox envelope", ready: () => d.bus().backend.isReady(), batch: () => d.config().wan.fetch_batch, handle: (m) => this.#handle(m), log: d.log });
     this.#limit = new RateLimiter(() => d.config().wan.pilox.publish_rate_per_second);
     if (d.marksFile && existsSync(d.marksFile)) {
       try {
@@ -98,38 +96,11 @@ export class Pilox {
   }
 
   attach(consumer: Consumer | undefined): void {
-    this.#consumer = consumer;
-    this.#wake?.();
+    this.#pull.attach(consumer);
   }
 
   start(): void {
-    this.#loop = this.#run();
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#closed) {
-      const consumer = this.#consumer;
-      if (!consumer || !this.d.bus().backend.isReady()) {
-        await this.#sleep(250);
-        continue;
-      }
-      try {
-        const batch = await consumer.fetch({ max_messages: this.d.config().wan.fetch_batch, expires: 2_000 });
-        for await (const m of batch) {
-          if (this.#closed) break;
-          try {
-            await this.#handle(m);
-          } catch (err) {
-            this.d.log.limited("wan-ingest-handle", "error", "Pilox envelope failed; it will be retried", { error: (err as Error).message, subject: m.subject });
-            m.nak(1_000);
-          }
-        }
-      } catch (err) {
-        if (this.#closed) break;
-        this.d.log.limited("wan-ingest-fetch", "warn", "Pilox ingest fetch failed; retrying", { error: (err as Error).message });
-        await this.#sleep(1_000);
-      }
-    }
+    this.#pull.start();
   }
 
   /** Our signature, when present, must verify; without one, only with accept_unsigned. */
@@ -157,7 +128,7 @@ export class Pilox {
     if (!sig.ok) return sig;
     const json = parseJson(Buffer.from(m.data).toString("utf8"), MAX_JSON_DEPTH);
     if (!json.ok) return { ok: false, reason: json.reason === "too_deep" ? "too_deep" : "invalid_json", detail: json.detail };
-    const env = v.safeParse(WAN_ENVELOPE, unwrapBody(json.value).envelope);
+    const env = v.safeParse(WAN_ENVELOPE, unwrapBody(json.value));
     if (!env.success) {
       const p = envelopeProblem(env.issues);
       return { ok: false, reason: "invalid_envelope", detail: `${p.instancePath || "/"}: ${p.message}` };
@@ -305,17 +276,8 @@ export class Pilox {
     return { ingested: this.#ingested, highestStreamSeq: this.#high || null };
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      this.#wake = () => (clearTimeout(t), r());
-    });
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    this.#wake?.();
-    await this.#loop;
+  close(): Promise<void> {
+    return this.#pull.close();
   }
 }
 

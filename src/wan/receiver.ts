@@ -17,6 +17,7 @@ import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { HDR, verifyFrame } from "./frame.ts";
 import { SeqMemory } from "../bus/seq-set.ts";
+import { Puller } from "./pull.ts";
 import { HEADER_ROOM } from "./streams.ts";
 import { frameSubject } from "./subjects.ts";
 
@@ -80,9 +81,7 @@ export interface ReceiverStatus {
 }
 
 export class Receiver {
-  #consumer: Consumer | undefined;
-  #closed = false;
-  #loop: Promise<void> | undefined;
+  readonly #pull: Puller;
   readonly #memory = new Map<string, SeqMemory>();
   /** Entry replays done (embedded backend; on Redis they live in the marks hash). */
   readonly #replayed = new Map<string, string>();
@@ -93,9 +92,9 @@ export class Receiver {
   #deadCount = 0;
   #pending: number | null = null;
   #lastFrame: number | undefined;
-  #wake: (() => void) | undefined;
 
   constructor(private readonly d: ReceiverDeps) {
+    this.#pull = new Puller({ what: "WAN frame", ready: () => d.bus().backend.isReady(), batch: d.fetchBatch, handle: (m) => this.#handle(m), log: d.log });
     if (d.marksFile && existsSync(d.marksFile)) {
       try {
         for (const [k, text] of Object.entries(JSON.parse(readFileSync(d.marksFile, "utf8")) as Record<string, string>)) {
@@ -110,41 +109,11 @@ export class Receiver {
 
   /** Starts (or resumes) consuming with this consumer; undefined while NATS is away. */
   attach(consumer: Consumer | undefined): void {
-    this.#consumer = consumer;
-    this.#wake?.();
+    this.#pull.attach(consumer);
   }
 
   start(): void {
-    this.#loop = this.#run();
-  }
-
-  async #run(): Promise<void> {
-    while (!this.#closed) {
-      const consumer = this.#consumer;
-      // Paused while the local bus cannot take anything: no fetch, so no attempt is spent.
-      if (!consumer || !this.d.bus().backend.isReady()) {
-        await this.#sleep(250);
-        continue;
-      }
-      try {
-        const batch = await consumer.fetch({ max_messages: this.d.fetchBatch(), expires: 2_000 });
-        for await (const m of batch) {
-          if (this.#closed) break; // left unacknowledged: redelivered after ack_wait
-          try {
-            await this.#handle(m);
-          } catch (err) {
-            // Unforeseen (the store answered an error, say): back to the stream, counted as an
-            // attempt, so a frame that always fails ends in the dead-letter stream.
-            this.d.log.limited("wan-handle", "error", "WAN frame failed; it will be retried", { error: (err as Error).message, subject: m.subject });
-            m.nak(1_000);
-          }
-        }
-      } catch (err) {
-        if (this.#closed) break;
-        this.d.log.limited("wan-fetch", "warn", "WAN fetch failed; retrying", { error: (err as Error).message });
-        await this.#sleep(1_000);
-      }
-    }
+    this.#pull.start();
   }
 
   /** Everything about a frame that does not depend on the stream: signature, shape, entries. */
@@ -350,20 +319,11 @@ export class Receiver {
     this.d.metrics.dlq.inc({ reason });
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((r) => {
-      const t = setTimeout(r, ms);
-      this.#wake = () => (clearTimeout(t), r());
-    });
-  }
-
   status(): ReceiverStatus {
     return { delivered: this.#delivered, duplicates: this.#duplicates, deadLettered: this.#deadCount, pending: this.#pending, lastFrame: this.#lastFrame ? new Date(this.#lastFrame).toISOString() : null };
   }
 
-  async close(): Promise<void> {
-    this.#closed = true;
-    this.#wake?.();
-    await this.#loop;
+  close(): Promise<void> {
+    return this.#pull.close();
   }
 }

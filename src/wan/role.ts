@@ -18,7 +18,7 @@ import type { WanMetrics } from "../metrics/index.ts";
 import { connectNats, loadClient, serverAtLeast, type Js, type Nats } from "./connect.ts";
 import { DLQ_HDR, writeDeadLetter } from "./dlq.ts";
 import { HDR } from "./frame.ts";
-import { Receiver, type ReplayOutcome } from "./receiver.ts";
+import { Receiver, type DeadLetter, type ReplayOutcome } from "./receiver.ts";
 import { Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
 import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
@@ -72,6 +72,15 @@ export class WanRole {
   private constructor(config: Config, private readonly client: { nats: Nats; js: Js }, private readonly d: WanDeps) {
     this.#config = config;
     const c = () => this.#config;
+    // Both consumers (frames, the reference's envelopes) keep their memory in one hash on Redis
+    // (a file each on the embedded bus) and write refusals to the same dead-letter stream.
+    const marksHash = `pilox-mesh:wan:marks:${peerId(config.instance.origin)}`;
+    const embedded = d.bus().backend.kind === "embedded";
+    const deadLetter = (x: DeadLetter) => {
+      if (!this.#js) return Promise.reject(new Error("NATS is not connected"));
+      return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
+    };
+    const termWithReason = () => serverAtLeast(this.#nc, 2, 10, 4);
     this.#receiver = new Receiver({
       bus: d.bus,
       peers: d.peers,
@@ -80,13 +89,10 @@ export class WanRole {
       maxFrameBytes: () => c().wan.max_frame_bytes,
       maxAttempts: () => c().wan.max_attempts,
       fetchBatch: () => c().wan.fetch_batch,
-      marksHash: `pilox-mesh:wan:marks:${peerId(config.instance.origin)}`,
-      ...(d.bus().backend.kind === "embedded" ? { marksFile: join(config.node.state_dir, "wan", "inbound-marks.json") } : {}),
-      deadLetter: (x) => {
-        if (!this.#js) return Promise.reject(new Error("NATS is not connected"));
-        return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
-      },
-      termWithReason: () => serverAtLeast(this.#nc, 2, 10, 4),
+      marksHash,
+      ...(embedded ? { marksFile: join(config.node.state_dir, "wan", "inbound-marks.json") } : {}),
+      deadLetter,
+      termWithReason,
       metrics: d.metrics,
       log: d.log,
     });
@@ -99,13 +105,10 @@ export class WanRole {
       publishToken: () => d.secrets()?.publishToken,
       js: () => (this.#connected ? this.#js : undefined),
       nats: client.nats,
-      marksHash: `pilox-mesh:wan:marks:${peerId(config.instance.origin)}`,
-      ...(d.bus().backend.kind === "embedded" ? { marksFile: join(config.node.state_dir, "wan", "ingest-marks.json") } : {}),
-      deadLetter: (x) => {
-        if (!this.#js) return Promise.reject(new Error("NATS is not connected"));
-        return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
-      },
-      termWithReason: () => serverAtLeast(this.#nc, 2, 10, 4),
+      marksHash,
+      ...(embedded ? { marksFile: join(config.node.state_dir, "wan", "ingest-marks.json") } : {}),
+      deadLetter,
+      termWithReason,
       metrics: d.metrics,
       log: d.log,
     });

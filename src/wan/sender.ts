@@ -9,9 +9,9 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import type { Closer, Delivery, MeshBus, JsonObject } from "../bus/index.ts";
-import { Spool, SpoolFullError } from "../bus/spool.ts";
-import { forwarderGroup, peerId, type Peer } from "../federation/index.ts";
+import type { Closer, MeshBus, JsonObject } from "../bus/index.ts";
+import { Spool } from "../bus/spool.ts";
+import { forwardChanged, peerId, subscribeForward, type Peer } from "../federation/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
@@ -129,7 +129,7 @@ export class Sender {
   }
 
   async update(peer: Peer): Promise<void> {
-    const changed = [...peer.forward].sort().join() !== [...this.peer.forward].sort().join();
+    const changed = forwardChanged(peer, this.peer);
     this.peer = peer;
     if (changed) {
       await Promise.all(this.#subs.map((s) => s.close()));
@@ -138,26 +138,15 @@ export class Sender {
   }
 
   async #subscribe(): Promise<void> {
-    const bus = this.d.bus();
-    const group = forwarderGroup(this.peer.origin);
-    this.#subs = await Promise.all([...this.peer.forward].map((ch) => bus.subscribe(ch, (m) => this.#enqueue(m), { group })));
-  }
-
-  #enqueue(m: Delivery): void {
-    // What came from a peer is never forwarded again (no loops between meshes).
-    if (m.ext?.origin) return;
-    const { meshSig: _s, meshExt: _e, ...message } = m.message;
-    const trace = m.ext?.traceparent ? { traceparent: m.ext.traceparent, ...(m.ext.tracestate ? { tracestate: m.ext.tracestate } : {}) } : undefined;
-    try {
-      this.#queue.append({ channel: m.channel, message: message as JsonObject, ...(trace ? { trace } : {}) });
-    } catch (err) {
-      // On a durable channel the throw leaves the entry unacknowledged: it is retried later.
-      if (err instanceof SpoolFullError) this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin });
-      throw err;
-    }
-    this.#queuedSince ??= Date.now();
-    this.d.metrics.spooled.inc({ peer: this.peer.origin });
-    this.#wake?.();
+    this.#subs = await subscribeForward(this.d.bus(), this.peer, this.#queue, {
+      trace: true,
+      onFull: () => this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin }),
+      onQueued: () => {
+        this.#queuedSince ??= Date.now();
+        this.d.metrics.spooled.inc({ peer: this.peer.origin });
+        this.#wake?.();
+      },
+    });
   }
 
   /**
