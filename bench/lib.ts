@@ -1,4 +1,5 @@
 /** Shared pieces of the benchmarks: one JSON line per figure, percentiles, a payload, a bus. */
+import { readFileSync } from "node:fs";
 import { connectBus, type ChannelOptions, type MeshBus } from "../src/index.ts";
 
 export interface Figure {
@@ -89,4 +90,44 @@ export async function interleaved(rounds: number, baseline: () => Promise<number
     else await m().then(b);
   }
   return { base, mine };
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); null when gone. */
+function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): state is the first, utime the 12th.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux build that ships (getconf CLK_TCK). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time each named process spends over a phase, in µs per message: where a path's CPU goes
+ * when the machine, not one process, is the limit.
+ */
+export function cpuMeter(procs: Record<string, () => number | undefined>): { stop(messages: number): Record<string, number> } {
+  const at = (): Record<string, number | null> => Object.fromEntries(Object.entries(procs).map(([k, pid]) => [k, pid() === undefined ? null : cpuSeconds(pid()!)]));
+  const before = at();
+  return {
+    stop: (messages) => {
+      const after = at();
+      const out: Record<string, number> = {};
+      let total = 0;
+      for (const k of Object.keys(procs)) {
+        const a = before[k];
+        const b = after[k];
+        if (a == null || b == null) continue;
+        out[k] = Math.round(((b - a) * 1e6) / messages);
+        total += out[k]!;
+      }
+      out["total"] = total;
+      return out;
+    },
+  };
 }

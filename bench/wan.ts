@@ -8,9 +8,11 @@
  *   against raw republishing them.
  * Sites A and B run as the executables' bundle on Node 24, in their own processes; this process
  * is their agents (it publishes on A's bus and handles on B's) and the raw client.
+ * The throughput figures carry each process's CPU per message (`cpu_us_per_msg`). With
+ * WAN_PROF=<dir> the sites write V8 CPU profiles there.
  */
 import { mkdtempSync, rmSync, writeFileSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { AckPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
@@ -19,7 +21,7 @@ import { createKeyFile } from "../src/identity/index.ts";
 import { startNats, type TestNats } from "../test/helpers/nats.ts";
 import { freePort, startRedis } from "../test/helpers/redis.ts";
 import { BUNDLE, requireBuild, runtimeNode, start, stop } from "./http.ts";
-import { payload, percentile, report, waitReady, windowed } from "./lib.ts";
+import { cpuMeter, payload, percentile, report, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_RECORDS"] ?? 20_000);
 const RECOVERY_N = Number(process.env["BENCH_RECOVERY"] ?? 50_000);
@@ -63,6 +65,8 @@ interface Sites {
   onMessage: (f: (m: { sentAt?: number }) => void) => void;
   /** Messages waiting in A's WAN queue (its /readyz). */
   queued: () => Promise<number>;
+  /** The processes of the path, for CPU accounting. */
+  procs: Record<string, () => number | undefined>;
   close: () => Promise<void>;
 }
 
@@ -91,8 +95,9 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
   };
   const fa = write("a", pa, ra.url, pb, kb.publicKeyHex, "", '"a2b", "a2b-live"');
   const fb = write("b", pb, rb.url, pa, ka.publicKeyHex, '"a2b", "a2b-live"', "");
-  const a = start(node, [BUNDLE, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
-  const b = start(node, [BUNDLE, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
+  const prof = process.env["WAN_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["WAN_PROF"]] : [];
+  const a = start(node, [...prof, BUNDLE, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
+  const b = start(node, [...prof, BUNDLE, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
   const readyz = async (port: number) => {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
     return r ? ((await r.json()) as { degraded?: boolean; checks?: { wan?: { queue: { messages: number } } } }) : null;
@@ -119,6 +124,7 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
     received: () => n,
     onMessage: (f) => (onMessage = f),
     queued: async () => (await readyz(pa))?.checks?.wan?.queue.messages ?? -1,
+    procs: { agents: () => process.pid, site_a: () => a.pid, site_b: () => b.pid, redis_a: () => ra.pid(), redis_b: () => rb.pid(), nats: () => nats.pid() },
     close: async () => {
       await Promise.all([busA.close(), busB.close()]);
       await Promise.all([stop(a), stop(b)]);
@@ -161,21 +167,28 @@ export async function run(): Promise<void> {
     const raw = await rawPath(nats, "RAW_T");
     let got = 0;
     raw.onMessage(() => void got++);
+    // CPU per message of each process on the path (user + system): on a machine with fewer
+    // cores than the path has processes, their sum, not one process, sets the rate.
+    let cpu = cpuMeter({ client: () => process.pid, nats: () => nats.pid() });
     let t0 = performance.now();
     await windowed(N, 256, (i) => raw.publish(payload(i)));
     await until(() => got >= N);
     const rawRate = N / ((performance.now() - t0) / 1000);
+    const rawCpu = cpu.stop(N);
     const s = await sites(nats, dir);
+    cpu = cpuMeter(s.procs);
     t0 = performance.now();
     await windowed(N, 256, (i) => s.publish(payload(i)));
     await until(() => s.received() >= N);
     const wanRate = N / ((performance.now() - t0) / 1000);
-    report("wan.throughput", "msg/s", rawRate, wanRate, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", channel: "durable on both sides (Redis Streams)", messages: N, frame_max_messages: 64, target_ratio: 1.0 });
+    const cores = availableParallelism();
+    report("wan.throughput", "msg/s", rawRate, wanRate, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", channel: "durable on both sides (Redis Streams)", messages: N, frame_max_messages: 64, target_ratio: 1.0, cores, baseline_cpu_us_per_msg: rawCpu, cpu_us_per_msg: cpu.stop(N) });
     const liveFrom = s.received();
+    cpu = cpuMeter(s.procs);
     t0 = performance.now();
     await windowed(N, 256, (i) => s.publishLive(payload(i)));
     await until(() => s.received() >= liveFrom + N);
-    report("wan.throughput.best_effort", "msg/s", rawRate, N / ((performance.now() - t0) / 1000), { baseline_is: "the same raw JetStream run", channel: "best-effort on both sides (Redis pub/sub); the WAN hop is the same", messages: N });
+    report("wan.throughput.best_effort", "msg/s", rawRate, N / ((performance.now() - t0) / 1000), { baseline_is: "the same raw JetStream run", channel: "best-effort on both sides (Redis pub/sub); the WAN hop is the same", messages: N, cores, cpu_us_per_msg: cpu.stop(N) });
 
     // Latency at 200 msg/s.
     const rawLat = await paced((b) => raw.publish(b), (f) => raw.onMessage(f));

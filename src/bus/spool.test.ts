@@ -55,4 +55,25 @@ describe("Spool", () => {
     s.drop(1);
     assert.deepEqual(s.peek(10).map((e) => e!.message["i"]), [2]);
   });
+
+  it("peekLines gives the lines as written, with their sizes, reading about what it needs", () => {
+    const s = new Spool(join(dir, "e"), 64 << 20);
+    const entries = Array.from({ length: 5000 }, (_, i) => ({ channel: "c", message: { i, pad: "é".repeat(i % 7) } }));
+    // One line far above the average, where a read sized by the average ends mid-line.
+    entries[3000] = { channel: "c", message: { i: 3000, pad: "y".repeat(200_000) } };
+    for (const e of entries) s.append(e);
+    const seen: number[] = [];
+    while (s.size > 0) {
+      const lines = s.peekLines(64);
+      assert.ok(lines.length > 0);
+      for (const l of lines) {
+        assert.equal(l.bytes, Buffer.byteLength(l.text) + 1);
+        assert.equal(l.text, JSON.stringify(entries[seen.length]));
+        seen.push(seen.length);
+      }
+      s.drop(lines.length);
+    }
+    assert.equal(seen.length, 5000);
+    assert.equal(s.bytes, 0);
+  });
 });

@@ -26,6 +26,14 @@ export class SpoolFullError extends Error {
 
 /** How much of the file one peek reads at most. */
 const READ_CHUNK = 1024 * 1024;
+/** The least one peek reads: a few entries of any usual size. */
+const READ_MIN = 16 * 1024;
+
+/** A line at the head of the spool, as written, with its size on disk (newline included). */
+export interface SpoolLine {
+  text: string;
+  bytes: number;
+}
 
 export class Spool {
   readonly #file: string;
@@ -35,6 +43,8 @@ export class Spool {
   /** Byte offset in the file of the first entry not yet flushed. */
   #offset = 0;
   #fd: number | undefined;
+  /** Kept open for peeks (a truncation keeps the inode, so it stays valid). */
+  #readFd: number | undefined;
   #offsetFd: number | undefined;
   /** Lengths (bytes) of the entries the last peek returned, for drop(). */
   #peeked: number[] = [];
@@ -88,44 +98,54 @@ export class Spool {
    * null (it is dropped with its batch rather than block the spool).
    */
   peek(n: number): (SpoolEntry | null)[] {
-    this.#peeked = [];
-    if (this.#count === 0) return [];
-    const buf = Buffer.alloc(Math.min(READ_CHUNK, this.#bytes));
-    const fd = openSync(this.#file, "r");
-    let got: number;
-    try {
-      got = readSync(fd, buf, 0, buf.length, this.#offset);
-    } finally {
-      closeSync(fd);
-    }
-    const out: (SpoolEntry | null)[] = [];
-    let pos = 0;
-    while (out.length < n) {
-      const nl = buf.indexOf(10, pos);
-      if (nl < 0 || nl >= got) {
-        // A single entry larger than one chunk: read exactly that line.
-        if (pos === 0 && this.#peeked.length === 0) return this.#peekLong();
-        break;
-      }
-      this.#peeked.push(nl + 1 - pos);
-      out.push(parseLine(buf.subarray(pos, nl)));
-      pos = nl + 1;
-    }
-    return out;
+    return this.peekLines(n).map((l) => parseEntry(l.text));
   }
 
-  #peekLong(): (SpoolEntry | null)[] {
+  /**
+   * Up to `n` lines from the head as written (for a sender whose wire form is the line
+   * itself, so it need not parse and serialise each entry again).
+   */
+  peekLines(n: number): SpoolLine[] {
+    this.#peeked = [];
+    if (this.#count === 0 || n <= 0) return [];
+    // Read about what `n` average lines take, not a whole chunk: a busy queue holds megabytes
+    // and a frame wants a few dozen lines.
+    const avg = this.#bytes / this.#count;
+    let want = Math.min(this.#bytes, READ_CHUNK, Math.max(READ_MIN, Math.ceil(avg * n * 1.25)));
+    for (;;) {
+      const buf = Buffer.allocUnsafe(want);
+      this.#readFd ??= openSync(this.#file, "r");
+      const got = readSync(this.#readFd, buf, 0, want, this.#offset);
+      const out: SpoolLine[] = [];
+      let pos = 0;
+      while (out.length < n) {
+        const nl = buf.indexOf(10, pos);
+        if (nl < 0 || nl >= got) break;
+        this.#peeked.push(nl + 1 - pos);
+        out.push({ text: buf.toString("utf8", pos, nl), bytes: nl + 1 - pos });
+        pos = nl + 1;
+      }
+      if (out.length > 0) return out;
+      // Not even one whole line: read more, and past a chunk, exactly that line.
+      if (want >= Math.min(this.#bytes, READ_CHUNK)) return this.#peekLong();
+      want = Math.min(this.#bytes, READ_CHUNK);
+    }
+  }
+
+  #peekLong(): SpoolLine[] {
     const rest = readFileSync(this.#file).subarray(this.#offset);
     const nl = rest.indexOf(10);
     this.#peeked = [nl + 1];
-    return [parseLine(rest.subarray(0, nl))];
+    return [{ text: rest.toString("utf8", 0, nl), bytes: nl + 1 }];
   }
 
   /** Releases the append descriptor (the spool stays on disk; a later append reopens it). */
   close(): void {
     if (this.#fd !== undefined) closeSync(this.#fd);
+    if (this.#readFd !== undefined) closeSync(this.#readFd);
     if (this.#offsetFd !== undefined) closeSync(this.#offsetFd);
     this.#fd = undefined;
+    this.#readFd = undefined;
     this.#offsetFd = undefined;
   }
 
@@ -150,9 +170,10 @@ export class Spool {
   }
 }
 
-function parseLine(b: Buffer): SpoolEntry | null {
+/** A spool line's entry, or null when the line is not one (corrupt on disk). */
+export function parseEntry(text: string): SpoolEntry | null {
   try {
-    const e = JSON.parse(b.toString("utf8")) as SpoolEntry;
+    const e = JSON.parse(text) as SpoolEntry;
     return typeof e?.channel === "string" && e.message && typeof e.message === "object" ? e : null;
   } catch {
     return null;

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Closer, MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH } from "../discovery/index.ts";
 import { parseJson } from "../json/index.ts";
-import { Spool } from "../bus/spool.ts";
+import { parseEntry, Spool } from "../bus/spool.ts";
 import { forwardChanged, subscribeForward } from "./forward-feed.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -117,14 +117,15 @@ export class Forwarder {
       }
       await this.#learnLimit();
       const limit = this.#byteLimit();
-      const batch = this.#queue.peek(this.d.batchSize());
-      // As many entries as fit the byte bound (at least one); corrupt ones (null) ride along.
+      const batch = this.#queue.peekLines(this.d.batchSize());
+      // As many entries as fit the byte bound (at least one); corrupt ones ride along, unsent.
+      // A line is the entry's JSON as the batch carries it, so it goes as it is.
       const parts: string[] = [];
       let bytes = BATCH_OVERHEAD;
       let n = 0;
-      for (const e of batch) {
-        const text = e === null ? "" : JSON.stringify(e);
-        const len = text.length === 0 ? 0 : Buffer.byteLength(text) + 1;
+      for (const line of batch) {
+        const text = parseEntry(line.text) === null ? "" : line.text;
+        const len = text.length === 0 ? 0 : line.bytes;
         if (parts.length > 0 && bytes + len > limit) break;
         if (text) parts.push(text);
         bytes += len;

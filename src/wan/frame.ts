@@ -37,8 +37,18 @@ export interface SealedFrame {
   messages: number;
 }
 
+/** One entry as it stands in a frame body. */
+export function entryText(e: FrameEntry): string {
+  return JSON.stringify(e.trace ? { channel: e.channel, message: e.message, trace: e.trace } : { channel: e.channel, message: e.message });
+}
+
 export function frameBody(entries: readonly FrameEntry[]): string {
-  return `{"v":1,"messages":[${entries.map((e) => JSON.stringify(e.trace ? { channel: e.channel, message: e.message, trace: e.trace } : { channel: e.channel, message: e.message })).join(",")}]}`;
+  return frameBodyOf(entries.map(entryText));
+}
+
+/** A frame body from entries already in their text form (entryText). */
+export function frameBodyOf(texts: readonly string[]): string {
+  return `{"v":1,"messages":[${texts.join(",")}]}`;
 }
 
 export function sha256Hex(body: string | Uint8Array): string {
@@ -54,8 +64,12 @@ export function frameMsgId(senderId: string, seq: number): string {
   return `${senderId}-${seq}`;
 }
 
-export function sealFrame(o: { key: Ed25519Key; sender: string; senderId: string; subject: string; seq: number; entries: readonly FrameEntry[] }): SealedFrame {
-  const body = frameBody(o.entries);
+/** Entries as objects, or already as text (a sender whose queue holds them that way). */
+export type FrameContent = { entries: readonly FrameEntry[] } | { texts: readonly string[] };
+
+export function sealFrame(o: { key: Ed25519Key; sender: string; senderId: string; subject: string; seq: number } & FrameContent): SealedFrame {
+  const body = "texts" in o ? frameBodyOf(o.texts) : frameBody(o.entries);
+  const messages = "texts" in o ? o.texts.length : o.entries.length;
   const msgId = frameMsgId(o.senderId, o.seq);
   const sig = signHex(o.key, signingString({ subject: o.subject, msgId, sender: o.sender, seq: o.seq, kid: o.key.kid, bodySha256Hex: sha256Hex(body) }));
   return {
@@ -64,7 +78,7 @@ export function sealFrame(o: { key: Ed25519Key; sender: string; senderId: string
     seq: o.seq,
     headers: { [HDR.sender]: o.sender, [HDR.seq]: String(o.seq), [HDR.kid]: o.key.kid, [HDR.sig]: sig },
     body,
-    messages: o.entries.length,
+    messages,
   };
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -7,6 +7,9 @@ import { Spool } from "../bus/spool.ts";
 import { silentLogger } from "../log/index.ts";
 import { createMetrics } from "../metrics/index.ts";
 import type { Peer } from "../federation/index.ts";
+import type { MeshBus } from "../bus/index.ts";
+import { keyFromSeedHex } from "../identity/index.ts";
+import { frameBody } from "./frame.ts";
 import { Sender, type SenderDeps } from "./sender.ts";
 
 const dirs: string[] = [];
@@ -71,4 +74,34 @@ test("a frame whose messages already left the queue leaves the queue alone", () 
   const s = new Sender(peer, deps(dir));
   assert.equal(s.status().queue.messages, 3);
   assert.equal(s.status().lastSeq, 7);
+});
+
+test("queue lines become frame entries as written; a line of another shape is rewritten, a corrupt one skipped", async () => {
+  const dir = scratchDir();
+  const q = new Spool(join(dir, "queue"), 1 << 20);
+  const traced = { ...msg("e2"), trace: { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" } };
+  q.append(msg("e1"));
+  q.append(traced);
+  // Keys the feed never writes for a WAN peer: the frame entry must not carry them.
+  q.append({ ...msg("e3"), origin: "https://c.example", v1: true });
+  q.close();
+  appendFileSync(join(dir, "queue", "durable.jsonl"), "{not json}\n");
+  const key = keyFromSeedHex("11".repeat(32));
+  const s = new Sender(peer, {
+    ...deps(dir),
+    frameMaxMessages: () => 2,
+    identity: () => key,
+    bus: () => ({ subscribe: async () => ({ close: async () => {} }) }) as unknown as MeshBus,
+  });
+  await s.start();
+  const end = Date.now() + 5_000;
+  while (s.status().queue.frames < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+  await s.close();
+  const frames = readdirSync(join(dir, "frames")).sort().map((f) => JSON.parse(readFileSync(join(dir, "frames", f), "utf8")) as { body: string; first: string; messages: number });
+  assert.equal(frames.length, 2);
+  assert.equal(frames[0]!.body, frameBody([msg("e1"), traced]));
+  assert.equal(frames[0]!.first, "e1");
+  assert.equal(frames[1]!.body, frameBody([msg("e3")]), "origin and v1 left out; the corrupt line skipped");
+  assert.equal(frames[1]!.messages, 1);
+  assert.equal(s.status().queue.messages, 3);
 });

@@ -10,13 +10,13 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renam
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Closer, MeshBus, JsonObject } from "../bus/index.ts";
-import { Spool } from "../bus/spool.ts";
+import { parseEntry, Spool, type SpoolEntry } from "../bus/spool.ts";
 import { forwardChanged, peerId, subscribeForward, type Peer } from "../federation/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import type { Nats } from "./connect.ts";
-import { sealFrame, type FrameEntry, type SealedFrame } from "./frame.ts";
+import { entryText, sealFrame, type SealedFrame } from "./frame.ts";
 import { frameSubject } from "./subjects.ts";
 
 export interface SenderDeps {
@@ -57,6 +57,12 @@ const SEQ_BLOCK = 1024;
 
 export function senderDir(stateDir: string, origin: string): string {
   return join(stateDir, "wan", "outbound", peerId(origin));
+}
+
+/** Only the keys a frame entry has, in its order (so the line's text is the entry's). */
+function isEntryShaped(e: SpoolEntry): boolean {
+  const keys = Object.keys(e);
+  return keys[0] === "channel" && keys[1] === "message" && (keys.length === 2 || (keys.length === 3 && keys[2] === "trace"));
 }
 
 const eventIdOf = (m: Record<string, unknown>): string => ((m["meshMeta"] as Record<string, unknown> | undefined)?.["eventId"] as string | undefined) ?? "";
@@ -162,27 +168,33 @@ export class Sender {
       const idle = this.#frames.length === 0;
       const waited = this.#queuedSince !== undefined && Date.now() - this.#queuedSince >= this.d.frameMaxWaitMs();
       if (!full && !(connected && (idle || waited))) break;
-      const peeked = this.#queue.peek(max);
-      const entries: FrameEntry[] = [];
+      const lines = this.#queue.peekLines(max);
+      const texts: string[] = [];
+      let first = "";
       let bytes = 32;
       let n = 0;
-      for (const e of peeked) {
+      for (const line of lines) {
         n++;
+        const e = parseEntry(line.text);
         if (e === null) continue; // a torn line: dropped with its frame
-        const len = Buffer.byteLength(JSON.stringify(e)) + 1;
-        if (entries.length === 0 && 32 + len > maxBytes) {
+        // The feed writes exactly a frame entry's text ({channel, message, trace?}); a line
+        // with anything else is written again in that form.
+        const text = isEntryShaped(e) ? line.text : entryText({ channel: e.channel, message: e.message as JsonObject, ...(e.trace ? { trace: e.trace } : {}) });
+        const len = text === line.text ? line.bytes : Buffer.byteLength(text) + 1;
+        if (texts.length === 0 && 32 + len > maxBytes) {
           // Larger than any frame may be: kept aside with the reason, so the rest moves on.
           this.#deadLetter(e, len);
           continue;
         }
-        if (entries.length > 0 && bytes + len > maxBytes) {
+        if (texts.length > 0 && bytes + len > maxBytes) {
           n--;
           break;
         }
-        entries.push({ channel: e.channel, message: e.message as JsonObject, ...(e.trace ? { trace: e.trace } : {}) });
+        if (texts.length === 0) first = eventIdOf(e.message);
+        texts.push(text);
         bytes += len;
       }
-      if (entries.length === 0) {
+      if (texts.length === 0) {
         this.#queue.drop(n);
         continue;
       }
@@ -193,8 +205,8 @@ export class Sender {
         this.#seqReserved = seq + SEQ_BLOCK - 1;
         writeAtomic(this.#seqFile, String(this.#seqReserved));
       }
-      const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, entries });
-      const frame: StoredFrame = { ...sealed, first: eventIdOf(entries[0]!.message), createdMs: Date.now() };
+      const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, texts });
+      const frame: StoredFrame = { ...sealed, first, createdMs: Date.now() };
       // Written in place, no rename: a frame torn by a crash fails to parse at the next start
       // and is removed, and its messages, still in the queue, are framed again.
       writeFileSync(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame), { mode: 0o600 });

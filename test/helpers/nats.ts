@@ -17,6 +17,8 @@ export interface TestNats {
   /** Starts it (again) on the same port and store directory. */
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** The server's process id while it runs (benchmarks read its CPU time). */
+  pid(): number | undefined;
 }
 
 /** True once the server greets with INFO. */
@@ -60,5 +62,6 @@ export async function startNats(o: { started?: boolean; port?: number } = {}): P
       await kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     },
+    pid: () => proc?.pid,
   };
 }

@@ -64,6 +64,8 @@ export interface TestRedis {
   /** Starts it again on the same port and data directory. */
   restart(): Promise<void>;
   stop(): Promise<void>;
+  /** The server's process id while it runs (benchmarks read its CPU time). */
+  pid(): number | undefined;
 }
 
 export async function startRedis(opts: { aof?: boolean; args?: string[]; port?: number } = {}): Promise<TestRedis> {
@@ -93,6 +95,7 @@ export async function startRedis(opts: { aof?: boolean; args?: string[]; port?: 
       await kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
     },
+    pid: () => proc?.pid,
   };
 }
 
