@@ -313,10 +313,10 @@ export class MeshBus {
    * group: an entry is acknowledged after `handler` resolves, and retried (then dead-lettered)
    * when it throws.
    */
-  async subscribe(channel: string, handler: Handler, opts: { group?: string } = {}): Promise<Closer> {
+  async subscribe(channel: string, handler: Handler, opts: { group?: string; settle?: () => void } = {}): Promise<Closer> {
     const name = canonicalChannel(channel);
     this.#log.debug("subscribe", { channel: name, durable: this.isDurable(name), group: opts.group });
-    if (this.isDurable(name)) return this.#consume(name, handler, opts.group ?? this.#opts.consumerGroup);
+    if (this.isDurable(name)) return this.#consume(name, handler, opts.group ?? this.#opts.consumerGroup, opts.settle);
     let tap = this.#taps.get(name);
     if (!tap) {
       const handlers = new Set<Handler>();
@@ -371,11 +371,28 @@ export class MeshBus {
     this.#log.limited(`handler-${channel}`, "warn", "subscriber handler failed", { channel, error: (err as Error)?.message ?? String(err) });
   }
 
-  async #consume(channel: string, handler: Handler, group: string): Promise<Closer> {
+  /**
+   * `settle`: the handler's deferred work for the entries it took (see ConsumerOptions.settle).
+   * Their claims reach the replay journal only after it, in one write: an entry the handler
+   * could not finish is delivered again, not refused as a replay.
+   */
+  async #consume(channel: string, handler: Handler, group: string, handlerSettle?: () => void): Promise<Closer> {
     const guard = this.#guard;
+    let claims: [string, number][] = [];
+    const settle = () => {
+      const batch = claims;
+      claims = [];
+      try {
+        handlerSettle?.();
+      } catch (err) {
+        for (const [id] of batch) guard.release(id);
+        throw err;
+      }
+      guard.persist(batch);
+    };
     const closer = await this.#opts.backend.consume(
       channel,
-      { group, consumer: this.#opts.consumerName, claimIdleMs: this.#opts.claimIdleMs, maxAttempts: this.#opts.maxAttempts, batch: 128 },
+      { group, consumer: this.#opts.consumerName, claimIdleMs: this.#opts.claimIdleMs, maxAttempts: this.#opts.maxAttempts, batch: 128, settle },
       async (entry): Promise<Verdict> => {
         const a = guard.admit(channel, entry.raw, entry.refTimeMs, false);
         if (!a.ok) {
@@ -394,7 +411,7 @@ export class MeshBus {
           this.#handlerFailed(channel, err);
           return "retry";
         }
-        guard.persist(a.value.eventId, a.expires);
+        claims.push([a.value.eventId, a.expires]);
         this.#opts.metrics?.delivered.inc({ durable: "true" });
         return "ack";
       },

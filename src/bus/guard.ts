@@ -74,10 +74,11 @@ export class InboundGuard {
     this.#journal?.flush();
   }
 
-  /** Journals a claim made with `admit(…, false)` and writes it now. */
-  persist(eventId: string, expires: number): void {
-    this.#journal?.record(eventId, expires);
-    this.#journal?.flush();
+  /** Journals claims made with `admit(…, false)` (a durable batch, once handled) in one write. */
+  persist(claims: readonly (readonly [eventId: string, expires: number])[]): void {
+    if (!this.#journal || claims.length === 0) return;
+    for (const [id, expires] of claims) this.#journal.record(id, expires);
+    this.#journal.flush();
   }
 
   /** Forgets an id whose delivery failed, so the retry is not taken for a replay. */

@@ -76,4 +76,23 @@ describe("Spool", () => {
     assert.equal(seen.length, 5000);
     assert.equal(s.bytes, 0);
   });
+
+  it("a batch's lines are on disk only after flush(batch), count against the bound before, and batches are separate", () => {
+    const d = join(dir, "f");
+    const s = new Spool(d, 400);
+    const a = s.batch();
+    const b = s.batch();
+    s.append({ channel: "c", message: { i: 1 } }, a);
+    s.append({ channel: "c", message: { i: 2 } }, b);
+    s.append({ channel: "c", message: { i: 3 } }, a);
+    assert.equal(s.size, 0);
+    assert.equal(new Spool(d, 400).size, 0, "nothing written yet");
+    assert.throws(() => {
+      for (let i = 0; i < 20; i++) s.append({ channel: "c", message: { pad: "x".repeat(20) } }, b);
+    }, SpoolFullError);
+    assert.equal(s.flush(a), 2);
+    assert.equal(s.flush(a), 0);
+    assert.deepEqual(s.peek(10).map((e) => e!.message["i"]), [1, 3]);
+    assert.equal(new Spool(d, 400).size, 2);
+  });
 });

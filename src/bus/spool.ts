@@ -6,7 +6,7 @@
  * Bounded by bytes: at the bound a publish is refused (503 spool_full), never dropped.
  * A crash during a flush resends a few entries; receivers drop them by event id.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 
 export interface SpoolEntry {
@@ -18,6 +18,12 @@ export interface SpoolEntry {
   trace?: { traceparent: string; tracestate?: string };
   /** Sealed in the plain Pilox v1 form. */
   v1?: true;
+}
+
+/** Lines appended to a spool but not written yet (Spool.batch). */
+export interface SpoolBatch {
+  lines: string[];
+  bytes: number;
 }
 
 export class SpoolFullError extends Error {
@@ -48,6 +54,8 @@ export class Spool {
   #offsetFd: number | undefined;
   /** Lengths (bytes) of the entries the last peek returned, for drop(). */
   #peeked: number[] = [];
+  /** Bytes held in batches (see batch()), counted against the bound. */
+  #deferredBytes = 0;
 
   constructor(dir: string, readonly maxBytes: number) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -81,15 +89,59 @@ export class Spool {
     return this.#bytes;
   }
 
-  append(entry: SpoolEntry): void {
+  /**
+   * Adds an entry at the tail, on disk when this returns; or, given a `batch`, kept there until
+   * flush(batch) writes the batch's lines at once (a consumer's batch: one write, not one per
+   * entry). A batched entry is not in the spool (size, peeks) before then.
+   */
+  append(entry: SpoolEntry, batch?: SpoolBatch): void {
     const line = JSON.stringify(entry) + "\n";
     const bytes = Buffer.byteLength(line);
-    if (this.#bytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
+    if (this.#bytes + this.#deferredBytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
+    if (batch) {
+      batch.lines.push(line);
+      batch.bytes += bytes;
+      this.#deferredBytes += bytes;
+      return;
+    }
+    this.#write(line, bytes, 1);
+  }
+
+  /** A writer's own batch of deferred lines (each consumer has one: a failed flush drops only its lines). */
+  batch(): SpoolBatch {
+    return { lines: [], bytes: 0 };
+  }
+
+  /** Writes a batch's lines; returns how many. On failure they are dropped and it throws. */
+  flush(batch: SpoolBatch): number {
+    const n = batch.lines.length;
+    if (n === 0) return 0;
+    const text = n === 1 ? batch.lines[0]! : batch.lines.join("");
+    const bytes = batch.bytes;
+    batch.lines = [];
+    batch.bytes = 0;
+    this.#deferredBytes -= bytes;
+    this.#write(text, bytes, n);
+    return n;
+  }
+
+  #write(text: string, bytes: number, lines: number): void {
     // One descriptor kept open for appends (O_APPEND: still the end after a truncation): an
     // open and a close per entry cost four times the write itself.
     this.#fd ??= openSync(this.#file, "a", 0o600);
-    writeSync(this.#fd, line);
-    this.#count++;
+    try {
+      const written = writeSync(this.#fd, text);
+      if (written !== bytes) throw new Error(`short write to ${this.#file} (${written} of ${bytes} bytes)`);
+    } catch (err) {
+      // A short write (disk full) would leave part of the text: cut back to the last whole line.
+      try {
+        ftruncateSync(this.#fd, this.#offset + this.#bytes);
+      } catch {
+        /* the next start cuts a torn last line */
+      }
+      throw err;
+    }
+    this.#count += lines;
     this.#bytes += bytes;
   }
 

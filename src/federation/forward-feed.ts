@@ -13,24 +13,38 @@ export interface FeedOptions {
   trace: boolean;
   /** The queue is full: the throw that follows leaves a durable entry unacknowledged, retried later. */
   onFull: () => void;
-  onQueued: () => void;
+  /** `n` messages entered the queue (on disk). */
+  onQueued: (n: number) => void;
 }
 
 export function subscribeForward(bus: MeshBus, peer: Peer, queue: Spool, o: FeedOptions): Promise<Closer[]> {
   const group = forwarderGroup(peer.origin);
+  return Promise.all([...peer.forward].map((ch) => feed(bus, ch, group, queue, o)));
+}
+
+/** One forwarded channel: its consumer's entries are written to the queue a batch at a time. */
+function feed(bus: MeshBus, channel: string, group: string, queue: Spool, o: FeedOptions): Promise<Closer> {
+  const batch = queue.batch();
   const take = (d: Delivery) => {
     if (d.ext?.origin) return;
     const { meshSig: _s, meshExt: _e, ...message } = d.message;
     const trace = o.trace && d.ext?.traceparent ? { traceparent: d.ext.traceparent, ...(d.ext.tracestate ? { tracestate: d.ext.tracestate } : {}) } : undefined;
+    // A durable entry (it has a log id) is written with the rest of its batch when the
+    // consumer settles, before the batch is acknowledged; a best-effort one at once.
+    const durable = d.id !== undefined;
     try {
-      queue.append({ channel: d.channel, message: message as JsonObject, ...(trace ? { trace } : {}) });
+      queue.append({ channel: d.channel, message: message as JsonObject, ...(trace ? { trace } : {}) }, durable ? batch : undefined);
     } catch (err) {
       if (err instanceof SpoolFullError) o.onFull();
       throw err;
     }
-    o.onQueued();
+    if (!durable) o.onQueued(1);
   };
-  return Promise.all([...peer.forward].map((ch) => bus.subscribe(ch, take, { group })));
+  const settle = () => {
+    const n = queue.flush(batch);
+    if (n > 0) o.onQueued(n);
+  };
+  return bus.subscribe(channel, take, { group, settle });
 }
 
 /** True when a changed peer entry forwards other channels (its subscriptions must follow). */

@@ -147,9 +147,9 @@ export class Sender {
     this.#subs = await subscribeForward(this.d.bus(), this.peer, this.#queue, {
       trace: true,
       onFull: () => this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin }),
-      onQueued: () => {
+      onQueued: (n) => {
         this.#queuedSince ??= Date.now();
-        this.d.metrics.spooled.inc({ peer: this.peer.origin });
+        this.d.metrics.spooled.inc({ peer: this.peer.origin }, n);
         this.#wake?.();
       },
     });

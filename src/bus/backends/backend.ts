@@ -25,6 +25,12 @@ export interface ConsumerOptions {
   /** After this many failed handler runs an entry goes to the dead-letter log. */
   maxAttempts: number;
   batch: number;
+  /**
+   * Runs after handlers took entries and before those are acknowledged: what they deferred
+   * (one disk write for a batch instead of one per entry) is done here. A throw leaves them
+   * unacknowledged, to be delivered again.
+   */
+  settle?: () => void;
 }
 
 /**

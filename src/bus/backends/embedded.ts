@@ -170,6 +170,17 @@ export class EmbeddedBackend implements BusBackend {
   async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
     const log = this.#log(channel);
     const attempts = new Map<string, number>();
+    /** The handlers' deferred writes, before the position moves past what they took. */
+    const settled = async (pos: number, at: number): Promise<number> => {
+      try {
+        opts.settle?.();
+        return pos;
+      } catch (err) {
+        this.log.limited(`consume-settle-${channel}`, "warn", "durable handlers could not finish their batch; delivering it again", { channel, error: (err as Error)?.message });
+        await sleep(1_000);
+        return at;
+      }
+    };
     return this.#reader(channel, log.base + log.entries.length, async (batch, at) => {
       let pos = at;
       for (const entry of batch) {
@@ -184,8 +195,9 @@ export class EmbeddedBackend implements BusBackend {
           const n = (attempts.get(entry.id) ?? 0) + 1;
           if (n < opts.maxAttempts) {
             attempts.set(entry.id, n);
+            const next = await settled(pos, at);
             await sleep(Math.min(100 * 2 ** n, 5_000));
-            return pos; // retry this entry, in order
+            return next; // retry this entry, in order
           }
           await this.append(channel + DEAD_SUFFIX, [entry.raw]);
         } else if (verdict !== "ack") {
@@ -194,7 +206,7 @@ export class EmbeddedBackend implements BusBackend {
         attempts.delete(entry.id);
         pos++;
       }
-      return pos;
+      return settled(pos, at);
     });
   }
 

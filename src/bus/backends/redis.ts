@@ -392,7 +392,19 @@ export class RedisBackend implements BusBackend {
     let firstGroup = true;
     const { abort, run } = abortable();
 
+    /** Before any XACK: the handlers' deferred writes. If they fail, nothing handled is acknowledged. */
+    const settle = () => {
+      if (!opts.settle || unacked.length === 0) return;
+      try {
+        opts.settle();
+      } catch (err) {
+        unacked.length = 0; // still pending in the group: read again from our history
+        throw err;
+      }
+    };
+
     const flushAcks = async () => {
+      settle();
       while (unacked.length) {
         const ids = unacked.slice(0, 500);
         await run(r.xack(key, opts.group, ...ids));
@@ -516,6 +528,11 @@ export class RedisBackend implements BusBackend {
         abort();
         r.disconnect(); // interrupts a blocked XREADGROUP; unacknowledged entries stay pending
         await done;
+        try {
+          settle();
+        } catch (err) {
+          this.o.log.warn("durable handlers could not finish their batch; it is delivered again after restart", { channel, error: (err as Error).message });
+        }
         if (unacked.length) {
           // One last try to acknowledge what was handled, so a restart does not redeliver it.
           const c = this.#blockingConnection(`final-ack:${channel}`);
