@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
@@ -10,6 +10,7 @@ import type { Peer } from "../federation/index.ts";
 import type { MeshBus } from "../bus/index.ts";
 import { keyFromSeedHex } from "../identity/index.ts";
 import { frameBody } from "./frame.ts";
+import { FrameLog } from "./frame-log.ts";
 import { Sender, type SenderDeps } from "./sender.ts";
 
 const dirs: string[] = [];
@@ -97,7 +98,7 @@ test("queue lines become frame entries as written; a line of another shape is re
   const end = Date.now() + 5_000;
   while (s.status().queue.frames < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
   await s.close();
-  const frames = readdirSync(join(dir, "frames")).sort().map((f) => JSON.parse(readFileSync(join(dir, "frames", f), "utf8")) as { body: string; first: string; messages: number });
+  const frames = new FrameLog(join(dir, "frames")).load();
   assert.equal(frames.length, 2);
   assert.equal(frames[0]!.body, frameBody([msg("e1"), traced]));
   assert.equal(frames[0]!.first, "e1");

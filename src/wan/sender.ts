@@ -16,7 +16,8 @@ import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import type { Nats } from "./connect.ts";
-import { entryText, sealFrame, type SealedFrame } from "./frame.ts";
+import { entryText, sealFrame } from "./frame.ts";
+import { FrameLog, type StoredFrame } from "./frame-log.ts";
 import { frameSubject } from "./subjects.ts";
 
 export interface SenderDeps {
@@ -45,12 +46,6 @@ export interface SenderStatus {
   lastError: string | null;
 }
 
-interface StoredFrame extends SealedFrame {
-  /** The event id of the frame's first message: tells, after a crash, whether its messages left the queue. */
-  first: string;
-  createdMs: number;
-}
-
 /** Where a peer's WAN queue and frames live. */
 /** Frame sequences reserved per write of the seq file. */
 const SEQ_BLOCK = 1024;
@@ -70,6 +65,7 @@ const eventIdOf = (m: Record<string, unknown>): string => ((m["meshMeta"] as Rec
 export class Sender {
   readonly #queue: Spool;
   readonly #framesDir: string;
+  readonly #log: FrameLog;
   readonly #seqFile: string;
   /** Frames on disk not yet acknowledged by the stream, in sequence order. */
   #frames: (StoredFrame & { sending: boolean })[] = [];
@@ -95,19 +91,29 @@ export class Sender {
     this.#framesDir = join(d.dir, "frames");
     this.#seqFile = join(d.dir, "seq");
     mkdirSync(this.#framesDir, { recursive: true, mode: 0o700 });
+    this.#log = new FrameLog(this.#framesDir);
     this.#recover();
   }
 
   /** Frames left by the last run, and the sequence to go on from. */
   #recover(): void {
+    for (const f of this.#log.load()) this.#frames.push({ ...f, sending: false });
+    // Frames an earlier version kept one file each: moved into the log, in sequence order.
     const files = readdirSync(this.#framesDir).filter((f) => /^\d+\.json$/.test(f));
+    const legacy: StoredFrame[] = [];
     for (const f of files) {
       try {
-        this.#frames.push({ ...(JSON.parse(readFileSync(join(this.#framesDir, f), "utf8")) as StoredFrame), sending: false });
+        legacy.push(JSON.parse(readFileSync(join(this.#framesDir, f), "utf8")) as StoredFrame);
       } catch {
-        rmSync(join(this.#framesDir, f), { force: true }); // torn by a crash while written: never sent
+        /* torn by a crash while written: never sent */
       }
     }
+    for (const f of legacy.sort((a, b) => a.seq - b.seq)) {
+      if (this.#frames.some((x) => x.seq === f.seq)) continue;
+      this.#log.append(f);
+      this.#frames.push({ ...f, sending: false });
+    }
+    for (const f of files) rmSync(join(this.#framesDir, f), { force: true });
     this.#frames.sort((a, b) => a.seq - b.seq);
     const stored = existsSync(this.#seqFile) ? Number(readFileSync(this.#seqFile, "utf8").trim()) || 0 : 0;
     // A fresh state directory starts far above anything sent before (µs since the epoch), so a
@@ -207,9 +213,9 @@ export class Sender {
       }
       const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, texts });
       const frame: StoredFrame = { ...sealed, first, createdMs: Date.now() };
-      // Written in place, no rename: a frame torn by a crash fails to parse at the next start
-      // and is removed, and its messages, still in the queue, are framed again.
-      writeFileSync(join(this.#framesDir, `${seq}.json`), JSON.stringify(frame), { mode: 0o600 });
+      // A frame torn by a crash is cut off at the next start, and its messages, still in the
+      // queue, are framed again.
+      this.#log.append(frame);
       this.#frames.push({ ...frame, sending: false });
       this.#queue.drop(n);
       // What is left arrived after this frame's first message; counting it from now keeps a
@@ -284,7 +290,7 @@ export class Sender {
     for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
     const ack = await js.publish(f.subject, f.body, { msgID: f.msgId, headers: h, timeout: 5_000 });
     if (ack.duplicate) this.d.metrics.duplicates.inc({ layer: "jetstream" });
-    rmSync(join(this.#framesDir, `${f.seq}.json`), { force: true });
+    this.#log.done(f.seq);
     this.#frames = this.#frames.filter((x) => x.seq !== f.seq);
     this.#sent += f.messages;
     this.#lastContact = Date.now();
@@ -329,6 +335,7 @@ export class Sender {
     await Promise.all(this.#subs.map((s) => s.close().catch(() => {})));
     await this.#loop;
     this.#queue.close();
+    this.#log.close();
   }
 }
 
