@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
@@ -156,9 +156,11 @@ describe("the WAN executable killed -9", { timeout: 300_000 }, () => {
       // sends them again: only B's sequence memory can catch the repeats.
       nats.pause(true);
       const before = await publish(200, 1_000);
-      const framesDir = s.path("a-state", "wan", "outbound", peerId(originB()), "frames");
-      await waitFor(() => existsSync(framesDir) && readdirSync(framesDir).filter((f) => f.endsWith(".json")).length > 0, 20_000, "frames in flight");
-      const inFlight = readdirSync(framesDir).filter((f) => f.endsWith(".json")).length;
+      const framesLog = s.path("a-state", "wan", "outbound", peerId(originB()), "frames", "frames.log");
+      // Two lines per frame (src/wan/frame-log.ts); the log is emptied whenever none is outstanding.
+      const framesLogged = () => (existsSync(framesLog) ? Math.floor(readFileSync(framesLog, "utf8").split("\n").length / 2) : 0);
+      await waitFor(() => framesLogged() > 0, 20_000, "frames in flight");
+      const inFlight = framesLogged();
       await a.kill();
       nats.pause(false);
       for (let i = 0; i < 200; i++) before.add(`e-${i}`);
@@ -181,6 +183,7 @@ describe("the WAN executable killed -9", { timeout: 300_000 }, () => {
       t.diagnostic(`repeats caught by B's memory: ${caught}`);
       assert.ok(caught > 0, "B's sequence memory caught the repeats");
     } finally {
+      nats.pause(false); // a failure above must not leave the next test a frozen server
       await a.kill();
       await b.kill();
     }
