@@ -206,16 +206,16 @@ export class MeshBus {
     return { durable, other, refused };
   }
 
-  /** Best-effort ones after the durable ones landed: they promise no more than pub/sub does. */
+  /**
+   * Best-effort ones after the durable ones landed: they promise no more than pub/sub does.
+   * Issued together, in order (the backend sends them as one batch), not one round trip each.
+   */
   async #publishOthers(durable: number, other: readonly { channel: string; raw: string }[]): Promise<void> {
     if (durable) this.#opts.metrics?.published.inc({ durable: "true" }, durable);
-    for (const o of other) {
-      try {
-        await this.#opts.backend.publish(o.channel, o.raw);
-        this.#opts.metrics?.published.inc({ durable: "false" });
-      } catch (err) {
-        if (!(err instanceof BackendUnavailableError)) throw err;
-      }
+    const sent = await Promise.allSettled(other.map((o) => this.#opts.backend.publish(o.channel, o.raw)));
+    for (const r of sent) {
+      if (r.status === "fulfilled") this.#opts.metrics?.published.inc({ durable: "false" });
+      else if (!(r.reason instanceof BackendUnavailableError)) throw r.reason;
     }
   }
 
