@@ -3,7 +3,7 @@ import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { Spool, SpoolFullError } from "./spool.ts";
+import { parseEntry, Spool, SpoolFullError } from "./spool.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "spool-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,9 +46,11 @@ describe("Spool", () => {
   });
 
   it("an entry larger than one read chunk still comes out whole", () => {
-    const s = new Spool(join(dir, "d"), 8 << 20);
-    s.append({ channel: "c", message: { big: "x".repeat(2 * 1024 * 1024) } });
-    s.append({ channel: "c", message: { i: 2 } });
+    const w = new Spool(join(dir, "d"), 8 << 20);
+    w.append({ channel: "c", message: { big: "x".repeat(2 * 1024 * 1024) } });
+    w.append({ channel: "c", message: { i: 2 } });
+    w.close();
+    const s = new Spool(join(dir, "d"), 8 << 20); // read back from disk, not from the writer's memory
     const first = s.peek(10);
     assert.equal(first.length, 1);
     assert.equal((first[0]!.message["big"] as string).length, 2 * 1024 * 1024);
@@ -57,11 +59,14 @@ describe("Spool", () => {
   });
 
   it("peekLines gives the lines as written, with their sizes, reading about what it needs", () => {
-    const s = new Spool(join(dir, "e"), 64 << 20);
+    const w = new Spool(join(dir, "e"), 64 << 20);
     const entries = Array.from({ length: 5000 }, (_, i) => ({ channel: "c", message: { i, pad: "é".repeat(i % 7) } }));
     // One line far above the average, where a read sized by the average ends mid-line.
     entries[3000] = { channel: "c", message: { i: 3000, pad: "y".repeat(200_000) } };
-    for (const e of entries) s.append(e);
+    for (const e of entries) w.append(e);
+    w.close();
+    const s = new Spool(join(dir, "e"), 64 << 20); // read back from disk
+    assert.equal(s.peekLines(1)[0]!.trusted, false);
     const seen: number[] = [];
     while (s.size > 0) {
       const lines = s.peekLines(64);
@@ -94,5 +99,38 @@ describe("Spool", () => {
     assert.equal(s.flush(a), 0);
     assert.deepEqual(s.peek(10).map((e) => e!.message["i"]), [1, 3]);
     assert.equal(new Spool(d, 400).size, 2);
+  });
+
+  it("lines this process wrote come from memory, marked trusted, in order with those read back from disk", () => {
+    const d = join(dir, "g");
+    const first = new Spool(d, 64 << 20);
+    for (let i = 0; i < 3; i++) first.append({ channel: "c", message: { i } });
+    first.close();
+    const s = new Spool(d, 64 << 20);
+    const b = s.batch();
+    // About 6 MB in all: past what the cache holds, so the tail is read from disk again.
+    const pad = "p".repeat(600);
+    for (let i = 3; i < 10_000; i++) s.append({ channel: "c", message: { i, pad } }, i % 2 ? b : undefined);
+    s.flush(b);
+    const seen: { i: number; trusted: boolean }[] = [];
+    while (s.size > 0) {
+      const lines = s.peekLines(100);
+      for (const l of lines) {
+        assert.equal(l.bytes, Buffer.byteLength(l.text) + 1);
+        seen.push({ i: parseEntry(l.text)!.message["i"] as number, trusted: l.trusted });
+      }
+      s.drop(lines.length);
+    }
+    assert.deepEqual(seen.map((x) => x.i).slice(0, 3), [0, 1, 2]);
+    assert.equal(seen.length, 10_000);
+    assert.deepEqual(seen.slice(0, 3).map((x) => x.trusted), [false, false, false], "from the last run: read back from disk");
+    assert.ok(seen.slice(3).some((x) => x.trusted) && seen.slice(3).some((x) => !x.trusted), "past the cache's bound, lines are read from disk again");
+    // In file order: the direct (even) appends as they came, then the batch (odd) at its flush.
+    const evens = Array.from({ length: 4_998 }, (_, k) => 4 + 2 * k);
+    const odds = Array.from({ length: 4_999 }, (_, k) => 3 + 2 * k);
+    assert.deepEqual(seen.slice(3).map((x) => x.i), [...evens, ...odds]);
+    // Emptied: the file is cut back and new lines are cached again.
+    s.append({ channel: "c", message: { i: -1 } });
+    assert.deepEqual(s.peekLines(5).map((l) => l.trusted), [true]);
   });
 });

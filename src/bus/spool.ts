@@ -1,8 +1,9 @@
 /**
  * The on-disk spool for durable publishes made while Redis is unreachable. Entries are JSON
  * lines, appended before the publish is acknowledged, flushed in order when Redis returns.
- * Only counters live in memory (a full spool must not cost the heap its size); flushing
- * reads the file from a persisted offset.
+ * Only counters, and at most CACHE_BYTES of the latest lines, live in memory (a full spool
+ * must not cost the heap its size); flushing reads the file from a persisted offset, or those
+ * lines while the reader keeps up with the writer.
  * Bounded by bytes: at the bound a publish is refused (503 spool_full), never dropped.
  * A crash during a flush resends a few entries; receivers drop them by event id.
  */
@@ -35,10 +36,18 @@ const READ_CHUNK = 1024 * 1024;
 /** The least one peek reads: a few entries of any usual size. */
 const READ_MIN = 16 * 1024;
 
+/** Recently written lines kept in memory for the next peeks, at most this many bytes. */
+const CACHE_BYTES = 4 * 1024 * 1024;
+
 /** A line at the head of the spool, as written, with its size on disk (newline included). */
 export interface SpoolLine {
   text: string;
   bytes: number;
+  /**
+   * Written by this process (JSON.stringify of an entry), so well-formed: a reader need not
+   * parse it to check it. A line read back from disk is not.
+   */
+  trusted: boolean;
 }
 
 export class Spool {
@@ -56,6 +65,17 @@ export class Spool {
   #peeked: number[] = [];
   /** Bytes held in batches (see batch()), counted against the bound. */
   #deferredBytes = 0;
+  /**
+   * The lines this process wrote from file offset #cacheStart on, without their newlines, and
+   * their sizes: a sender keeping up takes them from here instead of reading and decoding the
+   * file. It only grows while it ends where the file ends, up to CACHE_BYTES.
+   */
+  #cache: string[] = [];
+  #cacheSizes: number[] = [];
+  /** Index in #cache of the line at #cacheStart (the ones before it are spent). */
+  #cacheHead = 0;
+  #cacheStart = 0;
+  #cacheBytes = 0;
 
   constructor(dir: string, readonly maxBytes: number) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -104,7 +124,7 @@ export class Spool {
       this.#deferredBytes += bytes;
       return;
     }
-    this.#write(line, bytes, 1);
+    this.#write([line], line, bytes);
   }
 
   /** A writer's own batch of deferred lines (each consumer has one: a failed flush drops only its lines). */
@@ -116,16 +136,18 @@ export class Spool {
   flush(batch: SpoolBatch): number {
     const n = batch.lines.length;
     if (n === 0) return 0;
-    const text = n === 1 ? batch.lines[0]! : batch.lines.join("");
+    const lines = batch.lines;
+    const text = n === 1 ? lines[0]! : lines.join("");
     const bytes = batch.bytes;
     batch.lines = [];
     batch.bytes = 0;
     this.#deferredBytes -= bytes;
-    this.#write(text, bytes, n);
+    this.#write(lines, text, bytes);
     return n;
   }
 
-  #write(text: string, bytes: number, lines: number): void {
+  /** `lines` (each with its newline) joined are `text`, `bytes` long in UTF-8. */
+  #write(lines: readonly string[], text: string, bytes: number): void {
     // One descriptor kept open for appends (O_APPEND: still the end after a truncation): an
     // open and a close per entry cost four times the write itself.
     this.#fd ??= openSync(this.#file, "a", 0o600);
@@ -141,8 +163,18 @@ export class Spool {
       }
       throw err;
     }
-    this.#count += lines;
+    const end = this.#offset + this.#bytes;
+    this.#count += lines.length;
     this.#bytes += bytes;
+    if (this.#cacheHead === this.#cache.length) this.#clearCache(end);
+    if (this.#cacheStart + this.#cacheBytes === end && this.#cacheBytes + bytes <= CACHE_BYTES) {
+      for (const l of lines) {
+        const size = lines.length === 1 ? bytes : Buffer.byteLength(l);
+        this.#cache.push(l.slice(0, -1));
+        this.#cacheSizes.push(size);
+        this.#cacheBytes += size;
+      }
+    }
   }
 
   /**
@@ -160,6 +192,16 @@ export class Spool {
   peekLines(n: number): SpoolLine[] {
     this.#peeked = [];
     if (this.#count === 0 || n <= 0) return [];
+    if (this.#cacheHead < this.#cache.length && this.#cacheStart === this.#offset) {
+      const k = Math.min(n, this.#cache.length - this.#cacheHead);
+      const out: SpoolLine[] = new Array<SpoolLine>(k);
+      for (let i = 0; i < k; i++) {
+        const size = this.#cacheSizes[this.#cacheHead + i]!;
+        out[i] = { text: this.#cache[this.#cacheHead + i]!, bytes: size, trusted: true };
+        this.#peeked.push(size);
+      }
+      return out;
+    }
     // Read about what `n` average lines take, not a whole chunk: a busy queue holds megabytes
     // and a frame wants a few dozen lines.
     const avg = this.#bytes / this.#count;
@@ -174,7 +216,7 @@ export class Spool {
         const nl = buf.indexOf(10, pos);
         if (nl < 0 || nl >= got) break;
         this.#peeked.push(nl + 1 - pos);
-        out.push({ text: buf.toString("utf8", pos, nl), bytes: nl + 1 - pos });
+        out.push({ text: buf.toString("utf8", pos, nl), bytes: nl + 1 - pos, trusted: false });
         pos = nl + 1;
       }
       if (out.length > 0) return out;
@@ -188,7 +230,7 @@ export class Spool {
     const rest = readFileSync(this.#file).subarray(this.#offset);
     const nl = rest.indexOf(10);
     this.#peeked = [nl + 1];
-    return [{ text: rest.toString("utf8", 0, nl), bytes: nl + 1 }];
+    return [{ text: rest.toString("utf8", 0, nl), bytes: nl + 1, trusted: false }];
   }
 
   /** Releases the append descriptor (the spool stays on disk; a later append reopens it). */
@@ -209,16 +251,37 @@ export class Spool {
       this.#bytes -= len;
       this.#count--;
     }
+    // What the head moved past leaves the cache.
+    while (this.#cacheHead < this.#cache.length && this.#cacheStart < this.#offset) {
+      const size = this.#cacheSizes[this.#cacheHead++]!;
+      this.#cacheStart += size;
+      this.#cacheBytes -= size;
+    }
+    if (this.#cacheHead > 1024 && this.#cacheHead * 2 > this.#cache.length) {
+      this.#cache = this.#cache.slice(this.#cacheHead);
+      this.#cacheSizes = this.#cacheSizes.slice(this.#cacheHead);
+      this.#cacheHead = 0;
+    }
     if (this.#count === 0) {
       this.#offset = 0;
       this.#bytes = 0;
-      closeSync(openSync(this.#file, "w", 0o600));
+      this.#fd ??= openSync(this.#file, "a", 0o600);
+      ftruncateSync(this.#fd, 0);
+      this.#clearCache(0);
     }
     // Rewritten in place at a fixed width: one write, no temporary file and rename per drop
     // (measured: those were most of a busy sender's time). A process killed around it leaves
     // the old offset or the new one; a stale offset only resends, and receivers drop repeats.
     this.#offsetFd ??= openSync(this.#offsetFile, existsSync(this.#offsetFile) ? "r+" : "w+", 0o600);
     writeSync(this.#offsetFd, String(this.#offset).padStart(20, " "), 0);
+  }
+
+  #clearCache(at: number): void {
+    this.#cache = [];
+    this.#cacheSizes = [];
+    this.#cacheHead = 0;
+    this.#cacheStart = at;
+    this.#cacheBytes = 0;
   }
 }
 

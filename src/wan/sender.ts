@@ -181,22 +181,30 @@ export class Sender {
       let n = 0;
       for (const line of lines) {
         n++;
-        const e = parseEntry(line.text);
-        if (e === null) continue; // a torn line: dropped with its frame
-        // The feed writes exactly a frame entry's text ({channel, message, trace?}); a line
-        // with anything else is written again in that form.
-        const text = isEntryShaped(e) ? line.text : entryText({ channel: e.channel, message: e.message as JsonObject, ...(e.trace ? { trace: e.trace } : {}) });
-        const len = text === line.text ? line.bytes : Buffer.byteLength(text) + 1;
+        // The feed writes exactly a frame entry's text ({channel, message, trace?}): a line it
+        // wrote in this process goes as it is, unparsed. One read back from disk is checked,
+        // and written again in that form if it holds anything else.
+        let text = line.text;
+        let len = line.bytes;
+        let e: SpoolEntry | null = null;
+        if (!line.trusted || texts.length === 0 || 32 + len > maxBytes) {
+          e = parseEntry(line.text);
+          if (e === null) continue; // a torn line: dropped with its frame
+          if (!line.trusted && !isEntryShaped(e)) {
+            text = entryText({ channel: e.channel, message: e.message as JsonObject, ...(e.trace ? { trace: e.trace } : {}) });
+            len = Buffer.byteLength(text) + 1;
+          }
+        }
         if (texts.length === 0 && 32 + len > maxBytes) {
           // Larger than any frame may be: kept aside with the reason, so the rest moves on.
-          this.#deadLetter(e, len);
+          this.#deadLetter(e!, len);
           continue;
         }
         if (texts.length > 0 && bytes + len > maxBytes) {
           n--;
           break;
         }
-        if (texts.length === 0) first = eventIdOf(e.message);
+        if (texts.length === 0) first = eventIdOf(e!.message);
         texts.push(text);
         bytes += len;
       }
