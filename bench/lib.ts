@@ -131,3 +131,18 @@ export function cpuMeter(procs: Record<string, () => number | undefined>): { sto
     },
   };
 }
+
+/** cpuMeter figures summed over several runs, as µs per message over all of them. */
+export class CpuTotals {
+  #us: Record<string, number> = {};
+  #messages = 0;
+
+  add(perMessage: Record<string, number>, messages: number): void {
+    for (const [k, v] of Object.entries(perMessage)) this.#us[k] = (this.#us[k] ?? 0) + v * messages;
+    this.#messages += messages;
+  }
+
+  perMessage(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.#us).map(([k, v]) => [k, Math.round(v / Math.max(1, this.#messages))]));
+  }
+}
