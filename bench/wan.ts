@@ -21,6 +21,7 @@ import { connectBus } from "../src/index.ts";
 import { createKeyFile } from "../src/identity/index.ts";
 import { startNats, type TestNats } from "../test/helpers/nats.ts";
 import { freePort, startRedis } from "../test/helpers/redis.ts";
+import { EXEC_ARGV } from "../build/exec-argv.ts";
 import { BUNDLE, requireBuild, runtimeNode, start, stop } from "./http.ts";
 import { cpuMeter, CpuTotals, interleaved, payload, percentile, report, reportRounds, waitReady, windowed } from "./lib.ts";
 
@@ -28,7 +29,7 @@ const N = Number(process.env["BENCH_RECORDS"] ?? 20_000);
 const ROUNDS = Number(process.env["BENCH_ROUNDS"] ?? 3);
 const RECOVERY_N = Number(process.env["BENCH_RECOVERY"] ?? 50_000);
 const RATE = 200;
-const LATENCY_SECONDS = Number(process.env["BENCH_LATENCY_S"] ?? 10);
+const LATENCY_SECONDS = Number(process.env["BENCH_LATENCY_S"] ?? 20);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -39,19 +40,19 @@ async function rawPath(nats: TestNats, name: string) {
   await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120e9 });
   await jsm.consumers.add(name, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
   const js = jetstream(nc);
-  let onMessage: (m: { sentAt?: number }) => void = () => {};
+  let onMessage: (m: { sentAt?: number; measured?: boolean }) => void = () => {};
   const consumer = await js.consumers.get(name, "raw");
   const messages = await consumer.consume({ max_messages: 512 });
   void (async () => {
     for await (const m of messages) {
-      onMessage(JSON.parse(m.string()) as { sentAt?: number });
+      onMessage(JSON.parse(m.string()) as { sentAt?: number; measured?: boolean });
       m.ack();
     }
   })();
   let seq = 0;
   return {
     publish: (body: Record<string, unknown>) => js.publish(`${name}.x`, JSON.stringify(body), { msgID: `${name}-${++seq}` }),
-    onMessage: (f: (m: { sentAt?: number }) => void) => (onMessage = f),
+    onMessage: (f: (m: { sentAt?: number; measured?: boolean }) => void) => (onMessage = f),
     close: async () => {
       messages.stop();
       await nc.close();
@@ -64,7 +65,7 @@ interface Sites {
   publish: (body: Record<string, unknown>) => Promise<unknown>;
   publishLive: (body: Record<string, unknown>) => Promise<unknown>;
   received: () => number;
-  onMessage: (f: (m: { sentAt?: number }) => void) => void;
+  onMessage: (f: (m: { sentAt?: number; measured?: boolean }) => void) => void;
   /** Messages waiting in A's WAN queue (its /readyz). */
   queued: () => Promise<number>;
   /** The processes of the path, for CPU accounting. */
@@ -91,13 +92,14 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
     const f = join(dir, `${n}.toml`);
     writeFileSync(
       f,
-      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[log]\nlevel = "warn"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[bus.channels]]\nname = "a2b-live"\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n`,
+      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[log]\nlevel = "warn"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[bus.channels]]\nname = "a2b-live"\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n${process.env["WAN_EXTRA"] ?? ""}`, // WAN_EXTRA: more [wan] keys, to compare settings
     );
     return f;
   };
   const fa = write("a", pa, ra.url, pb, kb.publicKeyHex, "", '"a2b", "a2b-live"');
   const fb = write("b", pb, rb.url, pa, ka.publicKeyHex, '"a2b", "a2b-live"', "");
-  const prof = process.env["WAN_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["WAN_PROF"]] : [];
+  // The V8 flags the executables carry (heap bounds), so the sites run as they ship.
+  const prof = [...EXEC_ARGV, ...(process.env["WAN_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["WAN_PROF"]] : [])];
   const a = start(node, [...prof, BUNDLE, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
   const b = start(node, [...prof, BUNDLE, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
   const readyz = async (port: number) => {
@@ -113,10 +115,10 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
   const busB = await connectBus({ redisUrl: rb.url, keys: [{ id: "b", secret: secrets.b }], channels: { a2b: { durable: true } }, producer: "bench", consumerGroup: "bench", consumerName: "bench", maxAgeSeconds: 3600 });
   await waitReady(busA, busB);
   let n = 0;
-  let onMessage: (m: { sentAt?: number }) => void = () => {};
+  let onMessage: (m: { sentAt?: number; measured?: boolean }) => void = () => {};
   const handle = (d: { message: Record<string, unknown> }) => {
     n++;
-    onMessage(d.message as { sentAt?: number });
+    onMessage(d.message as { sentAt?: number; measured?: boolean });
   };
   await busB.subscribe("a2b", handle, { group: "bench" });
   await busB.subscribe("a2b-live", handle);
@@ -143,21 +145,25 @@ async function until(cond: () => boolean, timeoutMs = 600_000): Promise<void> {
   }
 }
 
-/** Messages at a fixed rate; the latency of each, sorted. */
-async function paced(publish: (body: Record<string, unknown>) => Promise<unknown>, onMessage: (f: (m: { sentAt?: number }) => void) => void): Promise<number[]> {
+/**
+ * Messages at a fixed rate; the latency of each, sorted. The first second is not counted: it
+ * warms the path after whatever ran before (the same for both sides).
+ */
+async function paced(publish: (body: Record<string, unknown>) => Promise<unknown>, onMessage: (f: (m: { sentAt?: number; measured?: boolean }) => void) => void): Promise<number[]> {
   const lat: number[] = [];
   onMessage((m) => {
-    if (typeof m.sentAt === "number") lat.push(performance.now() - m.sentAt);
+    if (m.measured && typeof m.sentAt === "number") lat.push(performance.now() - m.sentAt);
   });
-  const total = RATE * LATENCY_SECONDS;
+  const warm = RATE;
+  const measured = RATE * LATENCY_SECONDS;
   const t0 = performance.now();
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < warm + measured; i++) {
     const due = t0 + (i * 1000) / RATE;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
-    void publish({ ...payload(i), sentAt: performance.now() });
+    void publish({ ...payload(i), sentAt: performance.now(), ...(i >= warm ? { measured: true } : {}) });
   }
-  await until(() => lat.length >= total, 60_000);
+  await until(() => lat.length >= measured, 60_000);
   return lat.sort((x, y) => x - y);
 }
 
@@ -194,7 +200,7 @@ export async function run(): Promise<void> {
     // CPU per message of each process on the path (user + system): on a machine with fewer
     // cores than the path has processes, their sum, not one process, sets the rate.
     const durable = await interleaved(ROUNDS, rawRun, () => timed(N, s.publish, s.received, s.procs, durableCpu));
-    reportRounds("wan.throughput", "msg/s", durable, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", channel: "durable on both sides (Redis Streams)", messages_per_round: N, rounds: ROUNDS, frame_max_messages: 64, target_ratio: 1.0, cores, baseline_cpu_us_per_msg: rawCpu.perMessage(), cpu_us_per_msg: durableCpu.perMessage() });
+    reportRounds("wan.throughput", "msg/s", durable, { baseline_is: "raw JetStream: publish with msgID (256 in flight), durable pull consume, JSON.parse, ack", channel: "durable on both sides (Redis Streams)", messages_per_round: N, rounds: ROUNDS, wan_settings: process.env["WAN_EXTRA"]?.trim() || "defaults", target_ratio: 1.0, cores, baseline_cpu_us_per_msg: rawCpu.perMessage(), cpu_us_per_msg: durableCpu.perMessage() });
     const live = await interleaved(ROUNDS, rawRun, () => timed(N, s.publishLive, s.received, s.procs, liveCpu));
     reportRounds("wan.throughput.best_effort", "msg/s", live, { baseline_is: "raw JetStream, as above", channel: "best-effort on both sides (Redis pub/sub); the WAN hop is the same", messages_per_round: N, rounds: ROUNDS, cores, cpu_us_per_msg: liveCpu.perMessage() });
 

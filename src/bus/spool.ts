@@ -70,7 +70,7 @@ export class Spool {
    * their sizes: a sender keeping up takes them from here instead of reading and decoding the
    * file. It only grows while it ends where the file ends, up to CACHE_BYTES.
    */
-  #cache: string[] = [];
+  #cache: (string | undefined)[] = [];
   #cacheSizes: number[] = [];
   /** Index in #cache of the line at #cacheStart (the ones before it are spent). */
   #cacheHead = 0;
@@ -253,11 +253,15 @@ export class Spool {
     }
     // What the head moved past leaves the cache.
     while (this.#cacheHead < this.#cache.length && this.#cacheStart < this.#offset) {
+      // Released at once: a line kept until the array is compacted would outlive young GCs
+      // and be copied into the old generation for nothing.
+      this.#cache[this.#cacheHead] = undefined;
       const size = this.#cacheSizes[this.#cacheHead++]!;
       this.#cacheStart += size;
       this.#cacheBytes -= size;
     }
-    if (this.#cacheHead > 1024 && this.#cacheHead * 2 > this.#cache.length) {
+    if (this.#cacheHead === this.#cache.length) this.#clearCache(this.#cacheStart);
+    else if (this.#cacheHead > 1024 && this.#cacheHead * 2 > this.#cache.length) {
       this.#cache = this.#cache.slice(this.#cacheHead);
       this.#cacheSizes = this.#cacheSizes.slice(this.#cacheHead);
       this.#cacheHead = 0;

@@ -152,7 +152,7 @@ export const ConfigSchema = v.strictObject({
       stream_max_bytes: v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3),
       duplicate_window_seconds: v.optional(int(1, 86_400), 120),
       max_frame_bytes: v.optional(int(4096, 8 * 1024 * 1024), 1024 * 1024),
-      frame_max_messages: v.optional(int(1, 10_000), 64),
+      frame_max_messages: v.optional(int(1, 10_000), 256),
       frame_max_wait_ms: v.optional(int(0, 10_000), 5),
       max_in_flight: v.optional(int(1, 10_000), 64),
       ack_wait_seconds: v.optional(int(1, 3_600), 30),
