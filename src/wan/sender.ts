@@ -163,15 +163,17 @@ export class Sender {
 
   /**
    * Cuts frames from the queue while fewer than max_in_flight wait unacknowledged: a full one
-   * whenever there is one; a partial one only when nothing is outstanding (a quiet link sends at
-   * once) or its oldest message has waited frame_max_wait_ms (a busy link fills its frames).
+   * whenever there is one; a partial one when at most one frame is outstanding (a quiet link
+   * sends at once, even while the last frame's PubAck is on its way: waiting for it put up to
+   * frame_max_wait_ms on a message whenever the server was slow to acknowledge) or when its
+   * oldest message has waited frame_max_wait_ms (a busy link fills its frames).
    */
   #cutFrames(connected: boolean): void {
     const max = this.d.frameMaxMessages();
     const maxBytes = this.d.frameMaxBytes();
     while (this.#queue.size > 0 && this.#frames.length < this.d.maxInFlight()) {
       const full = this.#queue.size >= max || this.#queue.bytes >= maxBytes;
-      const idle = this.#frames.length === 0;
+      const idle = this.#frames.length <= 1;
       const waited = this.#queuedSince !== undefined && Date.now() - this.#queuedSince >= this.d.frameMaxWaitMs();
       if (!full && !(connected && (idle || waited))) break;
       const lines = this.#queue.peekLines(max);
