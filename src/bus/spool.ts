@@ -21,10 +21,29 @@ export interface SpoolEntry {
   v1?: true;
 }
 
-/** Lines appended to a spool but not written yet (Spool.batch). */
+/** Lines appended to a spool but not written yet (Spool.batch), with their UTF-8 sizes. */
 export interface SpoolBatch {
   lines: string[];
+  sizes: number[];
   bytes: number;
+}
+
+/**
+ * Appends `text` (`bytes` long in UTF-8) to `fd`, opened for appending to `file`, whole or not
+ * at all: after a failed or short write (disk full) the file is cut back to `sizeBefore`.
+ */
+export function appendWhole(fd: number, file: string, text: string, bytes: number, sizeBefore: number): void {
+  try {
+    const written = writeSync(fd, text);
+    if (written !== bytes) throw new Error(`short write to ${file} (${written} of ${bytes} bytes)`);
+  } catch (err) {
+    try {
+      ftruncateSync(fd, sizeBefore);
+    } catch {
+      /* the next start cuts a torn last line */
+    }
+    throw err;
+  }
 }
 
 export class SpoolFullError extends Error {
@@ -120,60 +139,47 @@ export class Spool {
     if (this.#bytes + this.#deferredBytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
     if (batch) {
       batch.lines.push(line);
+      batch.sizes.push(bytes);
       batch.bytes += bytes;
       this.#deferredBytes += bytes;
       return;
     }
-    this.#write([line], line, bytes);
+    this.#write([line], [bytes], line, bytes);
   }
 
   /** A writer's own batch of deferred lines (each consumer has one: a failed flush drops only its lines). */
   batch(): SpoolBatch {
-    return { lines: [], bytes: 0 };
+    return { lines: [], sizes: [], bytes: 0 };
   }
 
   /** Writes a batch's lines; returns how many. On failure they are dropped and it throws. */
   flush(batch: SpoolBatch): number {
     const n = batch.lines.length;
     if (n === 0) return 0;
-    const lines = batch.lines;
+    const { lines, sizes, bytes } = batch;
     const text = n === 1 ? lines[0]! : lines.join("");
-    const bytes = batch.bytes;
     batch.lines = [];
+    batch.sizes = [];
     batch.bytes = 0;
     this.#deferredBytes -= bytes;
-    this.#write(lines, text, bytes);
+    this.#write(lines, sizes, text, bytes);
     return n;
   }
 
-  /** `lines` (each with its newline) joined are `text`, `bytes` long in UTF-8. */
-  #write(lines: readonly string[], text: string, bytes: number): void {
+  /** `lines` (each with its newline, `sizes` bytes each) joined are `text`, `bytes` long. */
+  #write(lines: readonly string[], sizes: readonly number[], text: string, bytes: number): void {
     // One descriptor kept open for appends (O_APPEND: still the end after a truncation): an
     // open and a close per entry cost four times the write itself.
     this.#fd ??= openSync(this.#file, "a", 0o600);
-    try {
-      const written = writeSync(this.#fd, text);
-      if (written !== bytes) throw new Error(`short write to ${this.#file} (${written} of ${bytes} bytes)`);
-    } catch (err) {
-      // A short write (disk full) would leave part of the text: cut back to the last whole line.
-      try {
-        ftruncateSync(this.#fd, this.#offset + this.#bytes);
-      } catch {
-        /* the next start cuts a torn last line */
-      }
-      throw err;
-    }
     const end = this.#offset + this.#bytes;
+    appendWhole(this.#fd, this.#file, text, bytes, end);
     this.#count += lines.length;
     this.#bytes += bytes;
     if (this.#cacheHead === this.#cache.length) this.#clearCache(end);
     if (this.#cacheStart + this.#cacheBytes === end && this.#cacheBytes + bytes <= CACHE_BYTES) {
-      for (const l of lines) {
-        const size = lines.length === 1 ? bytes : Buffer.byteLength(l);
-        this.#cache.push(l.slice(0, -1));
-        this.#cacheSizes.push(size);
-        this.#cacheBytes += size;
-      }
+      for (const l of lines) this.#cache.push(l.slice(0, -1));
+      this.#cacheSizes.push(...sizes);
+      this.#cacheBytes += bytes;
     }
   }
 

@@ -13,6 +13,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { appendWhole } from "../bus/spool.ts";
 import type { SealedFrame } from "./frame.ts";
 
 export interface StoredFrame extends SealedFrame {
@@ -76,17 +77,7 @@ export class FrameLog {
     const text = `${JSON.stringify(meta)}\n${body}\n`;
     const bytes = Buffer.byteLength(text);
     this.#fd ??= openSync(this.#file, "a", 0o600);
-    try {
-      const written = writeSync(this.#fd, text);
-      if (written !== bytes) throw new Error(`short write to ${this.#file} (${written} of ${bytes} bytes)`);
-    } catch (err) {
-      try {
-        ftruncateSync(this.#fd, this.#size);
-      } catch {
-        /* the next start cuts a torn last record */
-      }
-      throw err;
-    }
+    appendWhole(this.#fd, this.#file, text, bytes, this.#size);
     this.#live.set(f.seq, { start: this.#size, end: this.#size + bytes });
     this.#size += bytes;
   }

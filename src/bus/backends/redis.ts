@@ -353,27 +353,12 @@ export class RedisBackend implements BusBackend {
 
   async append(channel: string, raws: readonly string[]): Promise<string[]> {
     const key = this.key(channel);
-    if (raws.length === 1) {
-      // One entry: it joins the other publishes of this tick in one script call.
-      try {
-        return [await this.#appends.add(key, raws[0]!)];
-      } catch (err) {
-        throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
-      }
-    }
-    const p = this.#cmd.pipeline();
-    for (const raw of raws) p.xadd(key, "MAXLEN", "~", this.o.streamMaxLen, "*", "m", raw);
-    let res: [Error | null, unknown][] | null;
+    // They join the other publishes of this tick: one script call per batch, in order.
     try {
-      res = await p.exec();
+      return await Promise.all(raws.map((raw) => this.#appends.add(key, raw)));
     } catch (err) {
       throw isConnectionError(err) ? new BackendUnavailableError((err as Error).message) : err;
     }
-    if (!res) throw new BackendUnavailableError("redis pipeline aborted");
-    return res.map(([err, id]) => {
-      if (err) throw isConnectionError(err) ? new BackendUnavailableError(err.message) : err;
-      return id as string;
-    });
   }
 
   #blockingConnection(role: string): RedisClient {
