@@ -163,7 +163,10 @@ describe("hostile relay requests are refused and audited", () => {
   it("an edited audit log is detected", async () => {
     const f = s.path("audit-copy.jsonl");
     const lines = readFileSync(s.path("b-state", "federation", "audit.jsonl"), "utf8").split("\n");
-    lines[0] = lines[0]!.replace('"inbound"', '"outbound"');
+    // Flip the first line's direction, whichever it is: B may have written an outbound line first.
+    const first = lines[0]!;
+    lines[0] = first.includes('"inbound"') ? first.replace('"inbound"', '"outbound"') : first.replace('"outbound"', '"inbound"');
+    assert.notEqual(lines[0], first, "the edit changed the line");
     s.write("audit-copy.jsonl", lines.join("\n"));
     const r = verifyAuditFile(f);
     assert.equal(r.ok, false);
