@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -22,6 +22,31 @@ describe("Spool", () => {
     assert.equal(again.size, 0);
     assert.equal(again.bytes, 0);
     assert.equal(new Spool(d, 1 << 20).size, 0);
+  });
+
+  it("emptied, it keeps its spent head until that reaches 1 MiB, then is truncated", () => {
+    const d = join(dir, "lazy");
+    const file = join(d, "durable.jsonl");
+    const s = new Spool(d, 8 << 20);
+    for (let i = 0; i < 3; i++) s.append({ channel: "c", message: { i } });
+    s.peek(3);
+    s.drop(3);
+    const spent = statSync(file).size;
+    assert.ok(spent > 0, "not truncated on every emptying");
+    s.append({ channel: "c", message: { i: 3 } });
+    assert.deepEqual(new Spool(d, 8 << 20).peek(10).map((e) => e!.message["i"]), [3], "a reopen starts after the spent head");
+    s.peek(1);
+    s.drop(1);
+    assert.equal(new Spool(d, 8 << 20).size, 0);
+    const pad = "x".repeat(64 * 1024);
+    for (let i = 0; i < 17; i++) s.append({ channel: "c", message: { i, pad } });
+    s.peek(100);
+    s.drop(17);
+    assert.equal(statSync(file).size, 0, "past 1 MiB spent, an emptied spool is truncated");
+    s.append({ channel: "c", message: { i: 99 } });
+    assert.deepEqual(s.peek(10).map((e) => e!.message["i"]), [99]);
+    s.close();
+    assert.deepEqual(new Spool(d, 8 << 20).peek(10).map((e) => e!.message["i"]), [99]);
   });
 
   it("refuses at the byte bound", () => {

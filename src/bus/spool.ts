@@ -58,6 +58,9 @@ const READ_MIN = 16 * 1024;
 /** Recently written lines kept in memory for the next peeks, at most this many bytes. */
 const CACHE_BYTES = 4 * 1024 * 1024;
 
+/** An emptied spool (or frame log) is truncated once its spent head is at least this long. */
+export const TRUNCATE_BYTES = 1024 * 1024;
+
 /** A line at the head of the spool, as written, with its size on disk (newline included). */
 export interface SpoolLine {
   text: string;
@@ -273,11 +276,15 @@ export class Spool {
       this.#cacheHead = 0;
     }
     if (this.#count === 0) {
-      this.#offset = 0;
       this.#bytes = 0;
-      this.#fd ??= openSync(this.#file, "a", 0o600);
-      ftruncateSync(this.#fd, 0);
-      this.#clearCache(0);
+      // Emptied: cut back once the spent head is worth it, not on every drop (a truncation
+      // costs a journalled metadata change; a quiet link empties its queue per message).
+      if (this.#offset >= TRUNCATE_BYTES) {
+        this.#offset = 0;
+        this.#fd ??= openSync(this.#file, "a", 0o600);
+        ftruncateSync(this.#fd, 0);
+      }
+      this.#clearCache(this.#offset);
     }
     // Rewritten in place at a fixed width: one write, no temporary file and rename per drop
     // (measured: those were most of a busy sender's time). A process killed around it leaves

@@ -27,17 +27,30 @@ test("frames come back after a restart byte for byte, without those acknowledged
   assert.deepEqual(again[0], frame(2));
 });
 
-test("the file is emptied when no frame is outstanding", () => {
+test("with no frame outstanding the head moves to the end; the file is emptied once it holds 1 MiB", () => {
   const dir = scratchDir();
   const log = new FrameLog(dir);
   log.load();
   for (const s of [1, 2]) log.append(frame(s));
   log.done(2);
   log.done(1);
-  assert.equal(statSync(join(dir, "frames.log")).size, 0);
+  const size = statSync(join(dir, "frames.log")).size;
+  assert.ok(size > 0, "a small log is not truncated on every emptying");
+  assert.equal(Number(readFileSync(join(dir, "frames.head"), "utf8").trim()), size);
   log.append(frame(3));
   log.close();
   assert.deepEqual(new FrameLog(dir).load().map((f) => f.seq), [3]);
+  const l2 = new FrameLog(dir);
+  l2.load();
+  const big = { ...frame(4), body: "x".repeat(1024 * 1024) };
+  l2.append(big);
+  l2.done(3);
+  l2.done(4);
+  assert.equal(statSync(join(dir, "frames.log")).size, 0);
+  assert.equal(Number(readFileSync(join(dir, "frames.head"), "utf8").trim()), 0);
+  l2.append(frame(5));
+  l2.close();
+  assert.deepEqual(new FrameLog(dir).load().map((f) => f.seq), [5]);
 });
 
 test("a torn last record is cut off at load; what comes after is appended cleanly", () => {

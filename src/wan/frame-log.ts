@@ -13,7 +13,7 @@
  */
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { appendWhole } from "../bus/spool.ts";
+import { appendWhole, TRUNCATE_BYTES } from "../bus/spool.ts";
 import type { SealedFrame } from "./frame.ts";
 
 export interface StoredFrame extends SealedFrame {
@@ -88,10 +88,13 @@ export class FrameLog {
     if (!r) return;
     this.#live.delete(seq);
     if (this.#live.size === 0) {
-      this.#size = 0;
-      this.#fd ??= openSync(this.#file, "a", 0o600);
-      ftruncateSync(this.#fd, 0);
-      this.#setHead(0);
+      // Emptied: the head moves to the end, and the file is cut back once that is worth it.
+      if (this.#size >= TRUNCATE_BYTES) {
+        this.#size = 0;
+        this.#fd ??= openSync(this.#file, "a", 0o600);
+        ftruncateSync(this.#fd, 0);
+      }
+      this.#setHead(this.#size);
       return;
     }
     if (r.start !== this.#head) return; // acknowledged out of order: the head waits for the one before

@@ -455,8 +455,31 @@ export class RedisBackend implements BusBackend {
         await sleep(Math.min(100 * 2 ** n, 5_000));
         return "stop"; // re-read our own pending entries so the failed one is retried in order
       }
-      await flushAcks();
+      // Acknowledged with the next read (see the loop), after the handlers' deferred writes.
+      settle();
       return "ok";
+    };
+
+    /**
+     * The next read, with the acknowledgements it waits on in the same write (one round trip,
+     * not two). What the handlers set off goes out before that: an XACK written first put its
+     * system call on the path of, say, a WAN frame's publish.
+     */
+    const read = async (args: (string | number)[]): Promise<unknown> => {
+      if (unacked.length === 0 || unacked.length > 500) {
+        await flushAcks();
+        return run(r.call("XREADGROUP", ...args));
+      }
+      settle();
+      await new Promise((done) => setImmediate(done));
+      const ids = unacked.slice();
+      const replies = (await run(r.pipeline().xack(key, opts.group, ...ids).call("XREADGROUP", ...args).exec())) ?? [];
+      const [ackErr] = replies[0] ?? [new Error("no reply to XACK")];
+      if (ackErr) throw ackErr; // still in unacked: sent again (what this read got is re-read from our history)
+      unacked.splice(0, ids.length);
+      const [readErr, reply] = replies[1] ?? [new Error("no reply to XREADGROUP")];
+      if (readErr) throw readErr;
+      return reply;
     };
 
     const loop = async () => {
@@ -469,8 +492,8 @@ export class RedisBackend implements BusBackend {
             await run(this.#ensureGroup(r, key, opts.group, "$"));
             firstGroup = false;
           }
-          await flushAcks();
           if (Date.now() - lastClaim > opts.claimIdleMs / 2) {
+            await flushAcks();
             lastClaim = Date.now();
             // Entries another consumer of our group took and never acknowledged.
             const claimed = (await run(r.call("XAUTOCLAIM", key, opts.group, opts.consumer, opts.claimIdleMs, "0-0", "COUNT", opts.batch))) as [string, Entries, string[]];
@@ -478,14 +501,12 @@ export class RedisBackend implements BusBackend {
           }
           const from = pendingCursor ?? ">";
           const entries = firstStreamEntries(
-            await run(
-              r.call(
-                "XREADGROUP", "GROUP", opts.group, opts.consumer,
-                "COUNT", opts.batch,
-                ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
-                "STREAMS", key, from,
-              ),
-            ),
+            await read([
+              "GROUP", opts.group, opts.consumer,
+              "COUNT", opts.batch,
+              ...(pendingCursor === null ? ["BLOCK", this.o.blockMs] : []),
+              "STREAMS", key, from,
+            ]),
           );
           backoff = 100;
           if (pendingCursor !== null) {
