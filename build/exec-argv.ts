@@ -4,9 +4,10 @@
  * of RAM under a burst: measured after 100k messages, RSS 360 MB without these and about
  * 155 MB with them, at the same throughput.
  *
- * Not here, measured: --single-threaded-gc. On 2 cores shared with Redis and NATS it cut the
- * WAN path's young-GC pauses (site B 1.8–2.6 → 1.3–1.4 ms mean, site A's worst 31 → 13 ms)
- * and its p99 in a probe (13–18 → 6 ms) at the same CPU, but RSS after 100k messages went
- * from 159 to 211 MB. The operator guide ("Memory") offers it as a choice.
+ * Not here, measured: --single-threaded-gc. It had cut the WAN path's GC pauses while a leaky
+ * Redis consumer kept every reply (a 65 MB heap at the sending site); with that fixed, two bench runs
+ * each gave a WAN p99 of 3.2–3.8 ms with it against 3.7–5.1 without (young pauses 1.15 against
+ * 1.4–1.6 ms on average), within the machine's noise; it had cost 50 MB more RSS after 100k messages.
+ * Node also refuses it in NODE_OPTIONS, so an operator could not add it to a unit.
  */
 export const EXEC_ARGV = ["--max-old-space-size=256", "--max-semi-space-size=8"];
