@@ -57,6 +57,58 @@ describe("ReplayCache", () => {
     assert.equal(c.claim("a", 1e15, 0), false);
   });
 
+  it("a re-claim with the very same expiry is told from the earlier claim", () => {
+    const c = new ReplayCache(3);
+    c.claim("a", 1e15, 0);
+    c.release("a");
+    c.claim("a", 1e15, 0); // same expiry as the first "a" ring entry
+    c.claim("b", 1e15, 0);
+    c.claim("c", 1e15, 0); // drops the first "a" entry: the latest claim stays
+    assert.ok(c.has("a", 0));
+    assert.deepEqual(c.snapshot(0).map(([id]) => id), ["a", "b", "c"]);
+  });
+
+  it("answers as a plain model does through random claims, releases, growth and expiry", () => {
+    // The model: every claim in order, and per id the number of its latest claim.
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    for (const max of [5, 16, 40, 100]) {
+      const c = new ReplayCache(max);
+      const ring: { id: string; exp: number; n: number }[] = [];
+      const latest = new Map<string, number>();
+      let claims = 0;
+      const dropOldest = () => {
+        const e = ring.shift()!;
+        if (latest.get(e.id) === e.n) latest.delete(e.id);
+      };
+      const modelHas = (id: string, now: number) => {
+        const n = latest.get(id);
+        return n !== undefined && ring.find((e) => e.n === n)!.exp > now;
+      };
+      let now = 0;
+      for (let step = 0; step < 20_000; step++) {
+        now += rnd(3);
+        const id = `id-${rnd(60)}`;
+        if (rnd(10) === 0) {
+          c.release(id);
+          latest.delete(id);
+        } else {
+          const exp = now + 1 + rnd(80);
+          const want = !modelHas(id, now);
+          if (want) {
+            if (ring.length >= max) dropOldest();
+            ring.push({ id, exp, n: ++claims });
+            latest.set(id, claims);
+            for (let i = 0; i < 2 && ring.length > 0 && ring[0]!.exp <= now; i++) dropOldest();
+          }
+          assert.equal(c.claim(id, exp, now), want, `step ${step}: claim ${id}`);
+        }
+        assert.equal(c.size, latest.size, `step ${step}: size`);
+        if (step % 97 === 0) for (let k = 0; k < 60; k++) assert.equal(c.has(`id-${k}`, now), modelHas(`id-${k}`, now), `step ${step}: has id-${k}`);
+      }
+    }
+  });
+
   it("snapshot keeps unexpired ids, Infinity written as 0", () => {
     const c = new ReplayCache(100);
     c.claim("old", 10, 0);

@@ -11,6 +11,12 @@ import type { Logger } from "../log/index.ts";
  * it has to skip (measured: 0.9 µs per claim below the bound, up to 110 µs at the bound).
  */
 export class ReplayCache {
+  /**
+   * Id → its latest claim's slot in the ring. A slot (a small integer) rather than the expiry:
+   * an expiry in ms is no small integer, so each entry held one more heap object (a boxed
+   * number) for the GC to copy and mark, and the slot also tells a later claim from an
+   * earlier one exactly.
+   */
   readonly #seen = new Map<string, number>();
   // Claims in order, oldest at #head: a ring that grows by doubling up to maxEntries.
   #ids: (string | undefined)[] = new Array(16);
@@ -23,9 +29,8 @@ export class ReplayCache {
   /** Records the id; false when it was already there and not expired (a replay). */
   claim(id: string, expiresAtMs: number, nowMs: number = Date.now()): boolean {
     const prev = this.#seen.get(id);
-    if (prev !== undefined && prev > nowMs) return false;
-    this.#seen.set(id, expiresAtMs);
-    this.#push(id, expiresAtMs);
+    if (prev !== undefined && this.#exps[prev]! > nowMs) return false;
+    this.#seen.set(id, this.#push(id, expiresAtMs));
     // Expiries are close to claim order: drop a few expired ones from the front per claim,
     // which keeps up with the claims while bounding the work of each.
     for (let i = 0; i < 2 && this.#count > 0 && this.#exps[this.#head]! <= nowMs; i++) this.#dropOldest();
@@ -38,21 +43,23 @@ export class ReplayCache {
   }
 
   has(id: string, nowMs: number = Date.now()): boolean {
-    const exp = this.#seen.get(id);
-    return exp !== undefined && exp > nowMs;
+    const at = this.#seen.get(id);
+    return at !== undefined && this.#exps[at]! > nowMs;
   }
 
   get size(): number {
     return this.#seen.size;
   }
 
-  #push(id: string, exp: number): void {
+  /** Appends a claim at the tail; returns its slot. */
+  #push(id: string, exp: number): number {
     if (this.#count >= this.maxEntries) this.#dropOldest();
     else if (this.#count === this.#ids.length) this.#grow();
     const at = (this.#head + this.#count) % this.#ids.length;
     this.#ids[at] = id;
     this.#exps[at] = exp;
     this.#count++;
+    return at;
   }
 
   #grow(): void {
@@ -61,21 +68,21 @@ export class ReplayCache {
     const exps = new Float64Array(cap);
     for (let i = 0; i < this.#count; i++) {
       const from = (this.#head + i) % this.#ids.length;
-      ids[i] = this.#ids[from];
+      const id = this.#ids[from]!;
+      ids[i] = id;
       exps[i] = this.#exps[from]!;
+      // An id's latest claim comes after its earlier ones in this order, so it moves last.
+      if (this.#seen.get(id) === from) this.#seen.set(id, i);
     }
     this.#ids = ids;
     this.#exps = exps;
     this.#head = 0;
   }
 
-  /**
-   * Drops the oldest claim; the id is forgotten unless it was claimed again since (told apart
-   * by the expiry: a re-claim with the very same expiry is forgotten with the older entry).
-   */
+  /** Drops the oldest claim; the id is forgotten unless it was claimed again since. */
   #dropOldest(): void {
     const id = this.#ids[this.#head]!;
-    if (this.#seen.get(id) === this.#exps[this.#head]) this.#seen.delete(id);
+    if (this.#seen.get(id) === this.#head) this.#seen.delete(id);
     this.#ids[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.#ids.length;
     this.#count--;
@@ -86,14 +93,12 @@ export class ReplayCache {
     const out: [string, number][] = [];
     for (let i = 0; i < this.#count; i++) {
       const at = (this.#head + i) % this.#ids.length;
-      const id = this.#ids[at]!;
       const exp = this.#exps[at]!;
       // Skip ring entries that were released or claimed again later (the later one is saved).
-      if (exp > nowMs && this.#seen.get(id) === exp) out.push([id, Number.isFinite(exp) ? exp : 0]);
+      if (exp > nowMs && this.#seen.get(this.#ids[at]!) === at) out.push([this.#ids[at]!, Number.isFinite(exp) ? exp : 0]);
     }
     return out;
   }
-
 }
 
 /** Snapshot entries (expiry 0 = never) back into a cache. */
