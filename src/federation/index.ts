@@ -6,5 +6,5 @@ export { AuditLog, verifyAuditFile, verifyAuditFiles, type AuditEntry } from "./
 export { RELAY_PATH, RelayEntry } from "./inbound.ts";
 export { Federation } from "./service.ts";
 export { peersOf, type Peer } from "./peers.ts";
-export { forwarderGroup, peerId } from "./outbound.ts";
+export { forwarderGroup, peerId } from "./peer-id.ts";
 export { forwardChanged, subscribeForward } from "./forward-feed.ts";

@@ -4,7 +4,7 @@
  * restart of either side), and sends it in batches, each request with a fresh token bound to
  * its body, retried with exponential backoff and jitter while the peer is unreachable.
  */
-import { forwarderGroup, peerId } from "./peer-id.ts";
+import { peerId } from "./peer-id.ts";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Closer, MeshBus } from "../bus/index.ts";
@@ -49,9 +49,6 @@ export interface ForwarderStatus {
 /** `{"messages":[` … `]}` */
 const BATCH_OVERHEAD = 15;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
-
-export { forwarderGroup, peerId };
-
 
 export function queueDirFor(stateDir: string, origin: string): string {
   return join(stateDir, "federation", "outbound", peerId(origin));
@@ -124,7 +121,7 @@ export class Forwarder {
       let bytes = BATCH_OVERHEAD;
       let n = 0;
       for (const line of batch) {
-        const text = parseEntry(line.text) === null ? "" : line.text;
+        const text = line.trusted || parseEntry(line.text) !== null ? line.text : "";
         const len = text.length === 0 ? 0 : line.bytes;
         if (parts.length > 0 && bytes + len > limit) break;
         if (text) parts.push(text);

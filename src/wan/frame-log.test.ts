@@ -1,15 +1,17 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { FrameLog, type StoredFrame } from "./frame-log.ts";
+import { scratch } from "../../test/helpers/tmp.ts";
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const root = scratch("pilox-frame-log-");
+after(root.cleanup);
+let dirs = 0;
+/** A fresh directory per test, under one scratch root. */
 const scratchDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "pilox-frame-log-"));
-  dirs.push(d);
+  const d = root.path(String(dirs++));
+  mkdirSync(d);
   return d;
 };
 const frame = (seq: number): StoredFrame => ({ subject: "pilox-mesh.wan.v1.b.a", msgId: `a-${seq}`, seq, headers: { "Pilox-Mesh-Seq": String(seq) }, body: `{"v":1,"messages":[{"channel":"c","message":{"n":${seq},"s":"é\\n"}}]}`, messages: 1, first: `e${seq}`, createdMs: 1 });

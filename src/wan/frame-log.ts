@@ -6,8 +6,8 @@
  *
  * Records are two lines, the frame's metadata as JSON and then its body (a frame body is JSON
  * text without raw newlines). Acknowledgements may come out of order: a head offset, written in
- * place like the queue's, moves past the acknowledged frames at the front, and the file is
- * cut back to nothing whenever none is outstanding. A frame acknowledged but still behind the
+ * place like the queue's, moves past the acknowledged frames at the front (to the end when none
+ * is outstanding; the file is then cut back once TRUNCATE_BYTES are spent). A frame acknowledged but still behind the
  * head at a crash is sent again; JetStream's dedupe window or the receiver's sequence memory
  * drops it.
  */

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Spool } from "../bus/spool.ts";
@@ -12,12 +11,15 @@ import { keyFromSeedHex } from "../identity/index.ts";
 import { frameBody } from "./frame.ts";
 import { FrameLog } from "./frame-log.ts";
 import { Sender, type SenderDeps } from "./sender.ts";
+import { scratch } from "../../test/helpers/tmp.ts";
 
-const dirs: string[] = [];
-after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const root = scratch("pilox-sender-");
+after(root.cleanup);
+let dirs = 0;
+/** A fresh directory per test, under one scratch root. */
 const scratchDir = () => {
-  const d = mkdtempSync(join(tmpdir(), "pilox-sender-"));
-  dirs.push(d);
+  const d = root.path(String(dirs++));
+  mkdirSync(d);
   return d;
 };
 const peer: Peer = { origin: "https://b.example", url: "https://b.example", keys: [], accept: new Set(), forward: new Set(), ratePerSecond: 1, transport: "wan" };

@@ -2,8 +2,8 @@
  * Where messages leave for a WAN peer: its forward_channels are taken off the local bus into an
  * on-disk queue, cut into frames, each frame sealed and written to disk under its sequence
  * before its first send (so every retry is byte-identical and keeps its `Nats-Msg-Id`), then
- * published to JetStream with a bounded number of PubAcks in flight. A frame's file goes only
- * when the stream acknowledged it. NATS away: the queue grows (bounded by
+ * published to JetStream with a bounded number of PubAcks in flight. A frame leaves the frame
+ * log only when the stream acknowledged it. NATS away: the queue grows (bounded by
  * federation.queue_max_bytes, as the relay's), and drains in sequence order when it returns.
  */
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -46,10 +46,10 @@ export interface SenderStatus {
   lastError: string | null;
 }
 
-/** Where a peer's WAN queue and frames live. */
 /** Frame sequences reserved per write of the seq file. */
 const SEQ_BLOCK = 1024;
 
+/** Where a peer's WAN queue and frames live. */
 export function senderDir(stateDir: string, origin: string): string {
   return join(stateDir, "wan", "outbound", peerId(origin));
 }
