@@ -85,7 +85,7 @@ for (const kind of ["sqlite", "postgres"] as const) {
       assert.notEqual(b, "conflict");
       assert.equal(await st.put({ ...base, handle: "urn:test:store-1", seq: 3 }, cur), "conflict", "a stale expectation loses");
       await st.put({ ...base, handle: "urn:test:store-2", deleted: true, expiresAt: 1 }, null);
-      assert.deepEqual((await st.changes(0, 10)).map((e) => [e.handle, e.seq]), [["urn:test:store-1", 2], ["urn:test:store-2", 1]]);
+      assert.deepEqual((await st.changes(0, { limit: 10, maxBytes: 1 << 20 })).map((e) => [e.handle, e.seq]), [["urn:test:store-1", 2], ["urn:test:store-2", 1]]);
       assert.deepEqual(await st.handles(), ["urn:test:store-1"]);
       assert.deepEqual(await st.byAgentCard("https://a.example/c"), ["urn:test:store-1"]);
       assert.equal(await st.count(), 1);

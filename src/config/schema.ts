@@ -220,6 +220,10 @@ export const ConfigSchema = v.strictObject({
       max_future_skew_seconds: v.optional(int(0, 86_400), 300),
       tombstone_retention_seconds: v.optional(int(3_600, 10 * 365 * 86_400), 30 * 86_400),
       sync_interval_seconds: v.optional(int(5, 86_400), 60),
+      max_records: v.optional(int(1, 1_000_000_000), 1_000_000),
+      max_bytes: v.optional(int(1024 * 1024, 2 ** 50), 4 * 1024 ** 3),
+      max_records_per_key: v.optional(int(1, 1_000_000_000), 10_000),
+      max_bytes_per_key: v.optional(int(64 * 1024, 2 ** 50), 256 * 1024 ** 2),
       postgres: v.optional(
         v.strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^(postgres(ql)?:\/\/.*)?$/, 'expected a "postgres://" URL')), ""),

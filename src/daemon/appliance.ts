@@ -113,6 +113,7 @@ export class Appliance {
           config,
           () => this.#secrets.identity!,
           () => ({ writeToken: this.#secrets.registryWriteToken, pgPassword: this.#secrets.registryPgPassword, pgCa: this.#secrets.registryPgCa }),
+          this.metrics.registryRole,
           this.#log.child({ component: "registry" }),
         );
       }
@@ -199,6 +200,7 @@ export class Appliance {
           relayTooLarge: (c, client) => this.#federation.relayTooLarge(c, client),
           relayMaxBytes: () => this.#config.federation.max_body_bytes,
           wanReady: () => this.#wan?.ready() ?? null,
+          readyChecks: () => (this.#registry ? [{ name: "registry", check: () => this.#registry!.ready() }] : []),
           onScrape: () => {
             this.metrics.federation.queueDepth.set(this.#federation.queueDepth());
             if (this.#wan) {

@@ -37,6 +37,8 @@ export interface PublicApiOptions {
   onScrape?: () => void;
   /** The WAN role's readiness (null without [wan]). */
   wanReady?: () => import("../wan/index.ts").WanReady | null;
+  /** Checks of roles without which the appliance is not ready (a registry's store), by name. */
+  readyChecks?: () => { name: string; check: () => Promise<{ ok: boolean; detail: string }> }[];
   maxBodyBytes: () => number;
   /** Roles' routes served on this listener (the registry, the gateway). */
   mount?: Hono<any>[];
@@ -113,14 +115,16 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     // The WAN away makes the appliance degraded, not unready: local agents are served, and
     // messages for WAN peers wait on disk (the queue's depth and oldest age say how long).
     const wan = o.wanReady?.() ?? null;
+    const roles = await Promise.all((o.readyChecks?.() ?? []).map(async (x) => [x.name, await x.check()] as const));
+    const ready = r.ok && roles.every(([, v]) => v.ok);
     const body = {
-      ready: r.ok,
+      ready,
       ...(wan ? { degraded: !wan.ok } : {}),
-      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail }, ...(wan ? { wan } : {}) },
+      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail }, ...(wan ? { wan } : {}), ...Object.fromEntries(roles) },
       spool,
       warnings: r.warnings,
     };
-    return c.json(body, r.ok ? 200 : 503);
+    return c.json(body, ready ? 200 : 503);
   });
 
   app.get(
@@ -135,7 +139,8 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
 
   app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {
-    o.log.error("public API error", { path: c.req.path, client: c.get("clientIp"), error: err.message });
+    // Limited per kind of error: an input that fails the same way on every request must not flood the log.
+    o.log.limited(`public-error-${err.name}`, "error", "public API error", { path: c.req.path, client: c.get("clientIp"), error: err.message });
     return jsonError(c, 500, "internal", "internal error");
   });
   return app;

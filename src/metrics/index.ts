@@ -50,8 +50,14 @@ export interface WanMetrics {
   queueDepth: Gauge;
 }
 
+export interface RegistryMetrics {
+  /** Writes refused by a storage limit, by limit (records, bytes, records_per_key, bytes_per_key). */
+  quotaRefused: Counter<"limit">;
+}
+
 export interface Metrics {
   registry: Registry;
+  registryRole: RegistryMetrics;
   wan: WanMetrics;
   gateway: GatewayMetrics;
   bus: BusMetrics;
@@ -137,5 +143,9 @@ export function createMetrics(): Metrics {
     consumerPending: new Gauge({ name: "pilox_mesh_wan_consumer_pending", help: "Frames addressed to this site that its consumer has not yet taken.", registers: [registry] }),
     queueDepth: new Gauge({ name: "pilox_mesh_wan_queue_messages", help: "Messages waiting in the on-disk WAN queues.", registers: [registry] }),
   };
-  return { registry, bus, federation, http, gateway, wan, reloads, backendUp, reloadState };
+  const registryRole: RegistryMetrics = {
+    quotaRefused: new Counter({ name: "pilox_mesh_registry_quota_refused_total", help: "Registry writes (POST, delete or sync merge) refused by a storage limit, by limit.", labelNames: ["limit"], registers: [registry] }),
+  };
+  for (const l of ["records", "bytes", "records_per_key", "bytes_per_key"]) registryRole.quotaRefused.inc({ limit: l }, 0);
+  return { registry, registryRole, bus, federation, http, gateway, wan, reloads, backendUp, reloadState };
 }

@@ -8,6 +8,7 @@ import type { Hono } from "hono";
 import type { Config } from "../config/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
+import type { RegistryMetrics } from "../metrics/index.ts";
 import { RegistryService } from "./service.ts";
 import type { RecordStore } from "./store.ts";
 import { RegistrySync } from "./sync.ts";
@@ -17,10 +18,12 @@ export class RegistryRole {
   readonly #sync: RegistrySync;
   readonly #store: RecordStore;
   #config: Config;
+  /** The store chosen at start (registry.postgres.url needs a restart to change). */
+  readonly #kind: "postgres" | "sqlite";
   #purgeTimer: NodeJS.Timeout | undefined;
 
   /** Builds the role; the PostgreSQL client is loaded only when [registry.postgres] url is set. */
-  static async create(config: Config, identity: () => Ed25519Key, secrets: () => { writeToken?: Buffer; pgPassword?: string; pgCa?: Buffer }, log: Logger): Promise<RegistryRole> {
+  static async create(config: Config, identity: () => Ed25519Key, secrets: () => { writeToken?: Buffer; pgPassword?: string; pgCa?: Buffer }, metrics: RegistryMetrics, log: Logger): Promise<RegistryRole> {
     const pg = config.registry.postgres;
     let store: RecordStore;
     if (pg.url) {
@@ -31,11 +34,12 @@ export class RegistryRole {
       const { SqliteStore } = await import("./sqlite-store.ts");
       store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
     }
-    return new RegistryRole(config, store, identity, () => secrets().writeToken, log);
+    return new RegistryRole(config, store, identity, () => secrets().writeToken, metrics, log);
   }
 
-  private constructor(config: Config, store: RecordStore, identity: () => Ed25519Key, writeToken: () => Buffer | undefined, log: Logger) {
+  private constructor(config: Config, store: RecordStore, identity: () => Ed25519Key, writeToken: () => Buffer | undefined, metrics: RegistryMetrics, log: Logger) {
     this.#config = config;
+    this.#kind = config.registry.postgres.url ? "postgres" : "sqlite";
     const c = () => this.#config.registry;
     this.#store = store;
     this.service = new RegistryService({
@@ -48,6 +52,8 @@ export class RegistryRole {
       tombstoneRetentionMs: () => c().tombstone_retention_seconds * 1000,
       registryKeys: () => c().peers.flatMap((p) => p.catalog_public_keys.map((k) => k.toLowerCase())),
       verifyOrigin: () => ({ enabled: c().verify_origin, allowPrivate: c().origin_allow_private }),
+      quota: () => ({ maxRecords: c().max_records, maxBytes: c().max_bytes, maxRecordsPerKey: c().max_records_per_key, maxBytesPerKey: c().max_bytes_per_key }),
+      onQuota: (limit) => metrics.quotaRefused.inc({ limit }),
       log,
     });
     this.#sync = new RegistrySync(
@@ -78,8 +84,21 @@ export class RegistryRole {
     return this.#sync.runOnce();
   }
 
+  /** The store answers (within 2 s): PostgreSQL restarting makes the appliance unready, with the reason. */
+  async ready(): Promise<{ ok: boolean; detail: string }> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const n = await Promise.race([this.#store.count(), new Promise<never>((_, no) => (timer = setTimeout(() => no(new Error("the store did not answer within 2 s")), 2_000)))]);
+      return { ok: true, detail: `${this.#kind} store, ${n} records` };
+    } catch (err) {
+      return { ok: false, detail: `${this.#kind} store unavailable: ${(err as Error).message}` };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   status() {
-    return { storage: this.#config.registry.postgres.url ? "postgres" : "sqlite", peers: this.#sync.status() };
+    return { storage: this.#kind, peers: this.#sync.status() };
   }
 
   async close(): Promise<void> {

@@ -16,7 +16,8 @@ import { MAX_RECORD_BYTES, RECORD_SCHEMA, type RegistryRecord } from "./record.t
 import { originRefusal } from "./origin-check.ts";
 import { verifyProofV2 } from "./proof.ts";
 import { contentDigest, countersign, decideRecord, decideTombstone, signTombstone, type WritePolicy } from "./rules.ts";
-import type { Entry, RecordStore, Tombstone } from "./store.ts";
+import { QuotaExceeded, type Quota, type QuotaLimit } from "./quota.ts";
+import { StoreUnavailableError, type Entry, type RecordStore, type Tombstone } from "./store.ts";
 
 export interface RegistryOptions {
   store: RecordStore;
@@ -31,11 +32,23 @@ export interface RegistryOptions {
   registryKeys: () => string[];
   /** registry.verify_origin: the record's origin must list its signing key. */
   verifyOrigin: () => { enabled: boolean; allowPrivate: boolean };
+  /** How much may be stored, in all and per writer key (registry.max_*). */
+  quota: () => Quota;
+  /** A write refused by a quota, by the limit it would have passed. */
+  onQuota?: (limit: QuotaLimit) => void;
   log: Logger;
 }
 
 export const CHANGES_MAX = 1_000;
+/** Bodies in one change-feed page at most (a page always holds at least one entry). */
+export const CHANGES_MAX_BYTES = 4 * 1024 * 1024;
+/** Catalog rows read from the store at a time: the catalog never holds a record body. */
+const CATALOG_PAGE = 1_000;
 const CATALOG_VALIDITY_MS = 10 * 60_000;
+/** A catalog is re-read from the store at most this often while nothing was written. */
+const CATALOG_REUSE_MS = 5_000;
+
+type Refusal = { ok: false; status: number; code: string; reason: string };
 
 const err = (c: Context, status: number, error: string, extra: Record<string, unknown> = {}) => c.json({ error, ...extra }, status as 400);
 
@@ -52,19 +65,31 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
   return header.split(",").some((t) => t.trim() === "*" || bare(t) === want);
 }
 
+/** No handle or URL we store or look up holds a control character (PostgreSQL refuses NUL in text). */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
 /** The handle from the path: URL-encoded, or with its slashes as they are. */
 function handleOf(c: Context): string | undefined {
   const raw = c.req.path.slice("/v1/records/".length);
   try {
     const h = decodeURIComponent(raw);
-    return h.length >= 1 && h.length <= 512 ? h : undefined;
+    return h.length >= 1 && h.length <= 512 && !CONTROL.test(h) ? h : undefined;
   } catch {
     return undefined;
   }
 }
 
 export class RegistryService {
+  /** The last catalog built, with the store head it was read at (reused briefly, built once at a time). */
+  #catalog: { head: number; at: number; body: Promise<Record<string, unknown>> } | undefined;
+
   constructor(readonly o: RegistryOptions) {}
+
+  #quotaRefusal(q: QuotaExceeded): Refusal {
+    this.o.onQuota?.(q.limit);
+    this.o.log.limited(`registry-quota-${q.limit}`, "warn", "registry write refused: storage limit reached", { limit: q.limit, detail: q.detail });
+    return { ok: false, status: 403, code: "quota_exceeded", reason: q.detail };
+  }
 
   #authorized(c: Context): boolean | "disabled" {
     const token = this.o.writeToken();
@@ -80,7 +105,11 @@ export class RegistryService {
   }
 
   /** Applies a record (POST or merge): decided by the rules, countersigned, written conditionally. */
-  async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | { ok: false; status: number; code: string; reason: string }> {
+  async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | Refusal> {
+    for (const field of ["handle", "agentCardUrl"] as const) {
+      const v = (rec as unknown as Record<string, unknown>)[field];
+      if (typeof v === "string" && CONTROL.test(v)) return { ok: false, status: 400, code: "invalid_record", reason: `${field}: holds a control character` };
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       // No store lookup for a malformed handle: the rules refuse it with a 400, not the store a 500.
       const current = typeof rec.handle === "string" ? await this.o.store.get(rec.handle) : undefined;
@@ -95,16 +124,17 @@ export class RegistryService {
       }
       // Emit the pilox- schema name (hive- accepted): only when unsigned, since v1/v2 cover it.
       const body = countersign(rec, this.o.key(), this.o.origin());
-      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0, etag: etagOf(body) }, current?.cursor ?? null);
+      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0, etag: etagOf(body) }, current?.cursor ?? null, this.o.quota());
+      if (written instanceof QuotaExceeded) return this.#quotaRefusal(written);
       if (written !== "conflict") return { ok: true, entry: written };
     }
     return { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: the handle changed while writing; retry" };
   }
 
   /** Applies a tombstone (DELETE or merge). */
-  async delete(t: unknown): Promise<{ ok: true; entry: Entry } | { ok: false; status: number; code: string; reason: string }> {
+  async delete(t: unknown): Promise<{ ok: true; entry: Entry } | Refusal> {
     const handle = (t as { handle?: unknown })?.handle;
-    if (typeof handle !== "string") return { ok: false, status: 400, code: "invalid_tombstone", reason: "no handle" };
+    if (typeof handle !== "string" || CONTROL.test(handle)) return { ok: false, status: 400, code: "invalid_tombstone", reason: "no handle" };
     const current = await this.o.store.get(handle);
     const d = decideTombstone(current, t, [this.o.key().publicKeyHex, ...this.o.registryKeys()]);
     if (!d.ok) return d;
@@ -115,23 +145,40 @@ export class RegistryService {
     const written = await this.o.store.put(
       { handle, seq: d.seq, body, deleted: true, keys: d.keys, agentCardUrl: "", expiresAt: Date.now() + this.o.tombstoneRetentionMs(), etag: etagOf(body) },
       current!.cursor,
+      this.o.quota(),
     );
+    if (written instanceof QuotaExceeded) return this.#quotaRefusal(written);
     return written === "conflict" ? { ok: false, status: 409, code: "stale_updatedAt", reason: "conflict: retry" } : { ok: true, entry: written };
   }
 
+  /**
+   * The signed catalog. Built from catalog rows (handle, seq, digest) read in pages, never
+   * from bodies, so it costs some 150 bytes a record whatever the records weigh; reused while
+   * nothing was written (for CATALOG_REUSE_MS at most), and built once for concurrent readers.
+   */
   async catalog(): Promise<Record<string, unknown>> {
+    const head = await this.o.store.head();
+    const c = this.#catalog;
+    if (c && c.head === head && Date.now() - c.at < CATALOG_REUSE_MS) return c.body;
+    const body = this.#buildCatalog();
+    this.#catalog = { head, at: Date.now(), body };
+    body.catch(() => {
+      if (this.#catalog?.body === body) this.#catalog = undefined;
+    });
+    return body;
+  }
+
+  async #buildCatalog(): Promise<Record<string, unknown>> {
     const entries: CatalogEntry[] = [];
-    const handles: string[] = [];
-    // The live handles with their sequence and content digest, from the change feed's view.
-    let since = 0;
-    for (;;) {
-      const page = await this.o.store.changes(since, 10_000);
-      for (const e of page) if (!e.deleted) entries.push([e.handle, e.seq, contentDigest(e.body)]);
-      if (page.length < 10_000) break;
-      since = page[page.length - 1]!.cursor;
+    for (let after = ""; ; ) {
+      const page = await this.o.store.catalogPage(after, CATALOG_PAGE);
+      for (const r of page) entries.push([r.handle, r.seq, r.digest]);
+      if (page.length < CATALOG_PAGE) break;
+      after = page[page.length - 1]!.handle;
     }
-    entries.sort((a, b) => (a[0] < b[0] ? -1 : 1));
-    for (const e of entries) handles.push(e[0]);
+    // The signed order is JavaScript's (UTF-16) order, whatever the store's collation.
+    entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const handles = entries.map((e) => e[0]);
     const issuedAt = new Date().toISOString();
     const proofs = signCatalog(handles, this.o.key(), { kid: "registry-catalog", issuedAt, origin: this.o.origin(), expiresAt: new Date(Date.now() + CATALOG_VALIDITY_MS).toISOString(), entries });
     return { handles, ...proofs };
@@ -140,6 +187,16 @@ export class RegistryService {
   routes(): Hono {
     const app = new Hono();
     const s = this.o.store;
+    // The store away (PostgreSQL restarting): 503 with the reason, logged once a while, not per request.
+    app.onError((e, c) => {
+      if (e instanceof StoreUnavailableError) {
+        this.o.log.limited("registry-store-down", "warn", "registry store unavailable", { error: e.message });
+        c.header("Retry-After", "5");
+        return err(c, 503, "store_unavailable", { reason: "the registry's store cannot be reached; retry shortly" });
+      }
+      this.o.log.limited(`registry-error-${e.name}`, "error", "registry request failed", { path: c.req.path, error: e.message });
+      return err(c, 500, "internal");
+    });
 
     app.get("/v1/health", async (c) => c.json({ ok: true, role: "pilox-mesh-registry", recordSchema: RECORD_SCHEMA, writeEnabled: this.o.writeToken() !== undefined, records: await s.count() }));
 
@@ -150,10 +207,12 @@ export class RegistryService {
       if (!/^\d{1,15}$/.test(since)) return err(c, 400, "invalid_cursor");
       const limitQ = c.req.query("limit");
       const limit = limitQ && /^\d{1,6}$/.test(limitQ) ? Math.min(Math.max(Number(limitQ), 1), CHANGES_MAX) : CHANGES_MAX;
-      const page = await s.changes(Number(since), limit);
+      const page = await s.changes(Number(since), { limit, maxBytes: CHANGES_MAX_BYTES });
       const changes = page.map((e) => ({ cursor: e.cursor, handle: e.handle, seq: e.seq, deleted: e.deleted, ...(e.deleted ? { tombstone: e.body } : { record: e.body }) }));
       const next = page.length ? page[page.length - 1]!.cursor : Number(since);
-      return c.json({ changes, next, more: page.length === limit, feedProof: signFeed(this.o.key(), this.o.origin(), Number(since), next, changes) });
+      // A page cut short by its byte bound has more behind it too.
+      const more = page.length === limit || (page.length > 0 && next < (await s.head()));
+      return c.json({ changes, next, more, feedProof: signFeed(this.o.key(), this.o.origin(), Number(since), next, changes) });
     });
 
     app.get("/v1/records/*", async (c) => {
@@ -173,6 +232,7 @@ export class RegistryService {
     app.get("/v1/resolve", async (c) => {
       const url = c.req.query("agentCardUrl");
       if (!url) return err(c, 400, "agentCardUrl_required");
+      if (url.length > 2048 || CONTROL.test(url)) return err(c, 400, "invalid_agentCardUrl");
       return c.json({ handles: await s.byAgentCard(url) });
     });
 
@@ -181,12 +241,16 @@ export class RegistryService {
       const j = parseJson(text === "" ? "{}" : text, 32);
       if (!j.ok) return err(c, 400, "invalid_json");
       if (j.value === null || typeof j.value !== "object" || Array.isArray(j.value)) return err(c, 400, "invalid_record", { instancePath: "", message: "expected an object" });
+      for (const field of ["handle", "agentCardUrl"]) {
+        const v = (j.value as Record<string, unknown>)[field];
+        if (typeof v === "string" && CONTROL.test(v)) return err(c, 400, "invalid_record", { instancePath: `/${field}`, message: `${field}: holds a control character` });
+      }
       return { rec: j.value as RegistryRecord };
     };
 
+    // Always answers 200 with the verdict (the guide's promise): a token only decides wouldAcceptWrite.
     app.post("/v1/records/validate", async (c) => {
       const auth = this.#authorized(c);
-      if (auth === false) return err(c, 401, "unauthorized");
       const r = await readRecord(c);
       if (r instanceof Response) return r;
       const current = typeof r.rec.handle === "string" ? await s.get(r.rec.handle) : undefined;

@@ -3,7 +3,24 @@
  * sequence, tombstones) are written once. The embedded store is SQLite through node:sqlite
  * (WAL, one file under the state directory).
  */
+import type { Quota, QuotaExceeded } from "./quota.ts";
 import type { RegistryRecord } from "./record.ts";
+
+/**
+ * The on-disk format of the record table. A store refuses a database written by a newer
+ * format (a downgrade would misread it) and migrates an older one in pages when it opens it.
+ * 1: the first tables; 2: each row carries its content digest, writer key and size.
+ */
+export const STORE_FORMAT = 2;
+
+export class StoreFormatError extends Error {
+  override name = "StoreFormatError";
+}
+
+/** The store cannot be reached (PostgreSQL down, restarting): the caller answers 503. */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+}
 
 /** A handle's current state: its latest record, or the tombstone that deleted it. */
 export interface Entry {
@@ -43,6 +60,19 @@ export interface Served {
   ttl: number;
 }
 
+/** A catalog row: a live handle with its sequence and content digest (no body). */
+export interface CatalogRow {
+  handle: string;
+  seq: number;
+  digest: string;
+}
+
+/** How many change-feed entries a page holds at most, and how many bytes of bodies. */
+export interface PageBound {
+  limit: number;
+  maxBytes: number;
+}
+
 export interface RecordStore {
   get(handle: string): Promise<Entry | undefined>;
   served(handle: string): Promise<Served | undefined>;
@@ -51,14 +81,34 @@ export interface RecordStore {
    * `expectCursor` (null: the handle must not exist): a conditional write, so two writers
    * never both replace the same version.
    */
-  put(e: Omit<Entry, "cursor">, expectCursor: number | null): Promise<Entry | "conflict">;
+  put(e: Omit<Entry, "cursor">, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded>;
   /** Live handles, sorted. */
   handles(): Promise<string[]>;
-  /** Entries (records and tombstones) written after `since`, in cursor order. */
-  changes(since: number, limit: number): Promise<Entry[]>;
+  /**
+   * Live handles after `after` ("" for the first page) in the store's handle order, with
+   * their sequence and digest, `limit` at most: the catalog reads these, never bodies.
+   */
+  catalogPage(after: string, limit: number): Promise<CatalogRow[]>;
+  /**
+   * Entries (records and tombstones) written after `since`, in cursor order: at most
+   * `bound.limit`, and no more bodies than fit in `bound.maxBytes` (at least one).
+   */
+  changes(since: number, bound: PageBound): Promise<Entry[]>;
+  /** The latest cursor handed out (0: nothing written): what changed since a cached catalog. */
+  head(): Promise<number>;
   byAgentCard(url: string): Promise<string[]>;
   /** Forgets tombstones whose retention ended; returns how many. */
   purge(nowMs: number): Promise<number>;
   count(): Promise<number>;
   close(): Promise<void>;
+}
+
+/** How many of the first rows (of these body sizes) fit in `maxBytes` (at least one, so a page always moves). */
+export function fitting(sizes: readonly number[], maxBytes: number): number {
+  let total = 0;
+  for (let i = 0; i < sizes.length; i++) {
+    total += sizes[i]!;
+    if (total > maxBytes) return Math.max(i, 1);
+  }
+  return sizes.length;
 }

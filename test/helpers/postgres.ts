@@ -13,7 +13,18 @@ export interface TestPostgres {
   port: number;
   /** postgres://postgres@127.0.0.1:PORT/postgres */
   url: string;
+  /** The data directory and the folder holding it (socket, log). */
+  data: string;
+  dir: string;
   stop(): Promise<void>;
+}
+
+/** Stops the server at once (`-m immediate`, as a crash would) or starts it again on its port. */
+export function pgCtl(pg: TestPostgres, what: "stop" | "start"): void {
+  const args = what === "stop" ? ["-D", pg.data, "-m", "immediate", "-w", "stop"] : ["-D", pg.data, "-l", join(pg.dir, "log"), "-w", "-o", `-p ${pg.port} -k ${pg.dir} -c listen_addresses=127.0.0.1 -c fsync=off`, "start"];
+  const asRoot = process.getuid?.() === 0;
+  const r = asRoot ? spawnSync("runuser", ["-u", "postgres", "--", bin("pg_ctl"), ...args], { encoding: "utf8" }) : spawnSync(bin("pg_ctl"), args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`pg_ctl ${what} failed: ${r.stderr || r.stdout}`);
 }
 
 function bin(name: string): string {
@@ -43,6 +54,8 @@ export async function startPostgres(): Promise<TestPostgres> {
   return {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    data,
+    dir,
     stop: async () => {
       try {
         run(bin("pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"]);
