@@ -40,11 +40,13 @@ const seen = new Map<string, number>();
 const order: number[] = [];
 const origins = new Set<string>();
 
-function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; wan?: string }): string {
+function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; wan?: string; federation?: string; redisExtra?: string }): string {
   s.write(`${name}-bus.key`, o.secret);
   return s.write(
     `${name}.toml`,
-    `[instance]
+    `[federation]
+${o.federation ?? ""}
+[instance]
 origin = "${o.origin}"
 key_file = "${o.keyFile}"
 [http]
@@ -54,6 +56,7 @@ socket = "${s.path(`${name}.sock`)}"
 [bus.redis]
 url = "${o.redis}"
 block_ms = 200
+${o.redisExtra ?? ""}
 [[bus.keys]]
 id = "${name}1"
 secret_file = "${s.path(`${name}-bus.key`)}"
@@ -75,7 +78,8 @@ ${o.wan ?? ""}`,
   );
 }
 
-const cfgA = (keyFile = s.path("a-id.key")) => config("a", { port: portA, origin: originA(), redis: redisA.url, secret: SECRET_A, keyFile, peer: originB(), peerKeys: [keyB.publicKeyHex], accept: [], forward: ["a2b"] });
+const cfgA = (keyFile = s.path("a-id.key"), extra: { federation?: string; redisExtra?: string } = {}) =>
+  config("a", { port: portA, origin: originA(), redis: redisA.url, secret: SECRET_A, keyFile, peer: originB(), peerKeys: [keyB.publicKeyHex], accept: [], forward: ["a2b"], ...extra });
 const cfgB = (wan = "") => config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b"], forward: [], wan });
 
 /** The last frame sequence A used for B. */
@@ -421,5 +425,34 @@ describe("WAN A→B", () => {
     assert.deepEqual(order, Array.from({ length: 5_000 }, (_, i) => 400_000 + i), "in sequence order");
     const after = await http({ port: portA }, "GET", "/readyz");
     assert.equal(after.json.degraded, false);
+  });
+
+  it("a full queue while NATS is away is backpressure: nothing dead-lettered, no attempt spent, frames inside the bound, all delivered after", async () => {
+    await a.stop(200);
+    await nats.kill("SIGKILL");
+    seen.clear();
+    order.length = 0;
+    // A 64 KiB bound for queue and frames together, and max_attempts = 2: before the fix each
+    // entry refused by the full queue burned its attempts and was dead-lettered in Redis.
+    cfgA(s.path("a-id.key"), { federation: "queue_max_bytes = 65536", redisExtra: "max_attempts = 2" });
+    a = await startAppliance(s.path("a.toml"), s.path("a-state"));
+    await publish(2_000, 500_000);
+    const r = new Redis(redisA.url);
+    try {
+      await waitFor(async () => ((await a.status()).wan as { peers: Record<string, { queue: { bytes: number } }> }).peers[originB()]!.queue.bytes > 60_000, 20_000, "A's queue at its bound");
+      // Several times longer than max_attempts × backoff.
+      await new Promise((res) => setTimeout(res, 4_000));
+      assert.equal(await r.xlen("pilox-mesh:stream:a2b:dead"), 0, "nothing dead-lettered for our lack of room");
+      const q = ((await a.status()).wan as { peers: Record<string, { queue: { bytes: number } }> }).peers[originB()]!.queue;
+      assert.ok(q.bytes <= 65_536 + 4_096, `queue and frames together stay near the bound: ${q.bytes} bytes`);
+      await nats.start();
+      await waitFor(() => received() >= 2_000, 120_000, "2,000 at B");
+      await new Promise((res) => setTimeout(res, 500));
+      assertExactlyOnce(2_000);
+      assert.deepEqual(order, Array.from({ length: 2_000 }, (_, i) => 500_000 + i), "in sequence order");
+      assert.equal(await r.xlen("pilox-mesh:stream:a2b:dead"), 0);
+    } finally {
+      r.disconnect();
+    }
   });
 });

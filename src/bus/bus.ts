@@ -408,6 +408,8 @@ export class MeshBus {
           await handler({ ...toDelivery(a.value), id: entry.id });
         } catch (err) {
           guard.release(a.value.eventId); // so the retry is not taken for a replay
+          // A full queue is backpressure, not a failure of the message: no attempt is spent.
+          if (err instanceof SpoolFullError) return "wait";
           this.#handlerFailed(channel, err);
           return "retry";
         }

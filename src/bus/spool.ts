@@ -99,7 +99,15 @@ export class Spool {
   #cacheStart = 0;
   #cacheBytes = 0;
 
-  constructor(dir: string, readonly maxBytes: number) {
+  /**
+   * `alsoQueued`: bytes held elsewhere for the same destination (a WAN sender's frames not yet
+   * acknowledged), counted against the same bound: one bound covers all that waits for a peer.
+   */
+  constructor(
+    dir: string,
+    readonly maxBytes: number,
+    private readonly alsoQueued: () => number = () => 0,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.#file = join(dir, "durable.jsonl");
     this.#offsetFile = join(dir, "durable.offset");
@@ -139,7 +147,7 @@ export class Spool {
   append(entry: SpoolEntry, batch?: SpoolBatch): void {
     const line = JSON.stringify(entry) + "\n";
     const bytes = Buffer.byteLength(line);
-    if (this.#bytes + this.#deferredBytes + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
+    if (this.#bytes + this.#deferredBytes + this.alsoQueued() + bytes > this.maxBytes) throw new SpoolFullError(`spool is full (${this.maxBytes} bytes)`);
     if (batch) {
       batch.lines.push(line);
       batch.sizes.push(bytes);

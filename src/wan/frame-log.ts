@@ -35,6 +35,8 @@ export class FrameLog {
   #head = 0;
   /** Outstanding frames by sequence, with where their record starts and ends. */
   readonly #live = new Map<number, { start: number; end: number }>();
+  /** Bytes of the outstanding frames: they count against the peer's queue bound with its queue. */
+  #liveBytes = 0;
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -63,6 +65,7 @@ export class FrameLog {
       }
       out.push(frame);
       this.#live.set(frame.seq, { start: pos, end: nl2 + 1 });
+      this.#liveBytes += nl2 + 1 - pos;
       pos = nl2 + 1;
     }
     this.#head = out.length ? this.#live.get(out[0]!.seq)!.start : pos;
@@ -79,7 +82,13 @@ export class FrameLog {
     this.#fd ??= openSync(this.#file, "a", 0o600);
     appendWhole(this.#fd, this.#file, text, bytes, this.#size);
     this.#live.set(f.seq, { start: this.#size, end: this.#size + bytes });
+    this.#liveBytes += bytes;
     this.#size += bytes;
+  }
+
+  /** Bytes of the frames not yet acknowledged. */
+  get bytes(): number {
+    return this.#liveBytes;
   }
 
   /** The stream acknowledged frame `seq`. */
@@ -87,6 +96,7 @@ export class FrameLog {
     const r = this.#live.get(seq);
     if (!r) return;
     this.#live.delete(seq);
+    this.#liveBytes -= r.end - r.start;
     if (this.#live.size === 0) {
       // Emptied: the head moves to the end, and the file is cut back once that is worth it.
       if (this.#size >= TRUNCATE_BYTES) {

@@ -87,7 +87,8 @@ export class Sender {
   #queuedSince: number | undefined;
 
   constructor(public peer: Peer, private readonly d: SenderDeps) {
-    this.#queue = new Spool(join(d.dir, "queue"), d.queueMaxBytes);
+    // Frames cut but not yet acknowledged count against the same bound as the queue.
+    this.#queue = new Spool(join(d.dir, "queue"), d.queueMaxBytes, () => this.#log.bytes);
     this.#framesDir = join(d.dir, "frames");
     this.#seqFile = join(d.dir, "seq");
     mkdirSync(this.#framesDir, { recursive: true, mode: 0o700 });
@@ -331,7 +332,7 @@ export class Sender {
     const framed = this.#frames.reduce((a, f) => a + f.messages, 0);
     const oldest = Math.min(this.#frames[0]?.createdMs ?? Number.POSITIVE_INFINITY, this.#queuedSince ?? Number.POSITIVE_INFINITY);
     return {
-      queue: { messages: this.#queue.size + framed, bytes: this.#queue.bytes, frames: this.#frames.length, oldestAgeSeconds: Number.isFinite(oldest) ? Math.round((Date.now() - oldest) / 1000) : null },
+      queue: { messages: this.#queue.size + framed, bytes: this.#queue.bytes + this.#log.bytes, frames: this.#frames.length, oldestAgeSeconds: Number.isFinite(oldest) ? Math.round((Date.now() - oldest) / 1000) : null },
       lastSeq: this.#lastSeq,
       sent: this.#sent,
       lastContact: this.#lastContact ? new Date(this.#lastContact).toISOString() : null,

@@ -35,10 +35,16 @@ export interface ConsumerOptions {
 
 /**
  * What became of an entry: "ack" (handled, or a duplicate), "retry" (redeliver it, up to
- * maxAttempts, then dead-letter it), or `{dead: reason}` (refused: to the dead-letter log with
- * the reason, then acknowledged, so one poison entry never holds up the ones behind it).
+ * maxAttempts, then dead-letter it), "wait" (our side has no room for it now, a full queue:
+ * stop reading and deliver it again later, with no attempt counted, so backpressure never
+ * dead-letters a message), or `{dead: reason}` (refused: to the dead-letter log with the
+ * reason, then acknowledged, so one poison entry never holds up the ones behind it).
  */
-export type Verdict = "ack" | "retry" | { dead: string };
+export type Verdict = "ack" | "retry" | "wait" | { dead: string };
+
+/** How long a consumer told to "wait" pauses before reading again: from WAIT_MIN_MS, doubling to WAIT_MAX_MS. */
+export const WAIT_MIN_MS = 100;
+export const WAIT_MAX_MS = 2_000;
 /** Runs on each entry in log order. A throw counts as "retry". */
 export type EntryHandler = (entry: LogEntry) => Promise<Verdict>;
 

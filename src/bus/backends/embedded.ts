@@ -4,7 +4,7 @@
  * both). Durable channels keep a bounded in-memory log for resume; nothing survives a restart.
  */
 import { silentLogger, type Logger } from "../../log/index.ts";
-import type { BusBackend, Closer, ConsumerOptions, EntryHandler, GroupInfo, LogEntry, Mark, ReadyState, Verdict } from "./backend.ts";
+import { WAIT_MAX_MS, WAIT_MIN_MS, type BusBackend, type Closer, type ConsumerOptions, type EntryHandler, type GroupInfo, type LogEntry, type Mark, type ReadyState, type Verdict } from "./backend.ts";
 import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
 import { SeqMemory } from "../seq-set.ts";
 
@@ -170,6 +170,7 @@ export class EmbeddedBackend implements BusBackend {
   async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
     const log = this.#log(channel);
     const attempts = new Map<string, number>();
+    let waitMs = WAIT_MIN_MS;
     /** The handlers' deferred writes, before the position moves past what they took. */
     const settled = async (pos: number, at: number): Promise<number> => {
       try {
@@ -191,6 +192,14 @@ export class EmbeddedBackend implements BusBackend {
           this.log.limited(`consume-handler-${channel}`, "warn", "durable handler failed", { channel, error: (err as Error)?.message });
           verdict = "retry";
         }
+        if (verdict === "wait") {
+          // No room on our side: settle what came before, read this entry again later, no attempt counted.
+          const next = await settled(pos, at);
+          await sleep(waitMs);
+          waitMs = Math.min(waitMs * 2, WAIT_MAX_MS);
+          return next;
+        }
+        waitMs = WAIT_MIN_MS;
         if (verdict === "retry") {
           const n = (attempts.get(entry.id) ?? 0) + 1;
           if (n < opts.maxAttempts) {

@@ -10,6 +10,8 @@ import {
   DEAD_SUFFIX,
   entryTime,
   sleep,
+  WAIT_MAX_MS,
+  WAIT_MIN_MS,
   type BusBackend,
   type Closer,
   type ConsumerOptions,
@@ -398,6 +400,7 @@ export class RedisBackend implements BusBackend {
     const unacked: string[] = [];
     let closed = false;
     let firstGroup = true;
+    let waitMs = WAIT_MIN_MS;
     const { abort, run } = abortable();
 
     /** Before any XACK: the handlers' deferred writes. If they fail, nothing handled is acknowledged. */
@@ -447,7 +450,17 @@ export class RedisBackend implements BusBackend {
         if (verdict === "ack") {
           attempts.delete(id);
           unacked.push(id);
+          waitMs = WAIT_MIN_MS;
           continue;
+        }
+        if (verdict === "wait") {
+          // No room on our side: what came before is settled and acknowledged, this entry and
+          // the rest stay pending (no attempt counted) and are read again after a pause.
+          this.o.log.limited(`consume-wait-${key}`, "warn", "durable consumer paused: its queue is full", { channel });
+          await flushAcks();
+          await sleep(waitMs);
+          waitMs = Math.min(waitMs * 2, WAIT_MAX_MS);
+          return "stop";
         }
         if (verdict !== "retry") {
           await deadLetter(id, fields, verdict.dead, (attempts.get(id) ?? 0) + 1);
