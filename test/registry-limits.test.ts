@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import postgres from "postgres";
@@ -14,6 +16,7 @@ import type { Appliance } from "../src/daemon/appliance.ts";
 import { createKeyFile, keyFromSeedHex } from "../src/identity/index.ts";
 import { createLogger } from "../src/log/index.ts";
 import { Appliance as ApplianceClass } from "../src/daemon/appliance.ts";
+import { signFeed } from "../src/registry/feed.ts";
 import { signRecord } from "../src/registry/proof.ts";
 import type { RegistryRecord } from "../src/registry/record.ts";
 import { contentDigest } from "../src/registry/rules.ts";
@@ -307,5 +310,73 @@ describe("the registry on PostgreSQL: NUL bytes and a server that goes away", { 
     assert.equal(ok, 1, "writes resume without restarting the appliance");
     assert.equal((await http({ port: reg.port }, "GET", "/readyz")).status, 200);
     assert.equal((await http({ port: reg.port }, "GET", `/v1/records/${encodeURIComponent("urn:pilox:agent:before-stop")}`)).status, 200);
+  });
+});
+
+describe("registry sync against hostile peers", { timeout: 120_000 }, () => {
+  const peerKey = keyFromSeedHex("55".repeat(32));
+  let server: Server;
+  let peerUrl: string;
+  let served = 0;
+  let mode: "junk-forever" | "endless-body" = "junk-forever";
+  before(async () => {
+    server = createServer((req, res) => {
+      const since = Number(new URL(req.url ?? "/", "http://x").searchParams.get("since") ?? 0);
+      if (mode === "endless-body") {
+        res.writeHead(200, { "content-type": "application/json" });
+        const chunk = Buffer.alloc(256 * 1024, 0x20);
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) served += chunk.length;
+          if (!res.destroyed) res.once("drain", pump);
+        };
+        pump();
+        return;
+      }
+      // A signed page of junk for every cursor, with `more: true` for ever.
+      served++;
+      const changes = [{ cursor: since + 1, handle: 42 }, { cursor: since + 2, handle: "urn:pilox:agent:junk", record: "nope" }];
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ changes, next: since + 2, more: true, feedProof: signFeed(peerKey, peerUrl, since, since + 2, changes) }));
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    peerUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => server.close());
+
+  it("a peer answering `more: true` for ever with refused pages: the pass ends, the peer is paused, the cursor is saved as it goes", async () => {
+    mode = "junk-forever";
+    const reg = await start("hostile-sync", `[[registry.peers]]\nurl = "${peerUrl}"\ncatalog_public_keys = ["${peerKey.publicKeyHex}"]\n`);
+    try {
+      const t0 = Date.now();
+      await reg.app.registry!.syncNow();
+      assert.ok(Date.now() - t0 < 10_000, "one pass ends");
+      const st = (reg.app.registry!.status().peers as Record<string, { cursor: number; lastError: string | null; refused: Record<string, number> }>)[peerUrl]!;
+      assert.equal(served, 3, "paused after three refused pages (it looped without pause before)");
+      assert.match(st.lastError ?? "", /3 pages in a row had every change refused/);
+      assert.equal(st.cursor, 6);
+      assert.equal(st.refused["malformed"], 6);
+      const saved = JSON.parse(readFileSync(s.path("hostile-sync-state", "registry-sync.json"), "utf8"));
+      assert.equal(saved[peerUrl].cursor, 6);
+      // Backed off: the next pass does not ask it again at once.
+      await reg.app.registry!.syncNow();
+      assert.equal(served, 3);
+    } finally {
+      await reg.app.stop();
+    }
+  });
+
+  it("a peer streaming an endless body: the read stops at the bound, the pass fails naming it", async () => {
+    mode = "endless-body";
+    served = 0;
+    const reg = await start("endless-sync", `[[registry.peers]]\nurl = "${peerUrl}"\ncatalog_public_keys = ["${peerKey.publicKeyHex}"]\n`);
+    try {
+      await reg.app.registry!.syncNow();
+      const st = (reg.app.registry!.status().peers as Record<string, { lastError: string | null }>)[peerUrl]!;
+      assert.match(st.lastError ?? "", /body larger than 67108864 bytes/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(served < 100 * 1024 * 1024, `the peer sent ${served} bytes: reading went on past the bound`);
+    } finally {
+      await reg.app.stop();
+    }
   });
 });

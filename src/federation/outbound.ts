@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Closer, MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH } from "../discovery/index.ts";
 import { parseJson } from "../json/index.ts";
+import { readBounded } from "../net/index.ts";
 import { parseEntry, Spool } from "../bus/spool.ts";
 import { forwardChanged, subscribeForward } from "./forward-feed.ts";
 import type { Ed25519Key } from "../identity/index.ts";
@@ -49,6 +50,8 @@ export interface ForwarderStatus {
 /** `{"messages":[` … `]}` */
 const BATCH_OVERHEAD = 15;
 const MAX_DOCUMENT_BYTES = 256 * 1024;
+/** A relay answer is `{accepted, refused: [...]}`: one refusal line per message at most. */
+const MAX_ANSWER_BYTES = 1024 * 1024;
 
 export function queueDirFor(stateDir: string, origin: string): string {
   return join(stateDir, "federation", "outbound", peerId(origin));
@@ -178,8 +181,8 @@ export class Forwarder {
     this.#learnedAt = Date.now();
     try {
       const res = await fetch(this.peer.url + DISCOVERY_PATH, { signal: AbortSignal.any([AbortSignal.timeout(5_000), this.#abort.signal]) });
-      const text = res.ok ? await res.text() : "";
-      if (text.length > MAX_DOCUMENT_BYTES) return;
+      if (!res.ok) return void (await res.body?.cancel().catch(() => {}));
+      const text = await readBounded(res, MAX_DOCUMENT_BYTES, this.peer.url + DISCOVERY_PATH);
       const doc = parseJson(text, 16);
       const max = doc.ok ? (doc.value as { federationEndpoints?: { maxBodyBytes?: unknown } } | null)?.federationEndpoints?.maxBodyBytes : undefined;
       if (typeof max === "number" && Number.isSafeInteger(max) && max >= 1024) {
@@ -199,7 +202,8 @@ export class Forwarder {
       body,
       signal: AbortSignal.any([AbortSignal.timeout(this.d.timeoutMs ?? 10_000), this.#abort.signal]),
     });
-    const text = await res.text();
+    // Our own answer is small: a peer streaming more than that is cut off, not buffered.
+    const text = await readBounded(res, MAX_ANSWER_BYTES, this.peer.url + RELAY_PATH).catch(() => "");
     if (res.status === 413) {
       this.d.audit.append({ direction: "outbound", outcome: "refused", peer: this.peer.origin, messages: n, reason: "http_413" });
       throw new TooLargeError(`${this.peer.url} answered 413`);

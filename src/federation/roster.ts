@@ -3,12 +3,13 @@
  * signer keys with our anti-rollback extension (sequence and expiry), kept on disk as the last
  * good roster. A failed refresh keeps serving that roster and is reported (status, metrics).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Config } from "../config/index.ts";
 import { publicKeyFromHex } from "../identity/index.ts";
 import { parseJson } from "../json/index.ts";
+import { readBounded } from "../net/index.ts";
 import { MAX_MANIFEST_BYTES, verifyManifest, type ManifestPeer } from "./manifest.ts";
 
 export interface RosterStatus {
@@ -147,13 +148,17 @@ export class Roster {
 async function fetchBody(url: string): Promise<unknown> {
   let text: string;
   if (url.startsWith("file://")) {
-    text = readFileSync(fileURLToPath(url), "utf8");
+    const file = fileURLToPath(url);
+    if (statSync(file).size > MAX_MANIFEST_BYTES) throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
+    text = readFileSync(file, "utf8");
   } else {
     const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error" });
-    if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-    text = await res.text();
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {});
+      throw new Error(`${url} answered ${res.status}`);
+    }
+    text = await readBounded(res, MAX_MANIFEST_BYTES, `manifest ${url}`);
   }
-  if (text.length > MAX_MANIFEST_BYTES) throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`);
   const r = parseJson(text, 16);
   if (!r.ok) throw new Error(`manifest: ${r.detail}`);
   return r.value;

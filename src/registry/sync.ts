@@ -9,6 +9,7 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { parseJson } from "../json/index.ts";
+import { readBounded } from "../net/index.ts";
 import type { Logger } from "../log/index.ts";
 import { feedRefusal } from "./feed.ts";
 import type { RegistryRecord } from "./record.ts";
@@ -33,6 +34,12 @@ export interface PeerSyncState {
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** One pass takes at most this many pages, or this long, from one peer. */
+const PASS_MAX_PAGES = 100;
+const PASS_MAX_MS = 30_000;
+/** Consecutive pages with every change refused before the peer is paused (backed off). */
+const REFUSED_PAGES_MAX = 3;
+const BENIGN = new Set(["stale_updatedAt", "outside_prefixes"]);
 /** How old a signed feed page may be (its issuedAt) when it arrives. */
 const FEED_MAX_AGE_MS = 300_000;
 
@@ -100,25 +107,41 @@ export class RegistrySync {
     const b = this.#backoff.get(peer.url);
     if (b && Date.now() < b.until) return;
     const st = this.#st(peer.url);
+    const started = Date.now();
+    let refusedPages = 0;
     try {
       const base = peer.url.replace(/\/+$/, "");
       const pinned = peer.catalogPublicKeys.map((k) => k.toLowerCase());
-      for (;;) {
+      // A pass is bounded in pages and time: a peer answering `more: true` for ever cannot hold
+      // the pass (and the peers after it); the rest comes in the next pass, from the saved cursor.
+      for (let pages = 0; pages < PASS_MAX_PAGES && Date.now() - started < PASS_MAX_MS; pages++) {
         const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown };
         if (!Array.isArray(page.changes) || typeof page.next !== "number") throw new Error("change feed: malformed page");
         // Each page is signed: by a pinned key, for the cursor asked, just now (no replay).
         const refused = feedRefusal(page as { changes: unknown[]; next: number; feedProof?: unknown }, { since: st.cursor, pinned, maxAgeMs: FEED_MAX_AGE_MS });
         if (refused) throw new Error(`change feed refused: ${refused}`);
+        let merged = 0;
+        const reasons = new Set<string>();
         for (const ch of page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[]) {
           const reason = await this.#merge(peer, pinned, ch);
-          if (reason) st.refused[reason] = (st.refused[reason] ?? 0) + 1;
-          else st.merged++;
+          if (reason) {
+            st.refused[reason] = (st.refused[reason] ?? 0) + 1;
+            reasons.add(reason);
+          } else {
+            st.merged++;
+            merged++;
+          }
         }
         if (page.next <= st.cursor && page.changes.length > 0) throw new Error("change feed: cursor went back");
         st.cursor = page.next;
+        st.lastOk = new Date().toISOString();
+        this.#save(); // as it goes: a crash or a stop mid-pass does not fetch these pages again
+        // Pages whose every change is refused: a peer sending junk is paused like a failing one.
+        // (Already held, or outside the peer's prefixes, is no fault of the peer's.)
+        refusedPages = page.changes.length > 0 && merged === 0 && ![...reasons].every((r) => BENIGN.has(r)) ? refusedPages + 1 : 0;
+        if (refusedPages >= REFUSED_PAGES_MAX) throw new Error(`${refusedPages} pages in a row had every change refused (${[...reasons].join(", ")}); paused`);
         if (page.more !== true || page.changes.length === 0) break;
       }
-      st.lastOk = new Date().toISOString();
       st.lastError = null;
       this.#backoff.delete(peer.url);
     } catch (err) {
@@ -164,11 +187,11 @@ const reasonOf = (r: string) => r.split(":")[0]!.trim();
 
 async function fetchJson(url: string): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error", headers: { accept: "application/json" } });
-  if (!res.ok) throw new Error(`${url} answered ${res.status}`);
-  const len = Number(res.headers.get("content-length") ?? 0);
-  if (len > MAX_RESPONSE_BYTES) throw new Error(`${url}: response larger than ${MAX_RESPONSE_BYTES} bytes`);
-  const text = await res.text();
-  if (text.length > MAX_RESPONSE_BYTES) throw new Error(`${url}: response larger than ${MAX_RESPONSE_BYTES} bytes`);
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {});
+    throw new Error(`${url} answered ${res.status}`);
+  }
+  const text = await readBounded(res, MAX_RESPONSE_BYTES, url);
   const j = parseJson(text, 64);
   if (!j.ok) throw new Error(`${url}: ${j.detail}`);
   return j.value;

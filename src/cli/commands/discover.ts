@@ -1,6 +1,7 @@
 /** `discover URL`: fetch a peer's discovery document, check its signature, print its routes. */
 import { checkDocument, DISCOVERY_PATH } from "../../discovery/index.ts";
 import { parseJson } from "../../json/index.ts";
+import { BodyTooLargeError, readBounded } from "../../net/index.ts";
 import { EXIT, intFlag, parse, UsageError, type Io } from "../args.ts";
 
 const MAX_DOC_BYTES = 256 * 1024;
@@ -38,8 +39,11 @@ export async function discover(args: string[], io: Io): Promise<number> {
     io.stderr(`pilox-mesh discover: ${url} answered ${res.status}\n`);
     return EXIT.unavailable;
   }
-  const text = await res.text();
-  if (text.length > MAX_DOC_BYTES) {
+  let text: string;
+  try {
+    text = await readBounded(res, MAX_DOC_BYTES, String(url));
+  } catch (err) {
+    if (!(err instanceof BodyTooLargeError)) throw err;
     io.stderr(`pilox-mesh discover: document larger than ${MAX_DOC_BYTES} bytes\n`);
     return EXIT.failure;
   }

@@ -1,6 +1,7 @@
 /** `registry sign|verify|verify-catalog|publish|get|delete`: registry records from the shell. */
 import { readKeyFile } from "../../identity/index.ts";
 import { parseJson } from "../../json/index.ts";
+import { readBounded } from "../../net/index.ts";
 import { readSecretFile } from "../../config/index.ts";
 // The pure modules, not registry/index.ts: the CLI must not load node:sqlite for every command.
 import { verifyCatalog } from "../../registry/catalog.ts";
@@ -121,6 +122,8 @@ function baseOf(u: string | undefined): string {
   return url.replace(/\/+$/, "");
 }
 
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
 async function call(io: Io, method: string, url: string, o: { token?: Buffer; body?: string } = {}): Promise<{ status: number; json: any } | number> {
   let res: Response;
   try {
@@ -136,7 +139,14 @@ async function call(io: Io, method: string, url: string, o: { token?: Buffer; bo
     io.stderr(`pilox-mesh registry: cannot reach ${url}: ${cause?.code ?? (err as Error).message}\n`);
     return EXIT.unavailable;
   }
-  const text = await res.text();
+  let text: string;
+  try {
+    // A registry's answer: a catalog of many handles at most.
+    text = await readBounded(res, MAX_ANSWER_BYTES, url);
+  } catch (err) {
+    io.stderr(`pilox-mesh registry: ${(err as Error).message}\n`);
+    return EXIT.unavailable;
+  }
   const j = parseJson(text || "null", 64);
   return { status: res.status, json: j.ok ? j.value : text };
 }
