@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 import { buildDeb } from "./deb.ts";
+import { buildVersion } from "./version.ts";
 import { EXEC_ARGV } from "./exec-argv.ts";
 import { runtime, type Arch } from "./runtime.ts";
 
@@ -38,7 +39,6 @@ function gitCommit(): string {
 }
 
 async function bundle(): Promise<string> {
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
   const out = join(dist, "pilox-mesh.cjs");
   await esbuild.build({
     entryPoints: [join(root, "src", "cli", "entry.ts")],
@@ -51,7 +51,7 @@ async function bundle(): Promise<string> {
     minifyWhitespace: true,
     legalComments: "none",
     define: {
-      __PILOX_MESH_VERSION__: JSON.stringify(pkg.version),
+      __PILOX_MESH_VERSION__: JSON.stringify(buildVersion(root)),
       __PILOX_MESH_COMMIT__: JSON.stringify(gitCommit()),
     },
     logLevel: "warning",
@@ -72,10 +72,6 @@ function inject(node: string, blobFile: string, out: string): void {
   copyFileSync(node, out);
   chmodSync(out, 0o755);
   sh(process.execPath, [join(root, "node_modules", "postject", "dist", "cli.js"), out, "NODE_SEA_BLOB", blobFile, "--sentinel-fuse", SENTINEL]);
-}
-
-function pkgVersion(): string {
-  return (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 }
 
 /**
@@ -121,7 +117,7 @@ async function main(): Promise<void> {
     sums.push(`${sha256(out)}  pilox-mesh-linux-${a}`);
     process.stderr.write(`built ${out}\n`);
     if (process.env["PILOX_NO_DEB"] !== "1") {
-      const deb = buildDeb({ root, arch: a, binary: out, version: pkgVersion(), outDir: dist, work: cache });
+      const deb = buildDeb({ root, arch: a, binary: out, version: buildVersion(root), outDir: dist, work: cache });
       sums.push(`${sha256(deb)}  ${basename(deb)}`);
       process.stderr.write(`built ${deb}\n`);
     }

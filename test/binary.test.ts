@@ -34,7 +34,7 @@ describe("single executable", () => {
 
   it("x64: runs under env -i with no node anywhere on PATH, on the embedded Node 24", async () => {
     const r = await run("env", ["-i", X64, "version"]);
-    assert.match(r.stdout, /^pilox-mesh \d+\.\d+\.\d+ \(commit (?:[0-9a-f]{7,}|unknown), node 24\.\d+\.\d+, linux-x64\)/);
+    assert.match(r.stdout, /^pilox-mesh \d+\.\d+\.\d+(?:\+git\d+\.[0-9a-f]{7,})? \(commit (?:[0-9a-f]{7,}|unknown), node 24\.\d+\.\d+, linux-x64\)/);
     assert.match(r.stdout, /node 24\./);
   });
 

@@ -28,6 +28,17 @@ describe("config errors", () => {
     assert.match(r.stderr, new RegExp(`${f}:3:\\d+: TOML syntax`));
   });
 
+  it("registry limits are checked by range; a registry peer without prefixes gets a note", async () => {
+    const bad = s.write("quota.toml", "[registry]\nmax_records_per_key = 0\n");
+    const r = await cli(["check-config", "--config", bad]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /registry.max_records_per_key/);
+    const peer = s.write("peer.toml", `[registry]\nenabled = true\n[[registry.peers]]\nurl = "https://reg.example"\ncatalog_public_keys = ["${"ab".repeat(32)}"]\n`);
+    const ok = await cli(["check-config", "--config", peer, "-q"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /note: registry.peers https:\/\/reg.example has no prefixes: its signed deletes are honoured for every handle/);
+  });
+
   it("unknown key: file and key path, exit 78", async () => {
     const f = s.write("unknown.toml", "[bus]\nmax_age_secnds = 30\n");
     const r = await cli(["check-config", "--config", f]);

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildDeb } from "../build/deb.ts";
+import { buildVersion } from "../build/version.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { assertServiceLayout, mode } from "./helpers/layout.ts";
 import { scratch } from "./helpers/tmp.ts";
@@ -16,7 +17,7 @@ import { scratch } from "./helpers/tmp.ts";
 const run = promisify(execFile);
 const s = scratch();
 after(() => s.cleanup());
-const version = (JSON.parse(readFileSync(`${ROOT}/package.json`, "utf8")) as { version: string }).version;
+const version = buildVersion(ROOT);
 const DEB = (arch: string) => `${ROOT}/dist/pilox-mesh_${version}_${arch}.deb`;
 const root = s.path("root");
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
@@ -83,5 +84,36 @@ describe(".deb packages", () => {
     assert.ok(!existsSync(`${root}/var/lib/pilox-mesh`));
     assert.doesNotMatch(readFileSync(`${root}/etc/passwd`, "utf8"), /pilox-mesh/);
     assert.doesNotMatch(readFileSync(`${root}/etc/group`, "utf8"), /pilox-mesh/);
+  });
+});
+
+describe("build versions", () => {
+  it("every build between releases has a distinct version that dpkg orders after the one before; a tagged release is the plain version", async () => {
+    const repo = s.path("version-repo");
+    mkdirSync(repo, { recursive: true });
+    const g = (...a: string[]) => run("git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@example", ...a]);
+    writeFileSync(`${repo}/package.json`, JSON.stringify({ version: "1.2.3" }));
+    await g("init", "-q");
+    await g("add", "package.json");
+    await g("commit", "-qm", "one");
+    await g("tag", "v1.2.3");
+    const release = buildVersion(repo);
+    assert.equal(release, "1.2.3");
+    await g("commit", "-q", "--allow-empty", "-m", "two");
+    const snap1 = buildVersion(repo);
+    await g("commit", "-q", "--allow-empty", "-m", "three");
+    const snap2 = buildVersion(repo);
+    assert.match(snap1, /^1\.2\.3\+git2\.[0-9a-f]{12}$/);
+    assert.match(snap2, /^1\.2\.3\+git3\.[0-9a-f]{12}$/);
+    await run("dpkg", ["--compare-versions", snap1, "gt", release]);
+    await run("dpkg", ["--compare-versions", snap2, "gt", snap1]);
+    await run("dpkg", ["--compare-versions", "1.2.4", "gt", snap2]);
+  });
+
+  it("the built executable and package carry the build's version", async () => {
+    const v = buildVersion(ROOT);
+    const out = (await run(`${ROOT}/dist/pilox-mesh-linux-x64`, ["version"])).stdout;
+    assert.ok(out.startsWith(`pilox-mesh ${v} `), out);
+    assert.equal((await run("dpkg-deb", ["-f", DEB("amd64"), "Version"])).stdout.trim(), v);
   });
 });

@@ -13,6 +13,7 @@ import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { Federation, MemoryTokenReplayStore, type TokenReplayStore } from "../federation/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
+import { claimStateDir } from "./state-format.ts";
 import { versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
 import type { GatewayRole } from "../gateway/role.ts";
@@ -76,6 +77,7 @@ export class Appliance {
   #load(): { config: Config; secrets: Secrets; files: string[] } {
     const loaded = loadConfig(this.opts.listen ? { ...this.opts.load, listen: this.opts.listen } : this.opts.load);
     makeDir(loaded.config.node.state_dir, 0o700, "node.state_dir");
+    claimStateDir(loaded.config.node.state_dir);
     const secrets = resolveSecrets(loaded, true);
     return { config: loaded.config, secrets, files: loaded.files };
   }

@@ -5,12 +5,12 @@
  */
 import { join } from "node:path";
 import type { Hono } from "hono";
-import type { Config } from "../config/index.ts";
+import { ConfigError, type Config } from "../config/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { RegistryMetrics } from "../metrics/index.ts";
 import { RegistryService } from "./service.ts";
-import type { RecordStore } from "./store.ts";
+import { StoreFormatError, type RecordStore } from "./store.ts";
 import { RegistrySync } from "./sync.ts";
 
 export class RegistryRole {
@@ -32,7 +32,22 @@ export class RegistryRole {
       store = new PgStore({ url: pg.url, ...(s.pgPassword ? { password: s.pgPassword } : {}), ...(s.pgCa ? { ca: s.pgCa } : {}) });
     } else {
       const { SqliteStore } = await import("./sqlite-store.ts");
-      store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
+      try {
+        store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
+      } catch (err) {
+        if (err instanceof StoreFormatError) throw new ConfigError([{ key: "node.state_dir", message: err.message }]);
+        throw err;
+      }
+    }
+    // A store written by a newer format stops the start (exit 78), as a newer state directory does;
+    // a PostgreSQL that is away at start does not (writes answer 503 until it is back).
+    try {
+      await store.count();
+    } catch (err) {
+      if (err instanceof StoreFormatError) {
+        await store.close();
+        throw new ConfigError([{ key: pg.url ? "registry.postgres.url" : "node.state_dir", message: err.message }]);
+      }
     }
     return new RegistryRole(config, store, identity, () => secrets().writeToken, metrics, log);
   }

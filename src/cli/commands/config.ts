@@ -19,6 +19,11 @@ export async function checkConfig(args: string[], io: Io): Promise<number> {
   if (durable.length && c.bus.backend === "redis") {
     io.stderr(`note: durable channels need Redis with appendonly yes; GET /readyz warns when the server persists nothing\n`);
   }
+  if (c.registry.enabled) {
+    for (const p of c.registry.peers.filter((p) => p.prefixes.length === 0)) {
+      io.stderr(`note: registry.peers ${p.url} has no prefixes: its signed deletes are honoured for every handle, this registry's own too; list the prefixes it owns\n`);
+    }
+  }
   io.stderr("configuration OK\n");
   return EXIT.ok;
 }
