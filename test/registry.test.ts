@@ -313,7 +313,7 @@ describe("sync between registries", { timeout: 300_000 }, () => {
     assert.equal((await post(C, y)).status, 201);
     await syncAll();
     const winners = await Promise.all(regs.map(async (r) => JSON.stringify((await get(r, h)).json.capabilities)));
-    assert.equal(new Set(winners).size, 1, winners.join(" "));
+    assert.equal(new Set(winners).size, 1, `${winners.join(" ")}; sync state: ${JSON.stringify(regs.map((r) => r.app.registry!.status().peers))}`);
     const st = (await http({ port: B.port }, "GET", "/v1/records")).json;
     assert.equal(st.handles.length, N);
   });

@@ -9,7 +9,7 @@
  */
 import postgres from "postgres";
 import { quotaRefusal, writerOf, type Quota, type QuotaExceeded } from "./quota.ts";
-import { contentDigest } from "./rules.ts";
+import { contentDigest } from "./digest.ts";
 import { servedColumns } from "./served.ts";
 import { STORE_FORMAT, StoreFormatError, StoreUnavailableError, fitting, type CatalogRow, type Entry, type PageBound, type RecordStore, type Served } from "./store.ts";
 

@@ -7,7 +7,7 @@
  */
 import { canonicalize } from "../canon/index.ts";
 import { publicKeyFromHex, signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
-import { digestOf } from "./catalog.ts";
+import { contentDigest } from "./digest.ts";
 import { verifyProofV1, verifyProofV2 } from "./proof.ts";
 import { checkRecord, type RegistryRecord } from "./record.ts";
 import type { Entry, Tombstone } from "./store.ts";
@@ -27,17 +27,11 @@ export interface WritePolicy {
 }
 
 export type Refusal = { ok: false; status: 400 | 403 | 409; code: string; reason: string };
+export { contentDigest };
+
 export type Decision = { ok: true; seq: number; keys: string[] } | Refusal;
 
 const refuse = (status: 400 | 403 | 409, code: string, reason: string): Refusal => ({ ok: false, status, code, reason });
-
-/** The record's digest without any registrar's countersignature: equal on every registry. */
-export function contentDigest(body: RegistryRecord | Tombstone): string {
-  const proof = (body as RegistryRecord).proof;
-  if (!proof || !("registrar" in proof)) return digestOf(body);
-  const { registrar: _r, ...rest } = proof;
-  return digestOf({ ...body, proof: rest });
-}
 
 export function decideRecord(current: Entry | undefined, rec: RegistryRecord, p: WritePolicy): Decision {
   const check = checkRecord(rec);

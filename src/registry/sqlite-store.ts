@@ -5,7 +5,7 @@
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { quotaRefusal, writerOf, type Quota, type QuotaExceeded } from "./quota.ts";
-import { contentDigest } from "./rules.ts";
+import { contentDigest } from "./digest.ts";
 import { servedColumns } from "./served.ts";
 import { STORE_FORMAT, StoreFormatError, type CatalogRow, type Entry, type PageBound, type RecordStore, type Served, fitting } from "./store.ts";
 

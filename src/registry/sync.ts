@@ -39,7 +39,7 @@ const PASS_MAX_PAGES = 100;
 const PASS_MAX_MS = 30_000;
 /** Consecutive pages with every change refused before the peer is paused (backed off). */
 const REFUSED_PAGES_MAX = 3;
-const BENIGN = new Set(["stale_updatedAt", "outside_prefixes"]);
+const JUNK_CODES = new Set(["invalid_record", "invalid_tombstone", "proof_verification_failed", "unsupported_proof_type"]);
 /** How old a signed feed page may be (its issuedAt) when it arrives. */
 const FEED_MAX_AGE_MS = 300_000;
 
@@ -121,12 +121,14 @@ export class RegistrySync {
         const refused = feedRefusal(page as { changes: unknown[]; next: number; feedProof?: unknown }, { since: st.cursor, pinned, maxAgeMs: FEED_MAX_AGE_MS });
         if (refused) throw new Error(`change feed refused: ${refused}`);
         let merged = 0;
+        let allJunk = true;
         const reasons = new Set<string>();
         for (const ch of page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[]) {
-          const reason = await this.#merge(peer, pinned, ch);
-          if (reason) {
-            st.refused[reason] = (st.refused[reason] ?? 0) + 1;
-            reasons.add(reason);
+          const refusal = await this.#merge(peer, pinned, ch);
+          if (refusal) {
+            st.refused[refusal.reason] = (st.refused[refusal.reason] ?? 0) + 1;
+            reasons.add(refusal.reason);
+            allJunk &&= refusal.junk;
           } else {
             st.merged++;
             merged++;
@@ -137,8 +139,9 @@ export class RegistrySync {
         st.lastOk = new Date().toISOString();
         this.#save(); // as it goes: a crash or a stop mid-pass does not fetch these pages again
         // Pages whose every change is refused: a peer sending junk is paused like a failing one.
-        // (Already held, or outside the peer's prefixes, is no fault of the peer's.)
-        refusedPages = page.changes.length > 0 && merged === 0 && ![...reasons].every((r) => BENIGN.has(r)) ? refusedPages + 1 : 0;
+        // Only junk counts (malformed or invalid changes, failed proofs): already held, older,
+        // outside the peer's prefixes or past a quota is no fault of the peer's.
+        refusedPages = page.changes.length > 0 && merged === 0 && allJunk ? refusedPages + 1 : 0;
         if (refusedPages >= REFUSED_PAGES_MAX) throw new Error(`${refusedPages} pages in a row had every change refused (${[...reasons].join(", ")}); paused`);
         if (page.more !== true || page.changes.length === 0) break;
       }
@@ -152,24 +155,29 @@ export class RegistrySync {
     }
   }
 
-  /** Merges one change; returns the refusal reason, or undefined when applied. */
-  async #merge(peer: SyncPeer, pinned: string[], ch: { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }): Promise<string | undefined> {
+  /**
+   * Merges one change; returns the refusal (its reason, and whether it is junk: a malformed or
+   * invalid change or a failed proof, the peer's fault), or undefined when applied.
+   */
+  async #merge(peer: SyncPeer, pinned: string[], ch: { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }): Promise<{ reason: string; junk: boolean } | undefined> {
+    const junk = (reason: string) => ({ reason, junk: true });
+    const refused = (r: { code: string; reason: string }) => ({ reason: reasonOf(r.reason), junk: JUNK_CODES.has(r.code) });
     const handle = ch.handle;
-    if (typeof handle !== "string") return "malformed";
-    if (peer.prefixes.length && !peer.prefixes.some((p) => handle.startsWith(p))) return "outside_prefixes";
+    if (typeof handle !== "string") return junk("malformed");
+    if (peer.prefixes.length && !peer.prefixes.some((p) => handle.startsWith(p))) return { reason: "outside_prefixes", junk: false };
     if (ch.deleted === true) {
       const t = ch.tombstone as Tombstone;
-      if (t?.handle !== handle) return "malformed";
+      if (t?.handle !== handle) return junk("malformed");
       const r = await this.service.delete(t);
-      return r.ok ? undefined : reasonOf(r.reason);
+      return r.ok ? undefined : refused(r);
     }
     const rec = ch.record as RegistryRecord;
-    if (!rec || typeof rec !== "object" || rec.handle !== handle) return "malformed";
+    if (!rec || typeof rec !== "object" || rec.handle !== handle) return junk("malformed");
     const by = registrarOf(rec);
-    if (!by || !pinned.includes(by)) return "not_countersigned_by_peer";
+    if (!by || !pinned.includes(by)) return junk("not_countersigned_by_peer");
     const { registrar: _r, ...proof } = rec.proof!;
     const r = await this.service.accept({ ...rec, proof } as RegistryRecord, true);
-    return r.ok ? undefined : reasonOf(r.reason);
+    return r.ok ? undefined : refused(r);
   }
 
   #save(): void {
