@@ -9,8 +9,11 @@ export class BodyTooLargeError extends Error {
   override name = "BodyTooLargeError";
 }
 
-/** The body of `res` as text (UTF-8), or BodyTooLargeError once it passes `maxBytes`. */
-export async function readBounded(res: Response, maxBytes: number, what = res.url || "response"): Promise<string> {
+/**
+ * The body of `res` (a response we fetched, or a request we serve) as text (UTF-8), or
+ * BodyTooLargeError once it passes `maxBytes`.
+ */
+export async function readBounded(res: Request | Response, maxBytes: number, what = res.url || "body"): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? "");
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body?.cancel().catch(() => {});

@@ -22,7 +22,7 @@ import { signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
 import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
-import { RateLimiter } from "../net/index.ts";
+import { BodyTooLargeError, RateLimiter, readBounded } from "../net/index.ts";
 import type { Nats } from "./connect.ts";
 import { Puller } from "./pull.ts";
 import { frameMsgId, HDR, sha256Hex, signingString } from "./frame.ts";
@@ -233,7 +233,7 @@ export class Pilox {
       const h = c.req.header("authorization") ?? "";
       if (!token || !h.startsWith("Bearer ") || !tokenMatches(h.slice(7), token)) return c.json({ error: "unauthorized" }, 401);
       if (!this.#limit.take(c.get("clientIp"))) return c.json({ error: "rate_limited" }, 429);
-      const text = await readBounded(c, this.d.config().wan.pilox.max_envelope_bytes);
+      const text = await readRequest(c, this.d.config().wan.pilox.max_envelope_bytes);
       if (text === null) return c.json({ error: "payload_too_large" }, 413);
       const json = text.trim() === "" ? { ok: true as const, value: {} } : parseJson(text, MAX_JSON_DEPTH);
       if (!json.ok) return c.json({ error: "invalid_json" }, 400);
@@ -282,22 +282,11 @@ export class Pilox {
 }
 
 /** The request body as text, or null past `max` bytes (read no further than that). */
-async function readBounded(c: Context, max: number): Promise<string | null> {
-  const declared = Number(c.req.header("content-length") ?? NaN);
-  if (Number.isFinite(declared) && declared > max) return null;
-  const reader = c.req.raw.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.length;
-    if (n > max) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
+async function readRequest(c: Context, max: number): Promise<string | null> {
+  try {
+    return await readBounded(c.req.raw, max);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) return null;
+    throw err;
   }
-  return Buffer.concat(chunks).toString("utf8");
 }
