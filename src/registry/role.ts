@@ -25,28 +25,28 @@ export class RegistryRole {
   /** Builds the role; the PostgreSQL client is loaded only when [registry.postgres] url is set. */
   static async create(config: Config, identity: () => Ed25519Key, secrets: () => { writeToken?: Buffer; pgPassword?: string; pgCa?: Buffer }, metrics: RegistryMetrics, log: Logger): Promise<RegistryRole> {
     const pg = config.registry.postgres;
+    // A store written by a newer format stops the start (exit 78), as a newer state directory
+    // does; a PostgreSQL that is away at start does not (requests answer 503 until it is back).
+    const formatError = (err: unknown) => (err instanceof StoreFormatError ? new ConfigError([{ key: pg.url ? "registry.postgres.url" : "node.state_dir", message: err.message }]) : err);
     let store: RecordStore;
     if (pg.url) {
       const { PgStore } = await import("./pg-store.ts");
       const s = secrets();
       store = new PgStore({ url: pg.url, ...(s.pgPassword ? { password: s.pgPassword } : {}), ...(s.pgCa ? { ca: s.pgCa } : {}) });
+      try {
+        await store.count();
+      } catch (err) {
+        if (err instanceof StoreFormatError) {
+          await store.close();
+          throw formatError(err);
+        }
+      }
     } else {
       const { SqliteStore } = await import("./sqlite-store.ts");
       try {
         store = new SqliteStore(join(config.node.state_dir, "registry.sqlite"));
       } catch (err) {
-        if (err instanceof StoreFormatError) throw new ConfigError([{ key: "node.state_dir", message: err.message }]);
-        throw err;
-      }
-    }
-    // A store written by a newer format stops the start (exit 78), as a newer state directory does;
-    // a PostgreSQL that is away at start does not (writes answer 503 until it is back).
-    try {
-      await store.count();
-    } catch (err) {
-      if (err instanceof StoreFormatError) {
-        await store.close();
-        throw new ConfigError([{ key: pg.url ? "registry.postgres.url" : "node.state_dir", message: err.message }]);
+        throw formatError(err);
       }
     }
     return new RegistryRole(config, store, identity, () => secrets().writeToken, metrics, log);

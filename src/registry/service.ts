@@ -68,6 +68,18 @@ export function etagMatches(header: string | undefined, etag: string): boolean {
 /** No handle or URL we store or look up holds a control character (PostgreSQL refuses NUL in text). */
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
+/**
+ * The stored-and-looked-up field of a record holding a control character, if any: checked
+ * before any store lookup (the rules refuse it too, but only after the lookup they need).
+ */
+function controlField(rec: unknown): "handle" | "agentCardUrl" | undefined {
+  for (const field of ["handle", "agentCardUrl"] as const) {
+    const v = (rec as Record<string, unknown>)[field];
+    if (typeof v === "string" && CONTROL.test(v)) return field;
+  }
+  return undefined;
+}
+
 /** The handle from the path: URL-encoded, or with its slashes as they are. */
 function handleOf(c: Context): string | undefined {
   const raw = c.req.path.slice("/v1/records/".length);
@@ -106,10 +118,8 @@ export class RegistryService {
 
   /** Applies a record (POST or merge): decided by the rules, countersigned, written conditionally. */
   async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | Refusal> {
-    for (const field of ["handle", "agentCardUrl"] as const) {
-      const v = (rec as unknown as Record<string, unknown>)[field];
-      if (typeof v === "string" && CONTROL.test(v)) return { ok: false, status: 400, code: "invalid_record", reason: `${field}: holds a control character` };
-    }
+    const bad = controlField(rec);
+    if (bad) return { ok: false, status: 400, code: "invalid_record", reason: `${bad}: holds a control character` };
     for (let attempt = 0; attempt < 3; attempt++) {
       // No store lookup for a malformed handle: the rules refuse it with a 400, not the store a 500.
       const current = typeof rec.handle === "string" ? await this.o.store.get(rec.handle) : undefined;
@@ -241,10 +251,8 @@ export class RegistryService {
       const j = parseJson(text === "" ? "{}" : text, 32);
       if (!j.ok) return err(c, 400, "invalid_json");
       if (j.value === null || typeof j.value !== "object" || Array.isArray(j.value)) return err(c, 400, "invalid_record", { instancePath: "", message: "expected an object" });
-      for (const field of ["handle", "agentCardUrl"]) {
-        const v = (j.value as Record<string, unknown>)[field];
-        if (typeof v === "string" && CONTROL.test(v)) return err(c, 400, "invalid_record", { instancePath: `/${field}`, message: `${field}: holds a control character` });
-      }
+      const bad = controlField(j.value);
+      if (bad) return err(c, 400, "invalid_record", { instancePath: `/${bad}`, message: `${bad}: holds a control character` });
       return { rec: j.value as RegistryRecord };
     };
 
