@@ -90,7 +90,7 @@ describe("fuzz: remote bodies", { timeout: 300_000 }, () => {
       21,
       async () => {
         // A fresh peer each time: a failing peer is backed off, and each case must be read.
-        const peer = { url: `${base}/case-${i++}`, catalogPublicKeys: ["ab".repeat(32)], prefixes: [] };
+        const peer = { url: `${base}/case-${i++}`, catalogPublicKeys: ["ab".repeat(32)], prefixes: [], protocol: "auto" as const };
         const sync = new RegistrySync(reg.registry!.service, () => [peer], () => 3_600_000, s.path(`sync-${i}.json`), silentLogger);
         await sync.runOnce();
         const st = sync.status()[peer.url]!;

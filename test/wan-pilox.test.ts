@@ -149,6 +149,9 @@ describe("POST /v1/publish, as the reference's bridge", () => {
     assert.equal(typeof bad.json.message, "string");
     // Stricter than the reference: what its ingress refuses, or a non-http(s) origin.
     assert.equal((await publish(JSON.stringify(envelope(1, { targetHandle: "" })))).json.error, "invalid_envelope");
+    // An array payload is refused, not rebuilt into {"0":1} (the reference: "payload must be object").
+    const arr = await publish(JSON.stringify(envelope(1, { payload: [1] })));
+    assert.deepEqual([arr.status, arr.json.error, arr.json.instancePath, arr.json.message], [400, "invalid_envelope", "/payload", "payload must be object"]);
     const js = await publish(JSON.stringify(envelope(1, { sourceOrigin: "javascript:alert(1)" })));
     assert.deepEqual([js.status, js.json.error, js.json.instancePath], [400, "invalid_envelope", "/sourceOrigin"]);
     assert.equal((await http({ port }, "POST", `/v1/publish?${"q".repeat(5_000)}`, "{}", { authorization: `Bearer ${TOKEN}` })).status, 414);
@@ -159,7 +162,8 @@ describe("POST /v1/publish, as the reference's bridge", () => {
   });
 
   it("puts on NATS what the reference's subscriber expects: both shapes, trace carried, signed and with Nats-Msg-Id", async () => {
-    const ref = await referenceSubscriber("pilox.mesh.wan");
+    // Where the stock subscriber listens by default (hive.mesh.wan): no subject set on either side.
+    const ref = await referenceSubscriber("hive.mesh.wan");
     try {
       const a = await publish(JSON.stringify(envelope(2)));
       assert.deepEqual([a.status, a.json], [202, { accepted: true, correlationId: "corr-2-xxxxxxxx" }]);

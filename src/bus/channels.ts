@@ -4,6 +4,7 @@
  * JSON object in the same envelope.
  */
 import * as v from "valibot";
+import { jsonObject, looseObject, strictObject } from "../json/index.ts";
 
 export const PILOX_AGENT_STATUS = "pilox:agent:status";
 export const PILOX_SYSTEM_EVENTS = "pilox:system:events";
@@ -57,22 +58,22 @@ const META_ENTRIES = {
   correlationId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
 };
 /** What we seal on the Pilox channels: exactly the reference's fields. */
-const MESH_META_STRICT = v.strictObject(META_ENTRIES);
+const MESH_META_STRICT = strictObject(META_ENTRIES);
 /** What we accept: the same fields, extra keys tolerated (they are covered by the MAC). */
-export const MESH_META_LOOSE = v.looseObject(META_ENTRIES);
+export const MESH_META_LOOSE = looseObject(META_ENTRIES);
 
 const ISO_TIME = v.pipe(v.string(), v.isoTimestamp());
 
-const AGENT_STATUS_CORE = v.strictObject({
+const AGENT_STATUS_CORE = strictObject({
   agentId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
   status: v.picklist(["running", "ready", "paused", "stopped"]),
   timestamp: ISO_TIME,
   instanceId: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(256))),
 });
 
-const SYSTEM_EVENT_CORE = v.strictObject({
+const SYSTEM_EVENT_CORE = strictObject({
   type: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
-  payload: v.record(v.string(), v.unknown()),
+  payload: jsonObject("payload must be an object"),
   timestamp: ISO_TIME,
 });
 

@@ -6,12 +6,13 @@
  * stricter on what we send, tolerant of what others send.)
  */
 import * as v from "valibot";
+import { jsonObject, strictObject } from "../json/index.ts";
 import { canonicalChannel, describeIssues, PILOX_AGENT_STATUS, PILOX_SYSTEM_EVENTS } from "./channels.ts";
 
 /** RFC 9562 UUID text, as the reference's `z.string().uuid()` takes it. */
 const UUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}$/;
 
-const STOCK_META = v.strictObject({
+const STOCK_META = strictObject({
   v: v.literal(1),
   producer: v.literal("pilox-core", 'must be "pilox-core" on the Pilox channels (the reference refuses any other producer)'),
   eventId: v.pipe(v.string(), v.regex(UUID, "must be a UUID (the reference refuses any other event id)")),
@@ -24,7 +25,7 @@ const ISO = v.pipe(
 );
 const agentId = v.pipe(v.string(), v.minLength(1), v.maxLength(128));
 const agentName = v.pipe(v.string(), v.minLength(1), v.maxLength(512));
-const lifecycle = v.strictObject({ agentId, name: agentName });
+const lifecycle = strictObject({ agentId, name: agentName });
 /** An origin or URL with a scheme the bridge and ingress both take, stricter: http(s) only. */
 const HTTP_URL = v.pipe(
   v.string(),
@@ -39,14 +40,15 @@ const HTTP_URL = v.pipe(
 );
 
 /** wan-envelope-v1 as Pilox's ingress validates it (plus: http(s) origins, a non-empty targetHandle). */
-export const WAN_ENVELOPE = v.strictObject({
+export const WAN_ENVELOPE = strictObject({
   v: v.literal(1),
   // 8–256 counted both ways (the bridge counts code points, the ingress UTF-16 units).
   correlationId: v.pipe(v.string(), v.minLength(8), v.maxLength(256), v.check((s) => [...s].length >= 8, "must be at least 8 characters")),
   sourceOrigin: HTTP_URL,
   targetOrigin: v.optional(HTTP_URL),
   targetHandle: v.optional(v.pipe(v.string(), v.minLength(1))),
-  payload: v.optional(v.record(v.string(), v.unknown())),
+  // An object, checked: an array is refused (the reference answers "payload must be object").
+  payload: v.optional(jsonObject("payload must be object")),
   schema: v.optional(v.literal("wan-envelope-v1")),
 });
 
@@ -62,12 +64,12 @@ const SYSTEM_EVENT = v.variant("type", [
   // message (wrong MAC). We emit the form they accept, and refuse `reason` with that said.
   event("agent.paused", lifecycle),
   event("agent.resumed", lifecycle),
-  event("model.pulled", v.strictObject({ modelName: v.pipe(v.string(), v.minLength(1), v.maxLength(512)) })),
-  event("backup.completed", v.strictObject({ backupId: v.pipe(v.string(), v.minLength(1), v.maxLength(64)) })),
+  event("model.pulled", strictObject({ modelName: v.pipe(v.string(), v.minLength(1), v.maxLength(512)) })),
+  event("backup.completed", strictObject({ backupId: v.pipe(v.string(), v.minLength(1), v.maxLength(64)) })),
   event("mesh.wan.envelope", WAN_ENVELOPE),
   event(
     "agent.imported",
-    v.strictObject({
+    strictObject({
       agentId,
       name: agentName,
       sourceType: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
@@ -76,7 +78,7 @@ const SYSTEM_EVENT = v.variant("type", [
   ),
 ]);
 
-const AGENT_STATUS = v.strictObject({
+const AGENT_STATUS = strictObject({
   agentId,
   status: v.picklist(["running", "ready", "paused", "stopped"]),
   timestamp: ISO,

@@ -25,7 +25,8 @@ function objectOf(s: Schema): { entries: Record<string, Schema>; array: boolean 
   for (let i = 0; x && i < 10; i++) {
     if (x.entries) return { entries: x.entries, array };
     if (x.type === "array") array = true;
-    x = x.wrapped ?? x.item ?? x.pipe?.[0];
+    // An object schema sits behind a plain-object check in its pipe (json/object.ts).
+    x = x.wrapped ?? x.item ?? x.pipe?.find((p) => p.entries) ?? x.pipe?.[0];
   }
   return undefined;
 }
@@ -58,7 +59,7 @@ describe("docs/configuration.md", () => {
     }
     const t = new Map<string, string[]>();
     const ranges: [string, string, number, number][] = [];
-    tables((ConfigSchema as unknown as Schema).entries!, "", t, ranges);
+    tables(objectOf(ConfigSchema as unknown as Schema)!.entries, "", t, ranges);
     const missing: string[] = [];
     for (const [table, keys] of t) {
       const text = sections.get(table);

@@ -4,6 +4,7 @@
  */
 import { isIP } from "node:net";
 import * as v from "valibot";
+import { strictObject } from "../json/index.ts";
 import { CHANNEL_NAME } from "../bus/channels.ts";
 
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer("expected an integer"), v.minValue(min), v.maxValue(max));
@@ -28,9 +29,9 @@ const STREAM_NAME = v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]{1,64}$/, "a stre
 
 const KEY_ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a key id is 1-64 letters, digits, . _ -"));
 
-export const ConfigSchema = v.strictObject({
+export const ConfigSchema = strictObject({
   node: v.optional(
-    v.strictObject({
+    strictObject({
       name: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a node name is 1-64 letters, digits, . _ -"))),
       state_dir: v.optional(path()),
       runtime_dir: v.optional(path()),
@@ -38,14 +39,14 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   log: v.optional(
-    v.strictObject({
+    strictObject({
       level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
       format: v.optional(v.picklist(["text", "json"]), "text"),
     }),
     {},
   ),
   instance: v.optional(
-    v.strictObject({
+    strictObject({
       origin: v.optional(
         v.pipe(v.string(), v.regex(/^https?:\/\/[^\/?#\s]+$/, 'expected an origin such as "https://mesh.example.org" (no path)')),
       ),
@@ -55,7 +56,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   http: v.optional(
-    v.strictObject({
+    strictObject({
       listen: v.optional(HOSTPORT, "127.0.0.1:7420"),
       tls_cert_file: v.optional(path(), ""),
       tls_key_file: v.optional(path(), ""),
@@ -74,7 +75,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   discovery: v.optional(
-    v.strictObject({
+    strictObject({
       bootstrap_urls: v.optional(v.array(v.pipe(v.string(), v.url(), v.maxLength(2048))), []),
       dht_hints: v.optional(v.array(str(512)), []),
       max_age_seconds: v.optional(int(0, 86_400), 120),
@@ -82,7 +83,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   federation: v.optional(
-    v.strictObject({
+    strictObject({
       token_lifetime_seconds: v.optional(int(1, 300), 60),
       max_token_lifetime_seconds: v.optional(int(1, 3_600), 300),
       leeway_seconds: v.optional(int(0, 120), 30),
@@ -95,7 +96,7 @@ export const ConfigSchema = v.strictObject({
       audit_window_seconds: v.optional(int(1, 86_400), 60),
       queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
       hs256: v.optional(
-        v.strictObject({
+        strictObject({
           enabled: v.optional(v.boolean(), false),
           secret_file: v.optional(path(), ""),
           accept_channels: v.optional(v.array(CHANNEL_NAME), []),
@@ -103,7 +104,7 @@ export const ConfigSchema = v.strictObject({
         {},
       ),
       manifest: v.optional(
-        v.strictObject({
+        strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^((https?|file):\/\/\S+)?$/, "expected an https://, http:// or file:// URL")), ""),
           signer_public_keys: v.optional(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), []),
           refresh_seconds: v.optional(int(10, 86_400), 300),
@@ -117,7 +118,7 @@ export const ConfigSchema = v.strictObject({
       ),
       peers: v.optional(
         v.array(
-          v.strictObject({
+          strictObject({
             origin: v.pipe(v.string(), v.regex(/^https?:\/\/[^\/?#\s]+\/?$/, "expected an origin such as \"https://mesh-b.example\"")),
             url: v.optional(v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL"))),
             public_keys: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), v.minLength(1)),
@@ -133,7 +134,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   wan: v.optional(
-    v.strictObject({
+    strictObject({
       nats_urls: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(nats|tls):\/\/[^\s\/?#]+$/, 'expected a NATS URL such as "nats://10.0.0.5:4222" or "tls://hub.example:4222"'))), v.maxLength(32)), []),
       creds_file: v.optional(path(), ""),
       nkey_seed_file: v.optional(path(), ""),
@@ -161,8 +162,9 @@ export const ConfigSchema = v.strictObject({
       fetch_batch: v.optional(int(1, 10_000), 64),
       connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
       pilox: v.optional(
-        v.strictObject({
-          subjects: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,15}$/, 'expected a NATS subject without wildcards, e.g. "pilox.mesh.wan"'))), v.minLength(1), v.maxLength(8)), ["pilox.mesh.wan", "hive.mesh.wan"]),
+        strictObject({
+          // The first is where POST /v1/publish publishes: the stock bridge's and subscriber's default.
+          subjects: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,15}$/, 'expected a NATS subject without wildcards, e.g. "pilox.mesh.wan"'))), v.minLength(1), v.maxLength(8)), ["hive.mesh.wan", "pilox.mesh.wan"]),
           stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN"),
           ingest: v.optional(v.boolean(), false),
           accept_unsigned: v.optional(v.boolean(), false),
@@ -176,7 +178,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   api: v.optional(
-    v.strictObject({
+    strictObject({
       socket: v.optional(path()),
       socket_mode: v.optional(v.pipe(v.string(), v.regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')), "0660"),
       listen: v.optional(v.union([v.literal(""), HOSTPORT]), ""),
@@ -190,7 +192,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   gateway: v.optional(
-    v.strictObject({
+    strictObject({
       enabled: v.optional(v.boolean(), false),
       upstream_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/[^?#\s]+)?$/, "expected an http(s) URL")), ""),
       upstream_path: v.optional(v.pipe(v.string(), v.regex(/^\/[^?#\s]*$/, "expected a path starting with /")), "/api/a2a/jsonrpc/public"),
@@ -207,11 +209,13 @@ export const ConfigSchema = v.strictObject({
       breaker_cooldown_seconds: v.optional(int(1, 3_600), 10),
       registries: v.optional(v.array(v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL"))), []),
       resolve_allow_private: v.optional(v.boolean(), false),
+      // Registries (of `registries`) trusted for records with only the reference's proof v1.
+      accept_proof_v1_from: v.optional(v.array(v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL"))), []),
     }),
     {},
   ),
   registry: v.optional(
-    v.strictObject({
+    strictObject({
       enabled: v.optional(v.boolean(), false),
       write_token_file: v.optional(path(), ""),
       require_proof: v.optional(v.boolean(), true),
@@ -220,12 +224,14 @@ export const ConfigSchema = v.strictObject({
       max_future_skew_seconds: v.optional(int(0, 86_400), 300),
       tombstone_retention_seconds: v.optional(int(3_600, 10 * 365 * 86_400), 30 * 86_400),
       sync_interval_seconds: v.optional(int(5, 86_400), 60),
+      max_body_bytes: v.optional(int(1024, 8 * 1024 * 1024), 1024 * 1024),
+      catalog_proof: v.optional(v.picklist(["hive", "pilox"]), "hive"),
       max_records: v.optional(int(1, 1_000_000_000), 1_000_000),
       max_bytes: v.optional(int(1024 * 1024, 2 ** 50), 4 * 1024 ** 3),
       max_records_per_key: v.optional(int(1, 1_000_000_000), 10_000),
       max_bytes_per_key: v.optional(int(64 * 1024, 2 ** 50), 256 * 1024 ** 2),
       postgres: v.optional(
-        v.strictObject({
+        strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^(postgres(ql)?:\/\/.*)?$/, 'expected a "postgres://" URL')), ""),
           password_file: v.optional(path(), ""),
           tls_ca_file: v.optional(path(), ""),
@@ -234,11 +240,17 @@ export const ConfigSchema = v.strictObject({
       ),
       peers: v.optional(
         v.array(
-          v.strictObject({
-            url: v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL")),
-            catalog_public_keys: v.pipe(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), v.minLength(1)),
-            prefixes: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(512))), []),
-          }),
+          v.pipe(
+            strictObject({
+              url: v.pipe(v.string(), v.regex(/^https?:\/\/[^?#\s]+$/, "expected an http(s) URL")),
+              catalog_public_keys: v.optional(v.array(v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex characters"))), []),
+              prefixes: v.optional(v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(512))), []),
+              protocol: v.optional(v.picklist(["auto", "feed", "reference"]), "auto"),
+            }),
+            // Our change feed is signed page by page: it needs a pinned key. A stock registry
+            // may sign nothing (its catalog proof is then not checked).
+            v.check((p) => p.protocol === "reference" || p.catalog_public_keys.length > 0, 'catalog_public_keys: at least one key (only a peer with protocol = "reference" may have none)'),
+          ),
         ),
         [],
       ),
@@ -246,7 +258,7 @@ export const ConfigSchema = v.strictObject({
     {},
   ),
   bus: v.optional(
-    v.strictObject({
+    strictObject({
       backend: v.optional(v.picklist(["auto", "embedded", "redis"]), "auto"),
       producer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), "pilox-mesh"),
       max_message_bytes: v.optional(int(256, 16 * 1024 * 1024), 256 * 1024),
@@ -256,7 +268,7 @@ export const ConfigSchema = v.strictObject({
       replay_cache_size: v.optional(int(1_000, 100_000_000), 100_000),
       keys: v.optional(
         v.array(
-          v.strictObject({
+          strictObject({
             id: KEY_ID,
             secret_file: path(),
             primary: v.optional(v.boolean(), false),
@@ -265,7 +277,7 @@ export const ConfigSchema = v.strictObject({
         [],
       ),
       redis: v.optional(
-        v.strictObject({
+        strictObject({
           url: v.optional(v.pipe(v.string(), v.regex(/^(rediss?:\/\/.*)?$/, 'expected a "redis://" or "rediss://" URL')), ""),
           password_file: v.optional(path(), ""),
           sentinels: v.optional(v.pipe(v.array(HOSTPORT), v.maxLength(16)), []),
@@ -288,14 +300,14 @@ export const ConfigSchema = v.strictObject({
         {},
       ),
       spool: v.optional(
-        v.strictObject({
+        strictObject({
           max_bytes: v.optional(int(4096, 1024 ** 4), 64 * 1024 * 1024),
         }),
         {},
       ),
       channels: v.optional(
         v.array(
-          v.strictObject({
+          strictObject({
             name: CHANNEL_NAME,
             durable: v.optional(v.boolean(), false),
             max_age_seconds: v.optional(int(1, 365 * 86_400)),

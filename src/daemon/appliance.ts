@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { channelsOf, createBus, policyOf, sideRedis, type MeshBus } from "../bus/index.ts";
 import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
-import { buildDocument, buildJwks, buildPublicStatus, rendered, type DiscoveryState } from "../discovery/index.ts";
+import { buildDocument, buildJwks, buildPublicStatus, hiveDocument, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
@@ -43,7 +43,7 @@ export class Appliance {
   #log!: Logger;
   #public: Listening | undefined;
   #trusted = trustedProxyList([]);
-  #discovery!: { document: Rendered; keys: Rendered; maxAgeSeconds: number };
+  #discovery!: { document: Rendered; hive: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
   #federation!: Federation;
   #registry: RegistryRole | undefined;
@@ -213,8 +213,9 @@ export class Appliance {
           },
           maxBodyBytes: () => this.#config.http.max_body_bytes,
           mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : []), ...(this.#wan ? [this.#wan.routes()] : [])],
-          // The bridge-compatible publish answers 401 before 413, so it bounds its own body.
-          selfLimitedPaths: this.#wan ? ["/v1/publish"] : [],
+          // The bridge-compatible publish answers 401 before 413, and the registry has its own
+          // bound (registry.max_body_bytes): they bound their own bodies.
+          selfLimitedPaths: [...(this.#wan ? ["/v1/publish"] : []), ...(this.#registry ? ["/v1/records"] : [])],
         }),
         c.http.listen,
         this.#secrets.tls,
@@ -242,7 +243,8 @@ export class Appliance {
       wanMesh: this.#federation.wanMesh(),
       ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}),
     };
-    this.#discovery = { document: rendered(buildDocument(state)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
+    const document = buildDocument(state);
+    this.#discovery = { document: rendered(document), hive: rendered(hiveDocument(document)), keys: rendered(buildJwks(state)), maxAgeSeconds: this.#config.discovery.max_age_seconds };
   }
 
   /** `pilox-mesh status`: what an operator asks first. */

@@ -11,6 +11,8 @@ import type { Config } from "../config/index.ts";
 import { signHex, type Ed25519Key } from "../identity/index.ts";
 
 export const DISCOVERY_PATH = "/.well-known/pilox-mesh.json";
+/** The `hive-` family's path (Pilox's own docs and schema name it so). */
+export const HIVE_DISCOVERY_PATH = "/.well-known/hive-mesh.json";
 export const KEYS_PATH = "/.well-known/pilox-mesh/keys.json";
 export const SIGNATURE_FIELD = "documentSignature";
 
@@ -114,6 +116,31 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
       : null,
   };
   return signDocument(doc, s.identity);
+}
+
+/**
+ * The same descriptor for the `hive-` family (GET /.well-known/hive-mesh.json): exactly what the
+ * reference's `hive-mesh-descriptor-v1` schema allows (no other top-level keys, `a2a` and
+ * `publicMesh` closed). Our own fields go where that schema allows extra keys, under
+ * `federation.piloxMesh`: where the full signed document and the keys are.
+ */
+export function hiveDocument(full: Record<string, unknown>): Record<string, unknown> {
+  const origin = String(full["instanceOrigin"]);
+  const a2a = full["a2a"] as { agentCardUrl?: string; jsonRpcUrl?: string } | null;
+  const pm = full["publicMesh"] as { bootstrapMeshDescriptorUrls: string[]; dhtBootstrapHints?: string[] };
+  return {
+    schema: "hive-mesh-descriptor-v1",
+    meshV2: full["meshV2"],
+    planetaryReferenceVersion: full["planetaryReferenceVersion"],
+    instanceOrigin: origin,
+    a2aEnabled: full["a2aEnabled"],
+    a2a: a2a && a2a.agentCardUrl && a2a.jsonRpcUrl ? { agentCardUrl: a2a.agentCardUrl, jsonRpcUrl: a2a.jsonRpcUrl } : null,
+    federation: {
+      ...(full["federation"] as Record<string, unknown>),
+      piloxMesh: { descriptorUrl: origin + DISCOVERY_PATH, keysUrl: origin + KEYS_PATH, signed: true },
+    },
+    publicMesh: { bootstrapMeshDescriptorUrls: pm.bootstrapMeshDescriptorUrls, ...(pm.dhtBootstrapHints ? { dhtBootstrapHints: pm.dhtBootstrapHints } : {}) },
+  };
 }
 
 export function signDocument(doc: Record<string, unknown>, key: Ed25519Key): Record<string, unknown> {

@@ -1,2 +1,2 @@
-export { buildDocument, buildJwks, buildPublicStatus, DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH, rendered, signDocument, SIGNATURE_FIELD, type DiscoveryState, type WanMeshSummary } from "./document.ts";
+export { buildDocument, buildJwks, buildPublicStatus, DISCOVERY_PATH, HIVE_DISCOVERY_PATH, hiveDocument, KEYS_PATH, PUBLIC_STATUS_PATH, rendered, signDocument, SIGNATURE_FIELD, type DiscoveryState, type WanMeshSummary } from "./document.ts";
 export { checkDocument, type DocCheck } from "./verify.ts";

@@ -10,7 +10,7 @@ import * as v from "valibot";
 import { BusUnavailableError, MessageTooLargeError, SealError, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
 import { coreOf, type JsonObject } from "../bus/envelope/v1.ts";
-import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
+import { MAX_JSON_DEPTH, parseJson, strictObject } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { AuditLog } from "./audit.ts";
 import type { Peer } from "./peers.ts";
@@ -22,7 +22,8 @@ export const RELAY_PATH = "/v1/federation/relay";
 export const MAX_BATCH = 10_000;
 
 /** One message of a relay batch (and of a WAN frame): a channel and a message with an event id. */
-export const RelayEntry = v.strictObject({
+/** The entries of RelayEntry (a WAN frame entry adds its trace to them). */
+export const RELAY_ENTRY = {
   channel: CHANNEL_NAME,
   // Checked, not rebuilt: a rebuilt object (looseObject) would lose a "__proto__" key
   // that the sender's MAC covers.
@@ -31,9 +32,10 @@ export const RelayEntry = v.strictObject({
     v.check(hasEventId, "message must be an object with meshMeta.eventId (1-128 characters)"),
     v.transform((x) => x as JsonObject),
   ),
-});
+};
+export const RelayEntry = strictObject(RELAY_ENTRY);
 
-export const RelayBody = v.strictObject({
+export const RelayBody = strictObject({
   messages: v.pipe(v.array(RelayEntry), v.maxLength(MAX_BATCH)),
 });
 export type RelayBatch = v.InferOutput<typeof RelayBody>;

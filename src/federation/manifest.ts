@@ -7,6 +7,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import * as v from "valibot";
+import { looseObject, strictObject } from "../json/index.ts";
 import { canonicalize } from "../canon/index.ts";
 import { describeIssues } from "../bus/channels.ts";
 import { signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
@@ -18,11 +19,11 @@ export const MAX_MANIFEST_BYTES = 1024 * 1024;
 export const MAX_MANIFEST_PEERS = 10_000;
 
 const HEX64 = v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/));
-const Peer = v.object({ origin: v.pipe(v.string(), v.maxLength(512)), ed25519PublicKeyHex: v.optional(HEX64) });
+const Peer = looseObject({ origin: v.pipe(v.string(), v.maxLength(512)), ed25519PublicKeyHex: v.optional(HEX64) });
 /** The reference strips unknown payload keys before verifying; we verify what was signed. */
-const Payload = v.looseObject({ v: v.literal(1), issuedAt: v.optional(v.pipe(v.string(), v.isoTimestamp())), peers: v.pipe(v.array(Peer), v.maxLength(MAX_MANIFEST_PEERS)) });
-const Ext = v.strictObject({ v: v.literal(1), seq: v.pipe(v.number(), v.integer(), v.minValue(0)), expiresAt: v.pipe(v.string(), v.isoTimestamp()), sigHex: v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{128}$/)) });
-const Body = v.looseObject({ payload: v.unknown(), sigHex: v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{128}$/)), [MANIFEST_EXT]: v.optional(v.unknown()) });
+const Payload = looseObject({ v: v.literal(1), issuedAt: v.optional(v.pipe(v.string(), v.isoTimestamp())), peers: v.pipe(v.array(Peer), v.maxLength(MAX_MANIFEST_PEERS)) });
+const Ext = strictObject({ v: v.literal(1), seq: v.pipe(v.number(), v.integer(), v.minValue(0)), expiresAt: v.pipe(v.string(), v.isoTimestamp()), sigHex: v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{128}$/)) });
+const Body = looseObject({ payload: v.unknown(), sigHex: v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{128}$/)), [MANIFEST_EXT]: v.optional(v.unknown()) });
 
 export interface ManifestPeer {
   origin: string;

@@ -103,8 +103,10 @@ export function forward(o: {
       n += chunk.length;
       if (n > o.maxBodyBytes) {
         done({ kind: "too_large" });
+        // The rest of the caller's body is dropped by the listener after our 413, not cut here
+        // (cutting it resets the connection before the caller reads the answer).
+        o.body.unpipe(req);
         req.destroy();
-        o.body.destroy();
       }
     });
     o.body.on("error", () => req.destroy());

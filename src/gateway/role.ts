@@ -45,6 +45,7 @@ export class GatewayRole {
       resolver: new ResolveCache(),
       registries: () => g().registries,
       resolveAllowPrivate: () => g().resolve_allow_private,
+      acceptProofV1From: () => g().accept_proof_v1_from,
       metrics: metrics.gateway,
       http: metrics.http,
       log,

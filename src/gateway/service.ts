@@ -41,6 +41,8 @@ export interface GatewayOptions {
   resolver: ResolveCache;
   registries: () => string[];
   resolveAllowPrivate: () => boolean;
+  /** Registries trusted for records with only proof v1 (gateway.accept_proof_v1_from). */
+  acceptProofV1From: () => string[];
   metrics: GatewayMetrics;
   /** The listener's request metrics, kept for the requests the gateway takes first. */
   http?: HttpMetrics;
@@ -162,11 +164,13 @@ export class GatewayService {
     } catch {
       return send(res, 404, { error: "not_found" });
     }
-    const r = await this.o.resolver.resolve(handle, { registries: this.o.registries(), allowPrivate: this.o.resolveAllowPrivate() });
+    const r = await this.o.resolver.resolve(handle, { registries: this.o.registries(), acceptProofV1From: this.o.acceptProofV1From(), allowPrivate: this.o.resolveAllowPrivate() });
     if (!r.ok) return send(res, r.unreachable ? 503 : 404, { error: r.unreachable ? "origin_unavailable" : "not_found", reason: r.reason });
     const a2a = r.value.routes.a2a;
     const target = a2a?.publicJsonRpcUrl ?? a2a?.jsonRpcUrl;
     if (!target) return send(res, 404, { error: "not_found", reason: "the agent's descriptor advertises no A2A JSON-RPC endpoint" });
+    // What was proven on the way (proof v2 or the trusted registry's v1; a signed or stock descriptor).
+    res.setHeader("x-pilox-mesh-verified", `record=proof-${r.value.verified.record}; descriptor=${r.value.verified.descriptor}`);
     return this.#proxy(req, res, client, `handle:${handle}`, target);
   }
 
@@ -208,7 +212,7 @@ export class GatewayService {
     this.#active++;
     const label = { upstream: target.origin };
     const out = await forward({ upstream: t.upstream, path: target.pathname + target.search, headers, body: incoming, maxBodyBytes: this.o.maxBodyBytes(), timeoutMs: this.o.timeoutMs(), client: outgoing, onClose: this.#release });
-    if (out.kind === "too_large") return send(outgoing, 413, { error: "payload_too_large" }, { connection: "close" });
+    if (out.kind === "too_large") return send(outgoing, 413, { error: "payload_too_large" });
     if (out.kind === "timeout") {
       t.breaker.failure();
       this.o.metrics.upstreamFailures.inc({ ...label, kind: "timeout" });

@@ -29,24 +29,64 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 /** Takes a request before the app (the gateway's proxied POSTs); true when it answered it. */
 export type Intercept = (req: IncomingMessage, res: ServerResponse) => boolean;
 
+/**
+ * A body left unread when the answer is sent (a 413, a 401 before the body) is read and dropped,
+ * up to this many bytes, so the client reads the answer instead of a reset connection (closing
+ * a socket with unread data makes the kernel send RST, and the client loses the answer). Past
+ * the bound, or past the server's requestTimeout, the connection is cut.
+ */
+export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Reads and drops what is left of `req`'s body once its answer is sent (see DRAIN_MAX_BYTES). */
+function drainAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  // A client that asked for "Connection: close" would have its socket closed by Node as soon as
+  // the answer is written, with its body still arriving (EPIPE or a reset on its side): the
+  // socket is kept while the rest is dropped, and closed after.
+  let closeAfter = false;
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+    if (!req.complete && !res.shouldKeepAlive) {
+      res.shouldKeepAlive = true;
+      closeAfter = true;
+    }
+    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+  } as typeof res.writeHead;
+  res.once("finish", () => {
+    if (req.complete || req.destroyed) {
+      if (closeAfter) req.socket?.end();
+      return;
+    }
+    // Whoever read the body before (a web stream) has given up on it: its listeners go.
+    req.removeAllListeners("data");
+    let n = 0;
+    req.on("data", (chunk: Buffer) => {
+      n += chunk.length;
+      if (n > DRAIN_MAX_BYTES) req.socket?.destroy();
+    });
+    if (closeAfter) req.once("end", () => req.socket?.end());
+    req.resume();
+  });
+}
+
 function adapt<E extends Env>(app: Hono<E>, tls?: { cert: Buffer; key: Buffer }, intercept?: Intercept): Server {
   // Slow or stuck clients must not pin resources: bound header size and time, and check
   // the timeouts every second (Node's default is every 30 s). 16 KiB of headers at most.
   const common = { connectionsCheckingInterval: 1_000, maxHeaderSize: 16 * 1024, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: 30_000 };
+  // autoCleanupIncoming off: the adapter's own clean-up cuts a body still arriving after 500 ms
+  // (a slow client then sees a reset instead of the 413); drainAfterAnswer does it with bounds.
   const server = (
     tls
-      ? createAdaptorServer({ fetch: app.fetch, createServer: createHttpsServer, serverOptions: { ...common, cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" } })
-      : createAdaptorServer({ fetch: app.fetch, serverOptions: common })
+      ? createAdaptorServer({ fetch: app.fetch, autoCleanupIncoming: false, createServer: createHttpsServer, serverOptions: { ...common, cert: tls.cert, key: tls.key, minVersion: "TLSv1.2" } })
+      : createAdaptorServer({ fetch: app.fetch, autoCleanupIncoming: false, serverOptions: common })
   ) as Server;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 100;
-  if (intercept) {
-    const app = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
-    server.removeAllListeners("request");
-    server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-      if (!intercept(req, res)) for (const l of app) l(req, res);
-    });
-  }
+  const handlers = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners("request");
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method !== "GET" && req.method !== "HEAD") drainAfterAnswer(req, res);
+    if (!intercept?.(req, res)) for (const l of handlers) l(req, res);
+  });
   return server;
 }
 

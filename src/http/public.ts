@@ -3,14 +3,14 @@ import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
-import { DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH } from "../discovery/index.ts";
+import { DISCOVERY_PATH, HIVE_DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH } from "../discovery/index.ts";
 import { RELAY_PATH } from "../federation/inbound.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import type { BlockList } from "node:net";
 import { bearerAuth } from "./auth.ts";
 import { clientIp } from "./client-ip.ts";
-import { jsonError } from "./errors.ts";
+import { flatError } from "./errors.ts";
 import { httpMetrics } from "./metrics.ts";
 
 export interface Rendered {
@@ -23,7 +23,7 @@ export interface PublicApiOptions {
   metrics: Metrics;
   log: Logger;
   /** The signed discovery document and the JWKS, re-rendered on reload. */
-  discovery: () => { document: Rendered; keys: Rendered; maxAgeSeconds: number };
+  discovery: () => { document: Rendered; hive: Rendered; keys: Rendered; maxAgeSeconds: number };
   metricsToken: () => Buffer | undefined;
   trustedProxies: () => BlockList;
   /** The federation relay (POST /v1/federation/relay). */
@@ -42,7 +42,7 @@ export interface PublicApiOptions {
   maxBodyBytes: () => number;
   /** Roles' routes served on this listener (the registry, the gateway). */
   mount?: Hono<any>[];
-  /** Mounted routes that bound their own request bodies (after their own auth). */
+  /** Path prefixes of mounted routes that bound their own request bodies (after their own auth). */
   selfLimitedPaths?: string[];
 
 }
@@ -70,10 +70,10 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   app.use("*", clientIp(o.trustedProxies));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
-  const tooLarge = (c: Context) => jsonError(c, 413, "payload_too_large", "request body too large");
-  const selfLimited = new Set(o.selfLimitedPaths ?? []);
+  const tooLarge = (c: Context) => flatError(c, 413, "payload_too_large", "request body too large");
+  const selfLimited = o.selfLimitedPaths ?? [];
   app.use("*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD" || selfLimited.has(c.req.path)
+    c.req.method === "GET" || c.req.method === "HEAD" || selfLimited.some((p) => c.req.path.startsWith(p))
       ? next()
       : c.req.path === RELAY_PATH
         ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)
@@ -85,6 +85,11 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   app.get(DISCOVERY_PATH, (c) => {
     const d = o.discovery();
     return serveCached(c, d.document, d.maxAgeSeconds);
+  });
+  // The same descriptor as the `hive-` family's schema has it (Pilox's registry and tools).
+  app.get(HIVE_DISCOVERY_PATH, (c) => {
+    const d = o.discovery();
+    return serveCached(c, d.hive, d.maxAgeSeconds);
   });
   app.get(KEYS_PATH, (c) => {
     const d = o.discovery();
@@ -137,11 +142,11 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     },
   );
 
-  app.notFound((c) => jsonError(c, 404, "not_found", "no such endpoint"));
+  app.notFound((c) => flatError(c, 404, "not_found", "no such endpoint"));
   app.onError((err, c) => {
     // Limited per kind of error: an input that fails the same way on every request must not flood the log.
     o.log.limited(`public-error-${err.name}`, "error", "public API error", { path: c.req.path, client: c.get("clientIp"), error: err.message });
-    return jsonError(c, 500, "internal", "internal error");
+    return flatError(c, 500, "internal", "internal error");
   });
   return app;
 }

@@ -79,3 +79,5 @@ export function valueDepthExceeds(value: unknown, max: number): boolean {
   }
   return false;
 }
+
+export { isJsonObject, jsonObject, looseObject, strictObject } from "./object.ts";

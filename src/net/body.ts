@@ -15,8 +15,11 @@ export class BodyTooLargeError extends Error {
  */
 export async function readBounded(res: Request | Response, maxBytes: number, what = res.url || "body"): Promise<string> {
   const declared = Number(res.headers.get("content-length") ?? "");
+  // A request we serve is not cancelled (that resets the client's connection before it reads
+  // our 413): the listener drops the rest of it after the answer (http/listen.ts).
+  const serving = res instanceof Request;
   if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {});
+    if (!serving) await res.body?.cancel().catch(() => {});
     throw new BodyTooLargeError(`${what}: body larger than ${maxBytes} bytes (Content-Length ${declared})`);
   }
   if (!res.body) return "";
@@ -28,7 +31,8 @@ export async function readBounded(res: Request | Response, maxBytes: number, wha
     if (done) break;
     n += value.byteLength;
     if (n > maxBytes) {
-      await reader.cancel().catch(() => {});
+      if (serving) reader.releaseLock();
+      else await reader.cancel().catch(() => {});
       throw new BodyTooLargeError(`${what}: body larger than ${maxBytes} bytes`);
     }
     chunks.push(value);

@@ -2,7 +2,7 @@
  * The signed catalog (GET /v1/records). `catalogProof` v1 is the reference's: Ed25519 over
  * canon({schema: "pilox-registry-catalog-v1", handles: sorted, issuedAt}) with the key it carries,
  * checked in the reference's order with its reasons (a `hive-` proof type signs the `hive-`
- * schema name). It covers names only. `catalogProofV2` (a sibling the reference ignores) also
+ * schema name), and `catalogProofAlt` the same in the other family. It covers names only. `catalogProofV2` (a sibling the reference ignores) also
  * covers content: the registry origin, key id, issue and expiry times, and a digest over every
  * (handle, seq, record digest), listed in `entries` so a reader can check each record it fetches.
  */
@@ -11,10 +11,13 @@ import { canonicalize } from "../canon/index.ts";
 import { publicKeyFromHex, signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
 
 export const CATALOG_PROOF = "pilox-registry-catalog-ed25519-v1";
+export const CATALOG_PROOF_HIVE = "hive-registry-catalog-ed25519-v1";
+/** Which family's proof rides in `catalogProof` (registry.catalog_proof); the other in `catalogProofAlt`. */
+export type CatalogFamily = "hive" | "pilox";
 export const CATALOG_PROOF_V2 = "pilox-registry-catalog-ed25519-v2";
 const SCHEMA_OF: Record<string, string> = {
   [CATALOG_PROOF]: "pilox-registry-catalog-v1",
-  "hive-registry-catalog-ed25519-v1": "hive-registry-catalog-v1",
+  [CATALOG_PROOF_HIVE]: "hive-registry-catalog-v1",
 };
 
 export interface CatalogProof {
@@ -56,15 +59,26 @@ function v2SignedString(p: Omit<CatalogProofV2, "entries" | "sigHex">): string {
   return canonicalize({ type: p.type, origin: p.origin, kid: p.kid, publicKeyHex: p.publicKeyHex, issuedAt: p.issuedAt, expiresAt: p.expiresAt, digest: p.digest });
 }
 
+function v1Proof(type: string, handles: readonly string[], key: Ed25519Key, kid: string, issuedAt: string): CatalogProof {
+  return { type, issuedAt, signingKid: kid, sigHex: signHex(key, catalogSignedString(handles, issuedAt, SCHEMA_OF[type]!)), publicKeyHex: key.publicKeyHex };
+}
+
+/**
+ * The catalog's proofs. Stock verifiers read only `catalogProof` and know one family each (Pilox's
+ * registry service only `hive-`), so `catalogProof` is of `family` (registry.catalog_proof:
+ * `hive` by default, the one stock verifier there is) and `catalogProofAlt` carries the same
+ * proof in the other family.
+ */
 export function signCatalog(
   handles: readonly string[],
   key: Ed25519Key,
-  o: { kid: string; issuedAt: string; origin?: string; expiresAt?: string; entries?: CatalogEntry[] },
-): { catalogProof: CatalogProof; catalogProofV2?: CatalogProofV2 & { sigHex: string } } {
-  const catalogProof: CatalogProof = { type: CATALOG_PROOF, issuedAt: o.issuedAt, signingKid: o.kid, sigHex: signHex(key, catalogSignedString(handles, o.issuedAt)), publicKeyHex: key.publicKeyHex };
-  if (!o.entries || !o.origin || !o.expiresAt) return { catalogProof };
+  o: { kid: string; issuedAt: string; origin?: string; expiresAt?: string; entries?: CatalogEntry[]; family?: CatalogFamily },
+): { catalogProof: CatalogProof; catalogProofAlt: CatalogProof; catalogProofV2?: CatalogProofV2 & { sigHex: string } } {
+  const [first, other] = o.family === "pilox" ? [CATALOG_PROOF, CATALOG_PROOF_HIVE] : [CATALOG_PROOF_HIVE, CATALOG_PROOF];
+  const proofs = { catalogProof: v1Proof(first, handles, key, o.kid, o.issuedAt), catalogProofAlt: v1Proof(other, handles, key, o.kid, o.issuedAt) };
+  if (!o.entries || !o.origin || !o.expiresAt) return proofs;
   const body = { type: CATALOG_PROOF_V2, origin: o.origin, kid: o.kid, publicKeyHex: key.publicKeyHex, issuedAt: o.issuedAt, expiresAt: o.expiresAt, digest: entriesDigest(o.entries) } as const;
-  return { catalogProof, catalogProofV2: { ...body, entries: o.entries, sigHex: signHex(key, v2SignedString(body)) } };
+  return { ...proofs, catalogProofV2: { ...body, entries: o.entries, sigHex: signHex(key, v2SignedString(body)) } };
 }
 
 export type CatalogCheck = { ok: true; publicKeyHex: string; v2?: CatalogProofV2 } | { ok: false; reason: string };

@@ -14,7 +14,16 @@ import { publicKeyFromHex, signHex, verifyHex, type Ed25519Key } from "../identi
 import { withoutProof, type RegistryRecord } from "./record.ts";
 
 export const PROOF_V1 = "pilox-registry-record-ed25519-v1";
-export const PROOF_V1_TYPES = new Set([PROOF_V1, "hive-registry-record-ed25519-v1"]);
+export const PROOF_V1_HIVE = "hive-registry-record-ed25519-v1";
+export const PROOF_V1_TYPES = new Set([PROOF_V1, PROOF_V1_HIVE]);
+
+/**
+ * A record's proof v1 type follows the family of its own schema: Pilox's registry service (and
+ * its schemas) know only the `hive-` names, its app the `pilox-` ones.
+ */
+export function proofV1TypeFor(schema: unknown): string {
+  return typeof schema === "string" && schema.startsWith("hive-") ? PROOF_V1_HIVE : PROOF_V1;
+}
 export const PROOF_V2 = "pilox-registry-record-ed25519-v2";
 
 export type ProofResult = { ok: true; signed: boolean; publicKeyHex?: string } | { ok: false; reason: string };
@@ -85,7 +94,7 @@ export function verifyProofV2(rec: RegistryRecord): ProofResult & { seq?: number
 
 /**
  * Signs a record with `key` named `kid` (which must be in publicKeys.ed25519, else it is
- * added): proof v1 (byte-identical to the reference's), then v2 over the record with that proof's
+ * added): proof v1 (byte-identical to the reference's, of the record's own family), then v2 over the record with that proof's
  * body fields. The proof is placed last, as the reference's records carry it.
  */
 export function signRecord(rec: RegistryRecord, key: Ed25519Key, o: { kid: string; signer?: string; seq: number }): RegistryRecord {
@@ -94,7 +103,7 @@ export function signRecord(rec: RegistryRecord, key: Ed25519Key, o: { kid: strin
   const listed = keys.find((k) => k.kid === o.kid);
   if (listed && listed.publicKeyHex.toLowerCase() !== key.publicKeyHex) throw new Error(`publicKeys.ed25519 lists kid ${o.kid} with another key`);
   const out: RegistryRecord = listed ? (body as RegistryRecord) : ({ ...body, publicKeys: { ...body.publicKeys, ed25519: [...keys, { kid: o.kid, publicKeyHex: key.publicKeyHex }] } } as RegistryRecord);
-  const proof: Record<string, unknown> = { type: PROOF_V1, signer: o.signer ?? `urn:pilox-mesh:key:${key.kid}`, signingKid: o.kid, sigHex: signHex(key, v1SignedString(out)) };
+  const proof: Record<string, unknown> = { type: proofV1TypeFor(out.schema), signer: o.signer ?? `urn:pilox-mesh:key:${key.kid}`, signingKid: o.kid, sigHex: signHex(key, v1SignedString(out)) };
   proof["v2"] = { type: PROOF_V2, kid: o.kid, seq: o.seq, sigHex: signHex(key, v2SignedString(out, o.kid, o.seq)) } satisfies ProofV2;
   return { ...out, proof } as RegistryRecord;
 }

@@ -67,13 +67,15 @@ export class RegistryRole {
       tombstoneRetentionMs: () => c().tombstone_retention_seconds * 1000,
       registryKeys: () => c().peers.flatMap((p) => p.catalog_public_keys.map((k) => k.toLowerCase())),
       verifyOrigin: () => ({ enabled: c().verify_origin, allowPrivate: c().origin_allow_private }),
+      maxBodyBytes: () => c().max_body_bytes,
+      catalogFamily: () => c().catalog_proof,
       quota: () => ({ maxRecords: c().max_records, maxBytes: c().max_bytes, maxRecordsPerKey: c().max_records_per_key, maxBytesPerKey: c().max_bytes_per_key }),
       onQuota: (limit) => metrics.quotaRefused.inc({ limit }),
       log,
     });
     this.#sync = new RegistrySync(
       this.service,
-      () => c().peers.map((p) => ({ url: p.url, catalogPublicKeys: p.catalog_public_keys, prefixes: p.prefixes })),
+      () => c().peers.map((p) => ({ url: p.url, catalogPublicKeys: p.catalog_public_keys, prefixes: p.prefixes, protocol: p.protocol })),
       () => c().sync_interval_seconds * 1000,
       join(config.node.state_dir, "registry-sync.json"),
       log,

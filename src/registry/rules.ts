@@ -24,12 +24,18 @@ export interface WritePolicy {
   now: number;
   /** Merging from a peer: equal sequences are settled by digest instead of refused (convergence). */
   merge?: boolean;
+  /**
+   * A record from a peer speaking the reference's protocol (stock Pilox registries sign with
+   * proof v1 at best): a verified proof v1 stands in for v2 under requireProof. It binds no
+   * key, so a later v2 version from the handle's owner takes over, never the reverse.
+   */
+  acceptV1?: boolean;
 }
 
 export type Refusal = { ok: false; status: 400 | 403 | 409; code: string; reason: string };
 export { contentDigest };
 
-export type Decision = { ok: true; seq: number; keys: string[] } | Refusal;
+export type Decision = { ok: true; seq: number; keys: string[]; unchanged?: true } | Refusal;
 
 const refuse = (status: 400 | 403 | 409, code: string, reason: string): Refusal => ({ ok: false, status, code, reason });
 
@@ -40,7 +46,7 @@ export function decideRecord(current: Entry | undefined, rec: RegistryRecord, p:
   if (!v1.ok) return refuse(409, "proof_verification_failed", v1.reason);
   const v2 = verifyProofV2(rec);
   if (!v2.ok) return refuse(409, "proof_verification_failed", v2.reason);
-  if (p.requireProof && !v2.signed) return refuse(403, "policy_denied", "proof_required: a record needs proof v2 (pilox-mesh registry sign)");
+  if (p.requireProof && !v2.signed && !(p.acceptV1 && v1.signed)) return refuse(403, "policy_denied", p.acceptV1 ? "proof_required: a record from this peer needs a proof v1 or v2 that verifies" : "proof_required: a record needs proof v2 (pilox-mesh registry sign)");
   const updated = Date.parse(rec.updatedAt);
   if (updated > p.now + p.maxFutureSkewMs) return refuse(409, "stale_updatedAt", "updatedAt_in_future: updatedAt is ahead of this registry's clock");
   const keys = v2.signed ? (rec.publicKeys?.ed25519 ?? []).map((k) => k.publicKeyHex.toLowerCase()) : [];
@@ -57,6 +63,9 @@ export function decideRecord(current: Entry | undefined, rec: RegistryRecord, p:
     return { ok: true, seq, keys };
   }
   const prev = current.body as RegistryRecord;
+  // The same record again (a publisher retrying after a timeout) is a success that writes
+  // nothing, as the reference answers it (201); merging, it is no change.
+  if (!p.merge && contentDigest(rec) === contentDigest(prev)) return { ok: true, seq: current.seq, keys: current.keys, unchanged: true };
   const prevUpdated = Date.parse(prev.updatedAt);
   if (v2.signed && seq < current.seq) return refuse(409, "stale_updatedAt", `stale_seq: sequence ${seq} is below the stored ${current.seq}`);
   if (v2.signed && seq === current.seq) {

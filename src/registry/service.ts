@@ -9,10 +9,11 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { canonicalize } from "../canon/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import { parseJson } from "../json/index.ts";
+import { BodyTooLargeError, readBounded } from "../net/index.ts";
 import type { Logger } from "../log/index.ts";
 import { signCatalog, type CatalogEntry } from "./catalog.ts";
 import { signFeed } from "./feed.ts";
-import { MAX_RECORD_BYTES, RECORD_SCHEMA, type RegistryRecord } from "./record.ts";
+import { RECORD_SCHEMA, type RegistryRecord } from "./record.ts";
 import { originRefusal } from "./origin-check.ts";
 import { verifyProofV2 } from "./proof.ts";
 import { contentDigest, countersign, decideRecord, decideTombstone, signTombstone, type WritePolicy } from "./rules.ts";
@@ -32,6 +33,10 @@ export interface RegistryOptions {
   registryKeys: () => string[];
   /** registry.verify_origin: the record's origin must list its signing key. */
   verifyOrigin: () => { enabled: boolean; allowPrivate: boolean };
+  /** Which family's catalog proof goes in `catalogProof` (registry.catalog_proof). */
+  catalogFamily: () => "hive" | "pilox";
+  /** The largest request body (registry.max_body_bytes). */
+  maxBodyBytes: () => number;
   /** How much may be stored, in all and per writer key (registry.max_*). */
   quota: () => Quota;
   /** A write refused by a quota, by the limit it would have passed. */
@@ -112,19 +117,23 @@ export class RegistryService {
     return given.length === token.length && timingSafeEqual(given, token);
   }
 
-  #policy(merge = false): WritePolicy {
-    return { requireProof: this.o.requireProof(), maxFutureSkewMs: this.o.maxFutureSkewMs(), now: Date.now(), merge };
+  #policy(merge = false, acceptV1 = false): WritePolicy {
+    return { requireProof: this.o.requireProof(), maxFutureSkewMs: this.o.maxFutureSkewMs(), now: Date.now(), merge, acceptV1 };
   }
 
-  /** Applies a record (POST or merge): decided by the rules, countersigned, written conditionally. */
-  async accept(rec: RegistryRecord, merge = false): Promise<{ ok: true; entry: Entry } | Refusal> {
+  /**
+   * Applies a record (POST or merge): decided by the rules, countersigned, written conditionally.
+   * `acceptV1`: merged from a peer speaking the reference's protocol (see WritePolicy).
+   */
+  async accept(rec: RegistryRecord, merge = false, acceptV1 = false): Promise<{ ok: true; entry: Entry } | Refusal> {
     const bad = controlField(rec);
     if (bad) return { ok: false, status: 400, code: "invalid_record", reason: `${bad}: holds a control character` };
     for (let attempt = 0; attempt < 3; attempt++) {
       // No store lookup for a malformed handle: the rules refuse it with a 400, not the store a 500.
       const current = typeof rec.handle === "string" ? await this.o.store.get(rec.handle) : undefined;
-      const d = decideRecord(current, rec, this.#policy(merge));
+      const d = decideRecord(current, rec, this.#policy(merge, acceptV1));
       if (!d.ok) return d;
+      if (d.unchanged && current) return { ok: true, entry: current };
       const vo = this.o.verifyOrigin();
       if (vo.enabled) {
         const signer = verifyProofV2(rec);
@@ -190,7 +199,7 @@ export class RegistryService {
     entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const handles = entries.map((e) => e[0]);
     const issuedAt = new Date().toISOString();
-    const proofs = signCatalog(handles, this.o.key(), { kid: "registry-catalog", issuedAt, origin: this.o.origin(), expiresAt: new Date(Date.now() + CATALOG_VALIDITY_MS).toISOString(), entries });
+    const proofs = signCatalog(handles, this.o.key(), { kid: "registry-catalog", issuedAt, origin: this.o.origin(), expiresAt: new Date(Date.now() + CATALOG_VALIDITY_MS).toISOString(), entries, family: this.o.catalogFamily() });
     return { handles, ...proofs };
   }
 
@@ -246,8 +255,19 @@ export class RegistryService {
       return c.json({ handles: await s.byAgentCard(url) });
     });
 
+    /** The body as text, or the 413 once it passes registry.max_body_bytes (read no further). */
+    const readBody = async (c: Context): Promise<string | Response> => {
+      try {
+        return await readBounded(c.req.raw, this.o.maxBodyBytes());
+      } catch (e) {
+        if (e instanceof BodyTooLargeError) return err(c, 413, "payload_too_large", { message: `the body exceeds registry.max_body_bytes (${this.o.maxBodyBytes()} bytes)` });
+        throw e;
+      }
+    };
+
     const readRecord = async (c: Context): Promise<{ rec: RegistryRecord } | Response> => {
-      const text = await c.req.text();
+      const text = await readBody(c);
+      if (text instanceof Response) return text;
       const j = parseJson(text === "" ? "{}" : text, 32);
       if (!j.ok) return err(c, 400, "invalid_json");
       if (j.value === null || typeof j.value !== "object" || Array.isArray(j.value)) return err(c, 400, "invalid_record", { instancePath: "", message: "expected an object" });
@@ -289,7 +309,8 @@ export class RegistryService {
     app.delete("/v1/records/*", async (c) => {
       const handle = handleOf(c);
       if (!handle) return err(c, 404, "not_found");
-      const text = await c.req.text();
+      const text = await readBody(c);
+      if (text instanceof Response) return text;
       let tombstone: unknown;
       if (text.trim()) {
         // A delete signed by the handle's key: no token needed, the signature is the authority.
@@ -315,4 +336,3 @@ export class RegistryService {
   }
 }
 
-export const MAX_REGISTRY_BODY = MAX_RECORD_BYTES;

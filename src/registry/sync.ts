@@ -11,6 +11,7 @@ import { dirname } from "node:path";
 import { parseJson } from "../json/index.ts";
 import { readBounded } from "../net/index.ts";
 import type { Logger } from "../log/index.ts";
+import { verifyCatalog } from "./catalog.ts";
 import { feedRefusal } from "./feed.ts";
 import type { RegistryRecord } from "./record.ts";
 import { registrarOf } from "./rules.ts";
@@ -23,6 +24,8 @@ export interface SyncPeer {
   catalogPublicKeys: string[];
   /** Handle prefixes the peer is authoritative for; empty: any. */
   prefixes: string[];
+  /** `feed` (ours), `reference` (a stock Pilox registry: catalog, then a GET per handle), or `auto`. */
+  protocol: "auto" | "feed" | "reference";
 }
 
 export interface PeerSyncState {
@@ -31,6 +34,10 @@ export interface PeerSyncState {
   lastError: string | null;
   merged: number;
   refused: Record<string, number>;
+  /** The protocol the peer was found to speak (null until it answered once). */
+  protocol?: "feed" | "reference" | null;
+  /** Reference protocol: the last handle taken in the catalog's order (a pass resumes after it). */
+  after?: string;
 }
 
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
@@ -42,6 +49,10 @@ const REFUSED_PAGES_MAX = 3;
 const JUNK_CODES = new Set(["invalid_record", "invalid_tombstone", "proof_verification_failed", "unsupported_proof_type"]);
 /** How old a signed feed page may be (its issuedAt) when it arrives. */
 const FEED_MAX_AGE_MS = 300_000;
+/** Reference protocol: records fetched one by one, at most this many in one pass. */
+const REFERENCE_PASS_MAX_RECORDS = 2_000;
+/** The largest record fetched from a reference peer (its own body limit is 1 MiB by default). */
+const REFERENCE_RECORD_MAX_BYTES = 8 * 1024 * 1024;
 
 export class RegistrySync {
   readonly #state = new Map<string, PeerSyncState>();
@@ -112,11 +123,25 @@ export class RegistrySync {
     try {
       const base = peer.url.replace(/\/+$/, "");
       const pinned = peer.catalogPublicKeys.map((k) => k.toLowerCase());
+      if (peer.protocol === "reference" || (peer.protocol === "auto" && st.protocol === "reference")) {
+        await this.#pullReference(peer, st, base, pinned, started);
+        st.lastError = null;
+        this.#backoff.delete(peer.url);
+        return;
+      }
       // A pass is bounded in pages and time: a peer answering `more: true` for ever cannot hold
       // the pass (and the peers after it); the rest comes in the next pass, from the saved cursor.
       for (let pages = 0; pages < PASS_MAX_PAGES && Date.now() - started < PASS_MAX_MS; pages++) {
-        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown };
-        if (!Array.isArray(page.changes) || typeof page.next !== "number") throw new Error("change feed: malformed page");
+        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown; handles?: unknown };
+        if (!Array.isArray(page.changes) && Array.isArray(page.handles)) {
+          // A catalog for a change-feed request: a stock Pilox registry, which has no feed.
+          if (peer.protocol === "feed") throw new Error("the peer answered a catalog, not a change feed: it speaks the reference's protocol (set protocol = \"reference\" or \"auto\" for this peer)");
+          st.protocol = "reference";
+          await this.#pullReference(peer, st, base, pinned, started);
+          break;
+        }
+        if (!Array.isArray(page.changes) || typeof page.next !== "number") throw new Error(`change feed: malformed page (neither a change feed nor a catalog${page && typeof page === "object" ? `: keys ${Object.keys(page).slice(0, 8).join(", ") || "none"}` : ""})`);
+        st.protocol = "feed";
         // Each page is signed: by a pinned key, for the cursor asked, just now (no replay).
         const refused = feedRefusal(page as { changes: unknown[]; next: number; feedProof?: unknown }, { since: st.cursor, pinned, maxAgeMs: FEED_MAX_AGE_MS });
         if (refused) throw new Error(`change feed refused: ${refused}`);
@@ -153,6 +178,52 @@ export class RegistrySync {
       this.#backoff.set(peer.url, { failures, until: Date.now() + Math.min(300_000, 1_000 * 2 ** failures) });
       this.log.limited(`registry-sync-${peer.url}`, "warn", "registry sync failed; backing off", { peer: peer.url, error: st.lastError });
     }
+  }
+
+  /**
+   * The reference's own sync (a stock Pilox registry): its catalog (whose proof must verify
+   * with a pinned key when keys are pinned, either family), then one GET per handle, merged
+   * when the record's proof v1 (or v2) verifies and it is newer. Bounded per pass; the next
+   * pass resumes after the last handle taken, and starts over once the list is done.
+   */
+  async #pullReference(peer: SyncPeer, st: PeerSyncState, base: string, pinned: string[], started: number): Promise<void> {
+    st.protocol = "reference";
+    const catalog = (await fetchJson(`${base}/v1/records`)) as { handles?: unknown };
+    if (!catalog || !Array.isArray(catalog.handles)) throw new Error("reference catalog: no handles list in GET /v1/records");
+    if (pinned.length) {
+      const check = verifyCatalog(catalog, { maxAgeSeconds: FEED_MAX_AGE_MS / 1000 });
+      if (!check.ok) throw new Error(`reference catalog refused: ${check.reason}`);
+      if (!pinned.includes(check.publicKeyHex)) throw new Error("reference catalog refused: signed by a key not pinned for this peer (catalog_public_keys)");
+    }
+    const handles = (catalog.handles as unknown[]).filter((h): h is string => typeof h === "string" && h.length >= 8 && h.length <= 512).sort();
+    let i = st.after ? handles.findIndex((h) => h > st.after!) : 0;
+    if (i < 0) i = handles.length;
+    for (let taken = 0; i < handles.length && taken < REFERENCE_PASS_MAX_RECORDS && Date.now() - started < PASS_MAX_MS; i++, taken++) {
+      const handle = handles[i]!;
+      st.after = handle;
+      if (peer.prefixes.length && !peer.prefixes.some((p) => handle.startsWith(p))) continue;
+      const refusal = await this.#mergeReference(base, handle);
+      if (refusal) st.refused[refusal] = (st.refused[refusal] ?? 0) + 1;
+      else st.merged++;
+      if (taken % 100 === 99) this.#save();
+    }
+    // The whole list taken: the next pass starts over (the reference has no cursor).
+    if (i >= handles.length) st.after = "";
+    st.lastOk = new Date().toISOString();
+  }
+
+  /** One handle from a reference peer; the refusal reason, or undefined when merged. */
+  async #mergeReference(base: string, handle: string): Promise<string | undefined> {
+    let rec: unknown;
+    try {
+      rec = await fetchJson(`${base}/v1/records/${encodeURIComponent(handle)}`, REFERENCE_RECORD_MAX_BYTES);
+    } catch (err) {
+      // A handle the peer cannot serve (404, 410, 409 on its own proof check) is skipped, as its own sync does.
+      return err instanceof HttpStatusError ? `fetch_${err.status}` : "fetch_failed";
+    }
+    if (!rec || typeof rec !== "object" || (rec as { handle?: unknown }).handle !== handle) return "malformed";
+    const r = await this.service.accept(rec as RegistryRecord, true, true);
+    return r.ok ? undefined : reasonOf(r.reason);
   }
 
   /**
@@ -193,13 +264,22 @@ export class RegistrySync {
 
 const reasonOf = (r: string) => r.split(":")[0]!.trim();
 
-async function fetchJson(url: string): Promise<unknown> {
+class HttpStatusError extends Error {
+  constructor(
+    url: string,
+    readonly status: number,
+  ) {
+    super(`${url} answered ${status}`);
+  }
+}
+
+async function fetchJson(url: string, maxBytes = MAX_RESPONSE_BYTES): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: "error", headers: { accept: "application/json" } });
   if (!res.ok) {
     await res.body?.cancel().catch(() => {});
-    throw new Error(`${url} answered ${res.status}`);
+    throw new HttpStatusError(url, res.status);
   }
-  const text = await readBounded(res, MAX_RESPONSE_BYTES, url);
+  const text = await readBounded(res, maxBytes, url);
   const j = parseJson(text, 64);
   if (!j.ok) throw new Error(`${url}: ${j.detail}`);
   return j.value;

@@ -22,9 +22,18 @@ export interface Routes {
   wan: unknown;
 }
 
+/** What was proven on the way to a route (told to the caller with the route). */
+export interface Verified {
+  /** `v2`: the whole record, signed by its author. `v1`: the reference's proof (four fields, consistency only), taken because the operator trusts that registry. */
+  record: "v2" | "v1";
+  /** `signed`: the descriptor is signed by a key the record lists. `unsigned`: a stock document, trusted for its origin only (proof v1 policy). */
+  descriptor: "signed" | "unsigned";
+}
+
 export interface Resolution {
   handle: string;
   record: { registry: string; seq: number | null; updatedAt: string; signerPublicKeyHex: string; countersignedBy: string | null };
+  verified: Verified;
   descriptor: { url: string; kid: string; publicKeyHex: string; instanceOrigin: string };
   routes: Routes;
   /** Candidates that were not used, and why. */
@@ -39,6 +48,13 @@ export type ResolveResult = { ok: true; value: Resolution } | { ok: false; reaso
 
 export interface ResolveOptions {
   registries: string[];
+  /**
+   * Registries (of `registries`) whose records with only the reference's proof v1 are taken:
+   * v1 signs four fields with a key the record itself carries, so it proves consistency, not
+   * authorship; trusting it is trusting that registry. Their descriptors may be unsigned (stock
+   * Pilox signs none), then checked for their origin only. Off by default.
+   */
+  acceptProofV1From?: string[];
   allowPrivate?: boolean;
   timeoutMs?: number;
   now?: number;
@@ -51,7 +67,9 @@ async function getJson(url: string, o: ResolveOptions): Promise<{ status: number
   return { status: r.status, json: j.ok ? j.value : undefined, maxAge: m ? Number(m[1]) : null };
 }
 
-type Candidate = { registry: string; rec: RegistryRecord; seq: number | null; signer: string };
+type Candidate = { registry: string; rec: RegistryRecord; seq: number | null; signer: string; proof: "v1" | "v2" };
+
+const bareUrl = (u: string) => u.replace(/\/+$/, "");
 
 async function fromRegistry(base: string, handle: string, o: ResolveOptions): Promise<Candidate | { registry: string; reason: string; unreachable?: boolean }> {
   const registry = base.replace(/\/+$/, "");
@@ -73,8 +91,16 @@ async function fromRegistry(base: string, handle: string, o: ResolveOptions): Pr
   if (!v1.ok) return { registry, reason: v1.reason };
   const v2 = verifyProofV2(rec);
   if (!v2.ok) return { registry, reason: v2.reason };
-  if (!v2.signed) return { registry, reason: "unsigned: no proof v2, so no author to check the descriptor against" };
-  return { registry, rec, seq: v2.seq ?? null, signer: v2.publicKeyHex! };
+  if (v2.signed) return { registry, rec, seq: v2.seq ?? null, signer: v2.publicKeyHex!, proof: "v2" };
+  const v1Trusted = (o.acceptProofV1From ?? []).map(bareUrl).includes(registry);
+  if (v1Trusted && v1.signed) return { registry, rec, seq: null, signer: v1.publicKeyHex!, proof: "v1" };
+  if (v1Trusted) return { registry, reason: "unsigned: neither proof v1 nor proof v2" };
+  return {
+    registry,
+    reason: v1.signed
+      ? "proof_v1_only: the record has the reference's proof v1 (consistency, not authorship) and no proof v2; to take v1 from this registry, trust it with resolve --accept-proof-v1 or gateway.accept_proof_v1_from"
+      : "unsigned: no proof v2, so no author to check the descriptor against",
+  };
 }
 
 export async function resolveHandle(handle: string, o: ResolveOptions): Promise<ResolveResult> {
@@ -109,14 +135,21 @@ export async function resolveHandle(handle: string, o: ResolveOptions): Promise<
       continue;
     }
     const c = checkDocument(doc.json);
-    if (!c.ok) {
+    let descriptorKey: { kid: string; publicKeyHex: string };
+    let descriptor: Verified["descriptor"] = "signed";
+    if (c.ok) descriptorKey = c;
+    else if (cand.proof === "v1" && c.unsigned && sameOrigin(doc.json, descriptorUrl)) {
+      // Stock Pilox signs no descriptor: under the v1 policy it stands for its own origin only.
+      descriptor = "unsigned";
+      descriptorKey = { kid: "", publicKeyHex: "" };
+    } else {
       refused.push({ source: descriptorUrl, reason: `descriptor: ${c.reason}` });
       continue;
     }
     // The document must be signed by a key the record's author holds: the record's signing
     // key, or another key the record lists.
     const recordKeys = (rec.publicKeys?.ed25519 ?? []).map((k) => k.publicKeyHex.toLowerCase());
-    if (!recordKeys.includes(c.publicKeyHex)) {
+    if (descriptor === "signed" && !recordKeys.includes(descriptorKey.publicKeyHex)) {
       refused.push({ source: descriptorUrl, reason: "descriptor_key_mismatch: the document is signed by a key the record does not list" });
       continue;
     }
@@ -129,7 +162,8 @@ export async function resolveHandle(handle: string, o: ResolveOptions): Promise<
     const value: Resolution = {
       handle,
       record: { registry: cand.registry, seq: cand.seq, updatedAt: rec.updatedAt, signerPublicKeyHex: cand.signer, countersignedBy: registrarOf(rec) ?? null },
-      descriptor: { url: descriptorUrl, kid: c.kid, publicKeyHex: c.publicKeyHex, instanceOrigin: String(d["instanceOrigin"] ?? "") },
+      verified: { record: cand.proof, descriptor },
+      descriptor: { url: descriptorUrl, kid: descriptorKey.kid, publicKeyHex: descriptorKey.publicKeyHex, instanceOrigin: String(d["instanceOrigin"] ?? "") },
       routes: {
         federationRelay: typeof d["federationEndpoints"]?.relay === "string" ? d["federationEndpoints"].relay : null,
         gateway: roles?.gateway?.url && roles.gateway.jsonRpcUrl ? { url: roles.gateway.url, jsonRpcUrl: roles.gateway.jsonRpcUrl } : null,
@@ -144,6 +178,15 @@ export async function resolveHandle(handle: string, o: ResolveOptions): Promise<
     return { ok: true, value };
   }
   return { ok: false, reason: "no candidate's descriptor verifies", refused, unreachable: false };
+}
+
+/** An unsigned descriptor names the origin it was fetched from (nothing else vouches for it). */
+function sameOrigin(doc: unknown, url: string): boolean {
+  try {
+    return new URL(String((doc as { instanceOrigin?: unknown })?.instanceOrigin)).origin === new URL(url).origin;
+  } catch {
+    return false;
+  }
 }
 
 /** Resolutions kept until they expire; bounded. */

@@ -128,12 +128,14 @@ export class Pilox {
     if (!sig.ok) return sig;
     const json = parseJson(Buffer.from(m.data).toString("utf8"), MAX_JSON_DEPTH);
     if (!json.ok) return { ok: false, reason: json.reason === "too_deep" ? "too_deep" : "invalid_json", detail: json.detail };
-    const env = v.safeParse(WAN_ENVELOPE, unwrapBody(json.value));
+    const input = unwrapBody(json.value);
+    const env = v.safeParse(WAN_ENVELOPE, input);
     if (!env.success) {
       const p = envelopeProblem(env.issues);
       return { ok: false, reason: "invalid_envelope", detail: `${p.instancePath || "/"}: ${p.message}` };
     }
-    return { ok: true, envelope: env.output };
+    // What was checked is what is delivered: the input, never the schema's rebuilt copy.
+    return { ok: true, envelope: input as Envelope };
   }
 
   /** What Pilox's ingress publishes for an envelope (wire-v1 §6.1, vector V4's shape). */
@@ -239,7 +241,8 @@ export class Pilox {
       if (!json.ok) return c.json({ error: "invalid_json" }, 400);
       const env = v.safeParse(WAN_ENVELOPE, json.value);
       if (!env.success) return c.json({ error: "invalid_envelope", ...envelopeProblem(env.issues) }, 400);
-      const envelope = env.output;
+      // Checked, not rebuilt: the envelope published is the one received.
+      const envelope = json.value as Envelope;
       const trace = traceOf(c.req.header("traceparent"), c.req.header("tracestate"));
       const body = trace ? JSON.stringify({ wanEnvelope: envelope, meshTrace: { v: 1, ...trace } }) : JSON.stringify(envelope);
       const js = this.d.js();

@@ -11,8 +11,8 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import * as v from "valibot";
 import { BusUnavailableError, coreOf, traceOf, type JsonObject, type MeshBus, type TraceContext } from "../bus/index.ts";
-import { peerId, RelayEntry, type Peer } from "../federation/index.ts";
-import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
+import { peerId, RELAY_ENTRY, type Peer } from "../federation/index.ts";
+import { MAX_JSON_DEPTH, parseJson, strictObject } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { HDR, verifyFrame } from "./frame.ts";
@@ -67,10 +67,10 @@ type FrameVerdict = { ok: false; reason: string; detail: string } | { ok: true; 
 export type ReplayOutcome = { ok: false; reason: string; detail: string } | { ok: true; delivered: number; refused: { index: number; reason: string; detail: string }[] };
 
 /** One entry of a frame: a relay entry, and the trace context it was published with. */
-const FrameEntrySchema = v.strictObject({ ...RelayEntry.entries, trace: v.optional(v.unknown()) });
+const FrameEntrySchema = strictObject({ ...RELAY_ENTRY, trace: v.optional(v.unknown()) });
 
 /** A frame's body: `{"v":1,"messages":[…]}` (entries are checked one by one). */
-const FrameBody = v.strictObject({ v: v.literal(1), messages: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(10_000)) });
+const FrameBody = strictObject({ v: v.literal(1), messages: v.pipe(v.array(v.unknown()), v.minLength(1), v.maxLength(10_000)) });
 
 export interface ReceiverStatus {
   delivered: number;

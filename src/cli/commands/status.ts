@@ -27,6 +27,7 @@ interface Status {
     orphanedGroups: { channel: string; group: string }[];
     peers: { origin: string; transport?: string; queue: { messages: number }; lastContact: string | null; lastError: string | null; deadLettered: number }[];
   };
+  registry?: { storage: string; peers: Record<string, { protocol?: string | null; merged: number; lastOk: string | null; lastError: string | null; refused: Record<string, number> }> } | null;
   wan?: { connected: boolean; server: string | null; serverVersion: string | null; error: string | null; stream: string; consumer: string; queue: { messages: number; oldestAgeSeconds: number | null }; receiver: { delivered: number; duplicates: number; deadLettered: number; pending: number | null } } | null;
 }
 
@@ -73,6 +74,15 @@ export async function status(args: string[], io: Io): Promise<number> {
     kv("wan", `${w.connected ? `connected to ${w.server} (nats-server ${w.serverVersion})` : `NOT CONNECTED${w.error ? `: ${w.error}` : ""}`}; stream ${w.stream}, consumer ${w.consumer}`);
     kv("  outbound", `${w.queue.messages} queued${w.queue.oldestAgeSeconds !== null ? `, oldest ${duration(w.queue.oldestAgeSeconds)}` : ""}`);
     kv("  inbound", `${w.receiver.delivered} delivered, ${w.receiver.duplicates} repeats dropped, ${w.receiver.deadLettered} dead-lettered, ${w.receiver.pending ?? "?"} pending`);
+  }
+  const reg = s.registry;
+  if (reg) {
+    kv("registry", `${reg.storage} store, ${Object.keys(reg.peers).length} peer(s) synced`);
+    for (const [url, p] of Object.entries(reg.peers)) {
+      const refused = Object.entries(p.refused).map(([k, n]) => `${k} ${n}`).join(", ");
+      // Which protocol the peer speaks: ours (signed change feed) or the reference's (catalog + GET per handle).
+      kv("  peer", `${url} (${p.protocol === "reference" ? "reference protocol: catalog + GET per handle" : p.protocol === "feed" ? "change feed" : "protocol not known yet"}): ${p.merged} merged, last ok ${p.lastOk ?? "never"}${refused ? `; refused: ${refused}` : ""}${p.lastError ? `; last error: ${p.lastError}` : ""}`);
+    }
   }
   io.stdout(lines.join("\n") + "\n");
   return EXIT.ok;
