@@ -13,7 +13,7 @@ import { MeshBus, type ChannelOptions } from "./bus/bus.ts";
 import { KeyRing, type BusKey } from "./bus/keyring.ts";
 import * as v from "valibot";
 import { ConfigSchema } from "./config/schema.ts";
-import { readSecretFile } from "./config/secrets.ts";
+import { readSecretFile } from "./secrets/index.ts";
 import { silentLogger, type Logger } from "./log/index.ts";
 
 export * from "./bus/index.ts";

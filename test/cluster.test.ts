@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
-import { createBus } from "../src/bus/factory.ts";
+import { createBus } from "../src/daemon/bus-factory.ts";
 import type { MeshBus } from "../src/bus/index.ts";
 import { loadConfig, resolveSecrets } from "../src/config/index.ts";
 import { silentLogger } from "../src/log/index.ts";

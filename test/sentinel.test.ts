@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import { loadConfig } from "../src/config/index.ts";
-import { redisTargetOf } from "../src/bus/factory.ts";
+import { redisTargetOf } from "../src/daemon/bus-factory.ts";
 import type { MeshBus } from "../src/bus/index.ts";
 import { makeBus, startReady, waitFor } from "./helpers/bus.ts";
 import { startRedis, startSentinel, type TestRedis, type TestSentinel } from "./helpers/redis.ts";

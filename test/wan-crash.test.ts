@@ -181,7 +181,11 @@ describe("the WAN executable killed -9", { timeout: 300_000 }, () => {
       const metrics = (await http({ port: portB }, "GET", "/metrics")).body;
       const caught = Number(/^pilox_mesh_wan_duplicates_total\{layer="receiver"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
       t.diagnostic(`repeats caught by B's memory: ${caught}`);
-      assert.ok(caught > 0, "B's sequence memory caught the repeats");
+      // Whether NATS got the frames written before the kill is the kernel's call: a killed
+      // process's socket with unread data is reset, and what it had not sent is dropped. So
+      // repeats are not certain here (wan.test.ts proves B's memory on repeats it forces); what
+      // must hold either way is asserted above: nothing lost, nothing delivered twice.
+      if (caught === 0) t.diagnostic("no frame of the killed process reached NATS this time (its socket was reset)");
     } finally {
       nats.pause(false); // a failure above must not leave the next test a frozen server
       await a.kill();

@@ -4,7 +4,7 @@
  * JSON object in the same envelope.
  */
 import * as v from "valibot";
-import { jsonObject, looseObject, strictObject } from "../json/index.ts";
+import { jsonObject, looseObject, strictObject } from "../schema/index.ts";
 
 export const PILOX_AGENT_STATUS = "pilox:agent:status";
 export const PILOX_SYSTEM_EVENTS = "pilox:system:events";

@@ -1,5 +1,4 @@
 export { MeshBus, BusUnavailableError, type BusOptions, type ChannelOptions, type Delivery, type Handler, type PublishResult } from "./bus.ts";
-export { createBus, createBackend, channelsOf, policyOf, sideRedis } from "./factory.ts";
 // RedisBackend is not re-exported here: the appliance loads ioredis only when Redis is configured
 // (src/index.ts exports it for library users).
 export { KeyRing, type BusKey } from "./keyring.ts";

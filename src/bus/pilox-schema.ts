@@ -6,7 +6,7 @@
  * stricter on what we send, tolerant of what others send.)
  */
 import * as v from "valibot";
-import { jsonObject, strictObject } from "../json/index.ts";
+import { jsonObject, strictObject } from "../schema/index.ts";
 import { canonicalChannel, describeIssues, PILOX_AGENT_STATUS, PILOX_SYSTEM_EVENTS } from "./channels.ts";
 
 /** RFC 9562 UUID text, as the reference's `z.string().uuid()` takes it. */

@@ -2,6 +2,6 @@ export { ConfigError, EX_CONFIG, formatProblem, type ConfigProblem } from "./err
 export { configPathFrom, loadConfig, type Config, type LoadedConfig, type LoadOptions } from "./load.ts";
 export { redactedToml } from "./redact.ts";
 export { autoBusKeyPath, resolveSecrets, type Secrets, type WanSecrets } from "./resolve.ts";
-export { readSecretFile, SecretFileError } from "./secrets.ts";
+export { readSecretFile, SecretFileError } from "../secrets/index.ts";
 export { DEFAULT_CONFIG_PATH } from "./paths.ts";
-export { checkReload, reloadRefusal, restartOnlyChanges, type ReloadCheck } from "./reload.ts";
+export { checkReload, pinnedForReload, reloadRefusal, restartOnlyChanges, type ReloadCheck } from "./reload.ts";

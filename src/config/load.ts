@@ -1,11 +1,12 @@
 /** Reading, merging, validating and completing the configuration. */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { hostname } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parse as parseToml, TomlError } from "smol-toml";
 import * as v from "valibot";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { mergeInto, originOf, type Table } from "./merge.ts";
+import { resolvePathKeys, schemaKeys } from "./keys.ts";
 import { DEFAULT_CONFIG_PATH, defaultRuntimeDir, defaultStateDir } from "./paths.ts";
 import { ConfigSchema, type FileConfig } from "./schema.ts";
 
@@ -117,7 +118,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     );
   }
   if (opts.listen) r.output.http.listen = opts.listen;
-  const config = complete(r.output, opts, env, files[0] ? dirname(files[0]) : process.cwd());
+  // Every path key, relative to the directory of the file that set it (the schema marks them).
+  resolvePathKeys(r.output as unknown as Table, PATH_KEYS, origin, files[0] ? dirname(files[0]) : process.cwd());
+  const config = complete(r.output, opts, env);
   const semantic = checkSemantics(config, origin);
   if (semantic.length) throw new ConfigError(semantic);
   return { config, files, origin };
@@ -135,11 +138,14 @@ function issueMessage(i: v.BaseIssue<unknown>): string {
   return i.message;
 }
 
-function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, baseDir: string): Config {
-  const rel = (p: string) => (p && !isAbsolute(p) ? resolve(baseDir, p) : p);
+/** The path keys of the schema, read once. */
+const PATH_KEYS = schemaKeys(ConfigSchema).filter((k) => k.path);
+
+/** Defaults that depend on other keys or the environment (paths are already absolute here). */
+function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv): Config {
   const name = c.node.name ?? (hostname().replace(/[^A-Za-z0-9._\-]/g, "-").slice(0, 64) || "pilox-mesh");
-  const stateDir = opts.stateDir ? resolve(opts.stateDir) : c.node.state_dir ? rel(c.node.state_dir) : defaultStateDir(env);
-  const runtimeDir = c.node.runtime_dir ? rel(c.node.runtime_dir) : defaultRuntimeDir(env, stateDir);
+  const stateDir = opts.stateDir ? resolve(opts.stateDir) : c.node.state_dir || defaultStateDir(env);
+  const runtimeDir = c.node.runtime_dir || defaultRuntimeDir(env, stateDir);
   const redisGiven = c.bus.redis.url !== "" || c.bus.redis.sentinels.length > 0 || c.bus.redis.cluster_nodes.length > 0;
   const backend = c.bus.backend === "auto" ? (redisGiven ? "redis" : "embedded") : c.bus.backend;
   return {
@@ -149,32 +155,14 @@ function complete(c: FileConfig, opts: LoadOptions, env: NodeJS.ProcessEnv, base
       ...c.instance,
       // Without a configured origin the listener's own address stands in (fine on a LAN).
       origin: c.instance.origin ? new URL(c.instance.origin).origin : `http://${c.http.listen}`,
-      key_file: c.instance.key_file ? rel(c.instance.key_file) : join(stateDir, "identity.key"),
-      next_key_file: rel(c.instance.next_key_file),
+      key_file: c.instance.key_file || join(stateDir, "identity.key"),
     },
-    http: {
-      ...c.http,
-      metrics_token_file: rel(c.http.metrics_token_file),
-      tls_cert_file: rel(c.http.tls_cert_file),
-      tls_key_file: rel(c.http.tls_key_file),
-    },
-    federation: { ...c.federation, hs256: { ...c.federation.hs256, secret_file: rel(c.federation.hs256.secret_file) } },
-    api: {
-      ...c.api,
-      socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : rel(c.api.socket),
-      token_file: rel(c.api.token_file),
-    },
+    api: { ...c.api, socket: c.api.socket === undefined ? join(runtimeDir, "api.sock") : c.api.socket },
     bus: {
       ...c.bus,
       backend,
-      keys: c.bus.keys.map((k) => ({ ...k, secret_file: rel(k.secret_file) })),
       redis: {
         ...c.bus.redis,
-        password_file: rel(c.bus.redis.password_file),
-        sentinel_password_file: rel(c.bus.redis.sentinel_password_file),
-        tls_ca_file: rel(c.bus.redis.tls_ca_file),
-        tls_cert_file: rel(c.bus.redis.tls_cert_file),
-        tls_key_file: rel(c.bus.redis.tls_key_file),
         consumer_group: c.bus.redis.consumer_group ?? name,
         consumer_name: c.bus.redis.consumer_name ?? name,
       },

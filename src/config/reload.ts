@@ -5,7 +5,9 @@
  * best-effort, or change the advertised origin is refused unless the operator says so
  * (`pilox-mesh reload --allow-removals`): an empty or truncated file must not do it silently.
  */
+import { pinRestartOnly, restartOnlyDiff, schemaKeys } from "./keys.ts";
 import type { Config } from "./load.ts";
+import { ConfigSchema } from "./schema.ts";
 
 export interface ReloadCheck {
   /** Differences a reload can never apply (restart needed). */
@@ -50,31 +52,19 @@ export function reloadRefusal(running: Config, next: Config, allowRemovals: bool
   return lines.length ? lines.join("\n") : undefined;
 }
 
-/** Settings that only a restart can change; a reload that changes them names them. */
+/** The restart-only keys (marked in the schema), read once. */
+const KEYS = schemaKeys(ConfigSchema);
+
+/** Settings that only a restart can change, by key, that differ in `b` (what a reload names). */
 export function restartOnlyChanges(a: Config, b: Config): string[] {
-  const keys: [string, (c: Config) => unknown][] = [
-    ["http.listen", (c) => c.http.listen],
-    ["api.socket", (c) => c.api.socket],
-    ["api.socket_mode", (c) => c.api.socket_mode],
-    ["api.listen", (c) => c.api.listen],
-    ["log", (c) => c.log],
-    ["bus.redis", (c) => c.bus.redis],
-    ["bus.producer", (c) => c.bus.producer],
-    ["bus.replay_cache_size", (c) => c.bus.replay_cache_size],
-    ["bus.spool", (c) => c.bus.spool],
-    ["federation.audit_max_bytes", (c) => c.federation.audit_max_bytes],
-    ["federation.audit_keep", (c) => c.federation.audit_keep],
-    ["federation.audit_window_seconds", (c) => c.federation.audit_window_seconds],
-    ["registry.enabled", (c) => c.registry.enabled],
-    ["gateway.enabled", (c) => c.gateway.enabled],
-    ["registry.postgres", (c) => c.registry.postgres],
-    // The NATS connection and where frames live are fixed for a run; frame sizes, waits and
-    // attempt limits follow a reload.
-    ["wan.nats_urls", (c) => c.wan.nats_urls],
-    ["wan.auth", (c) => [c.wan.creds_file, c.wan.nkey_seed_file, c.wan.token_file, c.wan.user, c.wan.password_file, c.wan.tls_ca_file, c.wan.tls_cert_file, c.wan.tls_key_file]],
-    ["wan.stream", (c) => [c.wan.stream, c.wan.dlq_stream, c.wan.subject_prefix, c.wan.dlq_subject_prefix, c.wan.manage_streams, c.wan.stream_max_age_seconds, c.wan.stream_max_bytes, c.wan.duplicate_window_seconds, c.wan.ack_wait_seconds, c.wan.max_deliver]],
-    ["wan.pilox", (c) => [c.wan.pilox.stream, c.wan.pilox.subjects, c.wan.pilox.ingest]],
-    ["node", (c) => c.node],
-  ];
-  return keys.filter(([, get]) => JSON.stringify(get(a)) !== JSON.stringify(get(b))).map(([k]) => k);
+  return restartOnlyDiff(KEYS, a, b);
+}
+
+/**
+ * What a running appliance applies of `next`: every restart-only key keeps its running value, so
+ * every role sees one consistent configuration (a forwarder for a new peer uses the running
+ * state directory, not the next one).
+ */
+export function pinnedForReload(running: Config, next: Config): Config {
+  return pinRestartOnly(KEYS, running, next);
 }

@@ -7,7 +7,7 @@ import { KeyRing, type BusKey } from "../bus/keyring.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import type { LoadedConfig } from "./load.ts";
 import { originOf } from "./merge.ts";
-import { ensureSecretFile, readSecretFile, SecretFileError } from "./secrets.ts";
+import { ensureSecretFile, readSecretFile, SecretFileError } from "../secrets/index.ts";
 import { existsSync, readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import { readKeyFile, readOrCreateKeyFile, type Ed25519Key } from "../identity/index.ts";

@@ -4,12 +4,17 @@
  */
 import { isIP } from "node:net";
 import * as v from "valibot";
-import { strictObject } from "../json/index.ts";
+import { strictObject } from "../schema/index.ts";
 import { CHANNEL_NAME } from "../bus/channels.ts";
 
 const int = (min: number, max: number) => v.pipe(v.number(), v.integer("expected an integer"), v.minValue(min), v.maxValue(max));
 const str = (max = 4096) => v.pipe(v.string(), v.maxLength(max));
-const path = () => v.pipe(v.string(), v.maxLength(4096));
+/** A key a reload cannot change: it keeps its running value until a restart (config/keys.ts). */
+const restart = <T extends v.GenericSchema>(s: T) => v.pipe(s, v.metadata({ restart: true }));
+/** A table whose every key needs a restart. */
+const restartTable = <E extends v.ObjectEntries>(entries: E) => v.pipe(strictObject(entries), v.metadata({ restart: true }));
+/** A file or directory: resolved against the directory of the file that set it (config/keys.ts). */
+const path = () => v.pipe(v.string(), v.maxLength(4096), v.metadata({ path: true }));
 const HOSTPORT = v.pipe(
   v.string(),
   v.regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.\-]+):[0-9]{1,5}$/, 'expected "HOST:PORT", e.g. "127.0.0.1:7420"'),
@@ -31,7 +36,7 @@ const KEY_ID = v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a key id i
 
 export const ConfigSchema = strictObject({
   node: v.optional(
-    strictObject({
+    restartTable({
       name: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._\-]{1,64}$/, "a node name is 1-64 letters, digits, . _ -"))),
       state_dir: v.optional(path()),
       runtime_dir: v.optional(path()),
@@ -39,7 +44,7 @@ export const ConfigSchema = strictObject({
     {},
   ),
   log: v.optional(
-    strictObject({
+    restartTable({
       level: v.optional(v.picklist(["debug", "info", "warn", "error"]), "info"),
       format: v.optional(v.picklist(["text", "json"]), "text"),
     }),
@@ -57,7 +62,7 @@ export const ConfigSchema = strictObject({
   ),
   http: v.optional(
     strictObject({
-      listen: v.optional(HOSTPORT, "127.0.0.1:7420"),
+      listen: restart(v.optional(HOSTPORT, "127.0.0.1:7420")),
       tls_cert_file: v.optional(path(), ""),
       tls_key_file: v.optional(path(), ""),
       metrics_token_file: v.optional(path(), ""),
@@ -91,9 +96,9 @@ export const ConfigSchema = strictObject({
       per_ip_rate: v.optional(int(1, 100_000), 20),
       batch_size: v.optional(int(1, 10_000), 256),
       batch_max_bytes: v.optional(int(1024, 64 * 1024 * 1024), 512 * 1024),
-      audit_max_bytes: v.optional(int(64 * 1024, 1024 ** 4), 64 * 1024 * 1024),
-      audit_keep: v.optional(int(0, 1_000), 5),
-      audit_window_seconds: v.optional(int(1, 86_400), 60),
+      audit_max_bytes: restart(v.optional(int(64 * 1024, 1024 ** 4), 64 * 1024 * 1024)),
+      audit_keep: restart(v.optional(int(0, 1_000), 5)),
+      audit_window_seconds: restart(v.optional(int(1, 86_400), 60)),
       queue_max_bytes: v.optional(int(4096, 1024 ** 4), 256 * 1024 * 1024),
       hs256: v.optional(
         strictObject({
@@ -135,38 +140,38 @@ export const ConfigSchema = strictObject({
   ),
   wan: v.optional(
     strictObject({
-      nats_urls: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(nats|tls):\/\/[^\s\/?#]+$/, 'expected a NATS URL such as "nats://10.0.0.5:4222" or "tls://hub.example:4222"'))), v.maxLength(32)), []),
-      creds_file: v.optional(path(), ""),
-      nkey_seed_file: v.optional(path(), ""),
-      token_file: v.optional(path(), ""),
-      user: v.optional(str(256), ""),
-      password_file: v.optional(path(), ""),
-      tls_ca_file: v.optional(path(), ""),
-      tls_cert_file: v.optional(path(), ""),
-      tls_key_file: v.optional(path(), ""),
-      subject_prefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan.v1"')), "pilox-mesh.wan.v1"),
-      dlq_subject_prefix: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan-dlq.v1"')), "pilox-mesh.wan-dlq.v1"),
-      stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN_V1"),
-      dlq_stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN_DLQ"),
-      manage_streams: v.optional(v.boolean(), false),
-      stream_max_age_seconds: v.optional(int(60, 365 * 86_400), 7 * 86_400),
-      stream_max_bytes: v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3),
-      duplicate_window_seconds: v.optional(int(1, 86_400), 120),
+      nats_urls: restart(v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^(nats|tls):\/\/[^\s\/?#]+$/, 'expected a NATS URL such as "nats://10.0.0.5:4222" or "tls://hub.example:4222"'))), v.maxLength(32)), [])),
+      creds_file: restart(v.optional(path(), "")),
+      nkey_seed_file: restart(v.optional(path(), "")),
+      token_file: restart(v.optional(path(), "")),
+      user: restart(v.optional(str(256), "")),
+      password_file: restart(v.optional(path(), "")),
+      tls_ca_file: restart(v.optional(path(), "")),
+      tls_cert_file: restart(v.optional(path(), "")),
+      tls_key_file: restart(v.optional(path(), "")),
+      subject_prefix: restart(v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan.v1"')), "pilox-mesh.wan.v1")),
+      dlq_subject_prefix: restart(v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,7}$/, 'expected NATS subject tokens joined by ".", e.g. "pilox-mesh.wan-dlq.v1"')), "pilox-mesh.wan-dlq.v1")),
+      stream: restart(v.optional(STREAM_NAME, "PILOX_MESH_WAN_V1")),
+      dlq_stream: restart(v.optional(STREAM_NAME, "PILOX_MESH_WAN_DLQ")),
+      manage_streams: restart(v.optional(v.boolean(), false)),
+      stream_max_age_seconds: restart(v.optional(int(60, 365 * 86_400), 7 * 86_400)),
+      stream_max_bytes: restart(v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3)),
+      duplicate_window_seconds: restart(v.optional(int(1, 86_400), 120)),
       max_frame_bytes: v.optional(int(4096, 8 * 1024 * 1024), 1024 * 1024),
       frame_max_messages: v.optional(int(1, 10_000), 256),
       frame_max_wait_ms: v.optional(int(0, 10_000), 5),
       max_in_flight: v.optional(int(1, 10_000), 64),
-      ack_wait_seconds: v.optional(int(1, 3_600), 30),
+      ack_wait_seconds: restart(v.optional(int(1, 3_600), 30)),
       max_attempts: v.optional(int(1, 1_000), 5),
-      max_deliver: v.optional(int(2, 10_000), 20),
+      max_deliver: restart(v.optional(int(2, 10_000), 20)),
       fetch_batch: v.optional(int(1, 10_000), 64),
       connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
       pilox: v.optional(
         strictObject({
           // The first is where POST /v1/publish publishes: the stock bridge's and subscriber's default.
-          subjects: v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,15}$/, 'expected a NATS subject without wildcards, e.g. "pilox.mesh.wan"'))), v.minLength(1), v.maxLength(8)), ["hive.mesh.wan", "pilox.mesh.wan"]),
-          stream: v.optional(STREAM_NAME, "PILOX_MESH_WAN"),
-          ingest: v.optional(v.boolean(), false),
+          subjects: restart(v.optional(v.pipe(v.array(v.pipe(v.string(), v.regex(/^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+){0,15}$/, 'expected a NATS subject without wildcards, e.g. "pilox.mesh.wan"'))), v.minLength(1), v.maxLength(8)), ["hive.mesh.wan", "pilox.mesh.wan"])),
+          stream: restart(v.optional(STREAM_NAME, "PILOX_MESH_WAN")),
+          ingest: restart(v.optional(v.boolean(), false)),
           accept_unsigned: v.optional(v.boolean(), false),
           publish_token_file: v.optional(path(), ""),
           max_envelope_bytes: v.optional(int(1024, 8 * 1024 * 1024), 256 * 1024),
@@ -179,9 +184,9 @@ export const ConfigSchema = strictObject({
   ),
   api: v.optional(
     strictObject({
-      socket: v.optional(path()),
-      socket_mode: v.optional(v.pipe(v.string(), v.regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')), "0660"),
-      listen: v.optional(v.union([v.literal(""), HOSTPORT]), ""),
+      socket: restart(v.optional(path())),
+      socket_mode: restart(v.optional(v.pipe(v.string(), v.regex(/^0?[0-7]{3}$/, 'expected an octal mode such as "0660"')), "0660")),
+      listen: restart(v.optional(v.union([v.literal(""), HOSTPORT]), "")),
       token_file: v.optional(path(), ""),
       max_body_bytes: v.optional(int(1024, 64 * 1024 * 1024), 1024 * 1024),
       max_subscribers: v.optional(int(1, 100_000), 256),
@@ -193,7 +198,7 @@ export const ConfigSchema = strictObject({
   ),
   gateway: v.optional(
     strictObject({
-      enabled: v.optional(v.boolean(), false),
+      enabled: restart(v.optional(v.boolean(), false)),
       upstream_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/[^?#\s]+)?$/, "expected an http(s) URL")), ""),
       upstream_path: v.optional(v.pipe(v.string(), v.regex(/^\/[^?#\s]*$/, "expected a path starting with /")), "/api/a2a/jsonrpc/public"),
       upstream_secret_file: v.optional(path(), ""),
@@ -216,7 +221,7 @@ export const ConfigSchema = strictObject({
   ),
   registry: v.optional(
     strictObject({
-      enabled: v.optional(v.boolean(), false),
+      enabled: restart(v.optional(v.boolean(), false)),
       write_token_file: v.optional(path(), ""),
       require_proof: v.optional(v.boolean(), true),
       verify_origin: v.optional(v.boolean(), false),
@@ -231,7 +236,7 @@ export const ConfigSchema = strictObject({
       max_records_per_key: v.optional(int(1, 1_000_000_000), 10_000),
       max_bytes_per_key: v.optional(int(64 * 1024, 2 ** 50), 256 * 1024 ** 2),
       postgres: v.optional(
-        strictObject({
+        restartTable({
           url: v.optional(v.pipe(v.string(), v.regex(/^(postgres(ql)?:\/\/.*)?$/, 'expected a "postgres://" URL')), ""),
           password_file: v.optional(path(), ""),
           tls_ca_file: v.optional(path(), ""),
@@ -260,12 +265,12 @@ export const ConfigSchema = strictObject({
   bus: v.optional(
     strictObject({
       backend: v.optional(v.picklist(["auto", "embedded", "redis"]), "auto"),
-      producer: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), "pilox-mesh"),
+      producer: restart(v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128)), "pilox-mesh")),
       max_message_bytes: v.optional(int(256, 16 * 1024 * 1024), 256 * 1024),
       max_age_seconds: v.optional(int(1, 30 * 86_400), 300),
       clock_skew_seconds: v.optional(int(0, 3_600), 30),
       accept_v1_unextended: v.optional(v.boolean(), true),
-      replay_cache_size: v.optional(int(1_000, 100_000_000), 100_000),
+      replay_cache_size: restart(v.optional(int(1_000, 100_000_000), 100_000)),
       keys: v.optional(
         v.array(
           strictObject({
@@ -277,7 +282,7 @@ export const ConfigSchema = strictObject({
         [],
       ),
       redis: v.optional(
-        strictObject({
+        restartTable({
           url: v.optional(v.pipe(v.string(), v.regex(/^(rediss?:\/\/.*)?$/, 'expected a "redis://" or "rediss://" URL')), ""),
           password_file: v.optional(path(), ""),
           sentinels: v.optional(v.pipe(v.array(HOSTPORT), v.maxLength(16)), []),
@@ -300,7 +305,7 @@ export const ConfigSchema = strictObject({
         {},
       ),
       spool: v.optional(
-        strictObject({
+        restartTable({
           max_bytes: v.optional(int(4096, 1024 ** 4), 64 * 1024 * 1024),
         }),
         {},

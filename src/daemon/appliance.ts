@@ -3,21 +3,22 @@
  * keeps the old state when the new config is bad, and a stop that drains before it exits.
  */
 import { mkdirSync } from "node:fs";
-import { channelsOf, createBus, policyOf, sideRedis, type MeshBus } from "../bus/index.ts";
-import { ConfigError, loadConfig, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { REJECT_REASONS, type MeshBus } from "../bus/index.ts";
+import { channelsOf, createBus, policyOf, sideRedis } from "./bus-factory.ts";
+import { ConfigError, loadConfig, pinnedForReload, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, buildPublicStatus, hiveDocument, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
 import { listenTcp, listenUnix, type Listening } from "../http/listen.ts";
 import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
-import { Federation, MemoryTokenReplayStore, type TokenReplayStore } from "../federation/index.ts";
+import { FEDERATION_REFUSAL_REASONS, type Federation } from "../federation/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { claimStateDir } from "./state-format.ts";
 import { versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
-import type { GatewayRole } from "../gateway/role.ts";
-import type { WanRole } from "../wan/role.ts";
+import type { Role, RoleContext } from "./role.ts";
+import { deadLettersOf, federationOf, registryOf, ROLES, type RoleStatuses } from "./roles.ts";
 
 export interface ApplianceOptions {
   load: LoadOptions;
@@ -39,16 +40,14 @@ export class Appliance {
   #secrets!: Secrets;
   #bus!: MeshBus;
   readonly #listeners: Listening[] = [];
-  readonly metrics: Metrics = createMetrics();
+  readonly metrics: Metrics = createMetrics({ busRejected: REJECT_REASONS, federationRefused: FEDERATION_REFUSAL_REASONS });
   #log!: Logger;
   #public: Listening | undefined;
   #trusted = trustedProxyList([]);
   #discovery!: { document: Rendered; hive: Rendered; keys: Rendered; maxAgeSeconds: number };
   #stopping: Promise<void> | undefined;
-  #federation!: Federation;
-  #registry: RegistryRole | undefined;
-  #gateway: GatewayRole | undefined;
-  #wan: WanRole | undefined;
+  /** The enabled roles, in start order (daemon/roles.ts). */
+  #roles: Role[] = [];
   #lastReload: ReloadState | undefined;
   #files: string[] = [];
   readonly #startedAt = Date.now();
@@ -92,54 +91,23 @@ export class Appliance {
     this.#log.debug("configuration loaded", { files: files.join(",") || "(defaults)", channels: config.bus.channels.map((c) => c.name).join(","), peers: config.federation.peers.length });
     this.#bus = await createBus(config, secrets, this.#log.child({ component: "bus" }), this.metrics.bus);
     await this.#bus.start();
-    this.#federation = new Federation(config, {
+    const ctx: RoleContext = {
       bus: () => this.#bus,
-      identity: () => this.#secrets.identity!,
-      hs256Secret: () => this.#secrets.hs256Secret,
-      replay: await tokenReplayStore(config, secrets, this.#log),
+      secrets: () => this.#secrets,
       metrics: this.metrics,
-      log: this.#log.child({ component: "federation" }),
-      // The document shows the roster's sync outcome (wanMesh): render it again after each sync.
-      onRosterSync: () => {
+      log: (component) => this.#log.child({ component }),
+      sideRedis: (name) => sideRedis(this.#config, this.#secrets, this.#log, name),
+      documentChanged: () => {
         if (this.#discovery) this.#render();
       },
-      // The WAN carries federation's peers too: it follows the same peer set.
-      onPeers: (peers) => this.#wan?.onPeers(peers),
-    });
-    this.#render();
+      role: <R>(name: string) => this.#roles.find((r) => r.name === name) as R | undefined,
+    };
     try {
-      if (config.registry.enabled) {
-        // Loaded only when enabled, like ioredis: node:sqlite and the registry stay out otherwise.
-        const { RegistryRole } = await import("../registry/role.ts");
-        this.#registry = await RegistryRole.create(
-          config,
-          () => this.#secrets.identity!,
-          () => ({ writeToken: this.#secrets.registryWriteToken, pgPassword: this.#secrets.registryPgPassword, pgCa: this.#secrets.registryPgCa }),
-          this.metrics.registryRole,
-          this.#log.child({ component: "registry" }),
-        );
-      }
-      if (config.gateway.enabled) {
-        const { GatewayRole } = await import("../gateway/role.ts");
-        this.#gateway = await GatewayRole.create(config, () => this.#secrets, this.metrics, this.#log.child({ component: "gateway" }));
-      }
-      await this.#federation.start();
-      if (config.wan.nats_urls.length > 0) {
-        // Loaded only when configured: the NATS client stays out otherwise.
-        const { WanRole } = await import("../wan/role.ts");
-        this.#wan = await WanRole.create(config, {
-          bus: () => this.#bus,
-          identity: () => this.#secrets.identity!,
-          ownKeys: () => [this.#secrets.identity!, ...(this.#secrets.nextIdentity ? [this.#secrets.nextIdentity] : [])],
-          peers: () => this.#federation.peers(),
-          secrets: () => this.#secrets.wan,
-          metrics: this.metrics.wan,
-          log: this.#log.child({ component: "wan" }),
-        });
-        await this.#wan.start();
-      }
+      // Built in list order (a role may use one built before it), started once the listeners are up.
+      for (const f of ROLES) if (f.enabled(config)) this.#roles.push(await f.create(config, ctx));
+      this.#render();
       await this.#listen();
-      this.#registry?.start();
+      for (const r of this.#roles) await r.start();
     } catch (err) {
       await this.#closeAll();
       throw err;
@@ -176,10 +144,7 @@ export class Appliance {
       log: this.#log.child({ component: "agent-api" }),
       metrics: this.metrics.http,
       status: () => this.status(),
-      wanDlq: () => {
-        const w = this.#wan;
-        return w ? { list: (after: number, limit: number) => w.listDeadLetters(after, limit), replay: (id: number) => w.replayDeadLetter(id) } : undefined;
-      },
+      wanDlq: () => deadLettersOf(this.#roles),
     };
     if (c.api.socket) {
       makeDir(c.node.runtime_dir, 0o755, "node.runtime_dir");
@@ -188,6 +153,7 @@ export class Appliance {
     if (c.api.listen) {
       this.#listeners.push(await listenTcp(agentApi({ ...common, listener: "agent-tcp", token: () => this.#secrets.apiToken }), c.api.listen));
     }
+    const intercepts = this.#roles.filter((r) => r.intercept);
     this.#listeners.push(
       await listenTcp(
         publicApi({
@@ -195,35 +161,20 @@ export class Appliance {
           metrics: this.metrics,
           log: this.#log.child({ component: "http" }),
           discovery: () => this.#discovery,
-          federationStatus: () => buildPublicStatus(this.#federation.enabled, this.#federation.enabled ? this.#federation.wanMesh() : undefined),
+          federationStatus: () => buildPublicStatus(this.#fed.enabled, this.#fed.enabled ? this.#fed.wanMesh() : undefined),
           metricsToken: () => this.#secrets.metricsToken,
           trustedProxies: () => this.#trusted,
-          relay: (c, client) => this.#federation.relay(c, client),
-          relayTooLarge: (c, client) => this.#federation.relayTooLarge(c, client),
-          relayMaxBytes: () => this.#config.federation.max_body_bytes,
-          wanReady: () => this.#wan?.ready() ?? null,
-          readyChecks: () => (this.#registry ? [{ name: "registry", check: () => this.#registry!.ready() }] : []),
-          onScrape: () => {
-            this.metrics.federation.queueDepth.set(this.#federation.queueDepth());
-            if (this.#wan) {
-              this.metrics.wan.queueDepth.set(this.#wan.queueDepth());
-              this.#wan.status();
-            }
-            this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0);
-          },
+          onScrape: () => this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0),
+          roles: () => this.#roles,
           maxBodyBytes: () => this.#config.http.max_body_bytes,
-          mount: [...(this.#registry ? [this.#registry.routes()] : []), ...(this.#gateway ? [this.#gateway.routes()] : []), ...(this.#wan ? [this.#wan.routes()] : [])],
-          // The bridge-compatible publish answers 401 before 413, and the registry has its own
-          // bound (registry.max_body_bytes): they bound their own bodies.
-          selfLimitedPaths: [...(this.#wan ? ["/v1/publish"] : []), ...(this.#registry ? ["/v1/records"] : [])],
         }),
         c.http.listen,
         this.#secrets.tls,
-        this.#gateway
+        intercepts.length
           ? (req, res) => {
-              const gw = this.#gateway!;
               const xff = req.headers["x-forwarded-for"];
-              return gw.service.intercept(req, res, resolveClientIp(req.socket.remoteAddress ?? "", Array.isArray(xff) ? xff.join(",") : xff, this.#trusted));
+              const client = resolveClientIp(req.socket.remoteAddress ?? "", Array.isArray(xff) ? xff.join(",") : xff, this.#trusted);
+              return intercepts.some((r) => r.intercept!(req, res, client));
             }
           : undefined,
       ),
@@ -239,8 +190,8 @@ export class Appliance {
     const state: DiscoveryState = {
       config: this.#config,
       identity: s.identity,
-      federationActive: this.#federation.enabled,
-      wanMesh: this.#federation.wanMesh(),
+      federationActive: this.#fed.enabled,
+      wanMesh: this.#fed.wanMesh(),
       ...(s.nextIdentity ? { nextIdentity: s.nextIdentity } : {}),
     };
     const document = buildDocument(state);
@@ -270,35 +221,26 @@ export class Appliance {
         channels: c.bus.channels.map((ch) => ({ name: ch.name, durable: ch.durable, maxAgeSeconds: ch.max_age_seconds ?? c.bus.max_age_seconds })),
         spool: bus.spoolStats(),
       },
-      federation: this.#federationStatus(),
-      wan: this.#wan ? this.#wan.status() : null,
-      registry: this.#registry ? this.#registry.status() : null,
-      gateway: this.#gateway ? this.#gateway.status() : null,
+      // Every role's status under its name; null for a role that is off.
+      ...(Object.fromEntries(ROLES.map((f) => [f.name, this.#roles.find((r) => r.name === f.name)?.status() ?? null])) as unknown as RoleStatuses),
     };
   }
 
-  /** Federation's peers, each with the state of the transport that carries it. */
+  /** Federation's status as its role shows it (with each peer's transport). */
   #federationStatus() {
-    const st = this.#federation.status();
-    if (!this.#wan) return st;
-    const w = this.#wan.status();
-    return {
-      ...st,
-      wan: { connected: w.connected, server: w.server, error: w.error },
-      peers: st.peers.map((p) => {
-        const ws = p.transport === "wan" ? this.#wan!.peerStatus(p.origin) : null;
-        // A WAN peer's queue and contact are the WAN sender's, not the (idle) relay's.
-        return ws ? { ...p, queue: { messages: ws.queue.messages, bytes: ws.queue.bytes }, lastContact: ws.lastContact, lastError: ws.lastError, sent: ws.sent, wan: ws } : p;
-      }),
-    };
+    return this.#roles.find((r) => r.name === ROLES[0]!.name)!.status() as ReturnType<Federation["status"]>;
+  }
+
+  get #fed(): Federation {
+    return federationOf(this.#roles);
   }
 
   get registry(): RegistryRole | undefined {
-    return this.#registry;
+    return registryOf(this.#roles);
   }
 
   get federation(): Federation {
-    return this.#federation;
+    return this.#fed;
   }
 
   get identity() {
@@ -326,17 +268,18 @@ export class Appliance {
     }
     const pending = restartOnlyChanges(this.#config, next.config);
     if (pending.length) this.#log.warn("some changed settings take effect at the next restart", { settings: pending.join(",") });
-    this.#bus.reconfigure(next.secrets.ring, policyOf(next.config), channelsOf(next.config));
-    try {
-      await this.#federation.reconfigure(next.config);
-    } catch (err) {
-      // The bus already runs the new keys; federation keeps what it could apply.
-      this.#log.error("federation could not apply the new configuration", { error: (err as Error).message });
+    // One configuration for every part: the new one with the restart-only keys as they run.
+    const config = pinnedForReload(this.#config, next.config);
+    this.#bus.reconfigure(next.secrets.ring, policyOf(config), channelsOf(config));
+    for (const r of this.#roles) {
+      try {
+        await r.reconfigure(config);
+      } catch (err) {
+        // The bus already runs the new keys; the role keeps what it could apply.
+        this.#log.error(`${r.name} could not apply the new configuration`, { error: (err as Error).message });
+      }
     }
-    this.#registry?.reconfigure(next.config);
-    this.#gateway?.reconfigure(next.config);
-    this.#wan?.reconfigure(next.config);
-    this.#config = { ...next.config, http: this.#config.http, api: { ...next.config.api, socket: this.#config.api.socket } };
+    this.#config = config;
     if (next.secrets.tls && this.#public?.setTls) this.#public.setTls(next.secrets.tls);
     else if (Boolean(next.secrets.tls) !== Boolean(this.#secrets.tls)) this.#log.warn("turning TLS on or off takes effect at the next restart");
     this.#secrets = next.secrets;
@@ -360,13 +303,20 @@ export class Appliance {
     return this.#stopping;
   }
 
+  /** Listeners first (no new work), then the roles in reverse start order, then the bus: a log line per step. */
   async #closeAll(graceMs = 5_000): Promise<void> {
     await Promise.all(this.#listeners.map((l) => l.close(graceMs)));
-    await this.#wan?.close();
-    await this.#federation?.close();
-    await this.#registry?.close();
-    this.#gateway?.close();
+    this.#log.info("listeners closed");
+    for (const r of [...this.#roles].reverse()) {
+      try {
+        await r.close(graceMs);
+        this.#log.info(`${r.name} stopped`);
+      } catch (err) {
+        this.#log.error(`${r.name} did not stop cleanly`, { error: (err as Error).message });
+      }
+    }
     await this.#bus.close();
+    this.#log.info("bus closed");
   }
 }
 
@@ -377,12 +327,4 @@ function makeDir(path: string, mode: number, key: string): void {
   } catch (err) {
     throw new ConfigError([{ key, message: `cannot create ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }]);
   }
-}
-
-
-/** jti memory: in Redis (shared by the mesh's appliances) when the bus uses Redis. */
-async function tokenReplayStore(c: Config, s: Secrets, log: Logger): Promise<TokenReplayStore> {
-  if (c.bus.backend !== "redis") return new MemoryTokenReplayStore();
-  const { RedisTokenReplayStore } = await import("../federation/replay-store.ts");
-  return new RedisTokenReplayStore(await sideRedis(c, s, log, "jti"));
 }

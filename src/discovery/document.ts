@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { canonicalize } from "../canon/index.ts";
-import { peerId } from "../federation/peer-id.ts";
+import { peerId } from "./site-id.ts";
 import type { Config } from "../config/index.ts";
 import { signHex, type Ed25519Key } from "../identity/index.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
-import { vectors } from "../../test/helpers/vectors.ts";
+import { vectors } from "../../spec/vectors.ts";
 import { keyFromSeedHex, publicKeyFromHex } from "../identity/index.ts";
 import {
   MemoryTokenReplayStore,

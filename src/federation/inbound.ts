@@ -10,7 +10,8 @@ import * as v from "valibot";
 import { BusUnavailableError, MessageTooLargeError, SealError, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
 import { coreOf, type JsonObject } from "../bus/envelope/v1.ts";
-import { MAX_JSON_DEPTH, parseJson, strictObject } from "../json/index.ts";
+import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
+import { strictObject } from "../schema/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { AuditLog } from "./audit.ts";
 import type { Peer } from "./peers.ts";
@@ -19,6 +20,8 @@ import { verifyToken } from "./token.ts";
 import type { TokenReplayStore } from "./replay-store.ts";
 
 export const RELAY_PATH = "/v1/federation/relay";
+/** Refusal reasons of the relay besides the token's own (their counters start at zero). */
+export const RELAY_REFUSAL_REASONS = ["ip_rate_limited", "peer_rate_limited", "malformed_batch", "too_deep", "payload_too_large", "channel_not_allowed", "invalid_message", "oversized", "bus_unavailable"] as const;
 export const MAX_BATCH = 10_000;
 
 /** One message of a relay batch (and of a WAN frame): a channel and a message with an event id. */

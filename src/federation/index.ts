@@ -3,7 +3,8 @@ export { bodySha256, mintToken, verifyToken, TOKEN_REJECT_REASONS, TOKEN_SUB, ty
 export { MemoryTokenReplayStore, RedisTokenReplayStore, ReplayStoreUnavailableError, type TokenReplayStore } from "./replay-store.ts";
 export { ManifestSignError, signManifest, verifyManifest, MANIFEST_EXT, type ManifestPayload, type ManifestPeer, type ManifestResult, type SignedManifest } from "./manifest.ts";
 export { AuditLog, verifyAuditFile, verifyAuditFiles, type AuditEntry } from "./audit.ts";
-export { RELAY_ENTRY, RELAY_PATH, RelayEntry } from "./inbound.ts";
+export { RELAY_ENTRY, RELAY_PATH, RELAY_REFUSAL_REASONS, RelayEntry } from "./inbound.ts";
+export { FEDERATION_REFUSAL_REASONS } from "./reasons.ts";
 export { Federation } from "./service.ts";
 export { peersOf, type Peer } from "./peers.ts";
 export { forwarderGroup, peerId } from "./peer-id.ts";

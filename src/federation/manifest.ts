@@ -7,7 +7,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import * as v from "valibot";
-import { looseObject, strictObject } from "../json/index.ts";
+import { looseObject, strictObject } from "../schema/index.ts";
 import { canonicalize } from "../canon/index.ts";
 import { describeIssues } from "../bus/channels.ts";
 import { signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";

@@ -1,5 +1,6 @@
 /** Federation in the running appliance: peers, inbound relay, forwarders, audit, status. */
-import type { Context } from "hono";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { join } from "node:path";
 import { ReplayCache, ReplayJournal, type MeshBus } from "../bus/index.ts";
 import type { Config } from "../config/index.ts";
@@ -7,7 +8,7 @@ import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import { AuditLog } from "./audit.ts";
-import { handleRelay, relayTooLarge } from "./inbound.ts";
+import { handleRelay, RELAY_PATH, relayTooLarge } from "./inbound.ts";
 import { Forwarder, queueDirFor } from "./outbound.ts";
 import { forwarderGroup } from "./peer-id.ts";
 import { peersOf, type Peer } from "./peers.ts";
@@ -182,6 +183,20 @@ export class Federation {
     }
     if (found.length) this.d.log.warn("consumer groups of no configured federation peer (remove with XGROUP DESTROY once unused)", { groups: found.map((g) => `${g.channel}/${g.group}`).join(",") });
     this.#orphans = found;
+  }
+
+  /** Where the relay is served (its own body bound: 413, counted and audited, before any cryptography). */
+  readonly relayPath = RELAY_PATH;
+
+  /** The relay on the public listener (a sub-app the daemon joins with `route()`). */
+  routes(): Hono<{ Variables: { clientIp: string } }> {
+    const app = new Hono<{ Variables: { clientIp: string } }>();
+    app.post(
+      RELAY_PATH,
+      (c, next) => bodyLimit({ maxSize: this.#config.federation.max_body_bytes, onError: (c) => this.relayTooLarge(c, c.get("clientIp")) })(c, next),
+      (c) => this.relay(c, c.get("clientIp")),
+    );
+    return app;
   }
 
   relayTooLarge(c: Context, client: string): Response {

@@ -5,7 +5,6 @@
  */
 import type { Hono } from "hono";
 import type { RedisClient } from "../bus/backends/redis.ts";
-import { sideRedis } from "../bus/index.ts";
 import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
@@ -19,9 +18,9 @@ export class GatewayRole {
   readonly #redis: RedisClient | undefined;
 
   /** With the Redis bus, the rate limit lives in Redis: replicas share one budget. */
-  static async create(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger): Promise<GatewayRole> {
+  static async create(config: Config, secrets: () => Secrets, metrics: Metrics, log: Logger, redisClient: () => Promise<RedisClient>): Promise<GatewayRole> {
     if (config.bus.backend !== "redis") return new GatewayRole(config, secrets, metrics, log);
-    const redis = await sideRedis(config, secrets(), log, "gateway");
+    const redis = await redisClient();
     return new GatewayRole(config, secrets, metrics, log, redis);
   }
 

@@ -10,7 +10,8 @@ import { BusUnavailableError, type Delivery, type MeshBus } from "../bus/index.t
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
 import { MessageTooLargeError, SealError } from "../bus/envelope/seal.ts";
 import { traceOf } from "../bus/trace.ts";
-import { MAX_JSON_DEPTH, parseJson, strictObject } from "../json/index.ts";
+import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
+import { strictObject } from "../schema/index.ts";
 import type { Logger } from "../log/index.ts";
 import { bearerAuth } from "./auth.ts";
 import { jsonError } from "./errors.ts";

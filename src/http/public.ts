@@ -4,7 +4,6 @@ import { bodyLimit } from "hono/body-limit";
 import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH, HIVE_DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH } from "../discovery/index.ts";
-import { RELAY_PATH } from "../federation/inbound.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import type { BlockList } from "node:net";
@@ -18,6 +17,18 @@ export interface Rendered {
   etag: string;
 }
 
+/** What the public listener needs of a role (the daemon's Role fits it). */
+export interface PublicRole {
+  readonly name: string;
+  routes?(): Hono<any>;
+  /** Path prefixes whose routes bound their own request bodies (after their own auth). */
+  readonly selfLimitedPaths?: readonly string[];
+  ready?(): Promise<{ ok: boolean; detail: string }> | { ok: boolean; detail: string };
+  /** false: not ready only makes the appliance degraded. */
+  readonly readyRequired?: boolean;
+  onScrape?(): void;
+}
+
 export interface PublicApiOptions {
   bus: () => MeshBus;
   metrics: Metrics;
@@ -26,25 +37,13 @@ export interface PublicApiOptions {
   discovery: () => { document: Rendered; hive: Rendered; keys: Rendered; maxAgeSeconds: number };
   metricsToken: () => Buffer | undefined;
   trustedProxies: () => BlockList;
-  /** The federation relay (POST /v1/federation/relay). */
-  relay: (c: Context, client: string) => Promise<Response>;
-  relayMaxBytes: () => number;
-  /** The answer (counted and audited) to a relay body over relayMaxBytes. */
-  relayTooLarge: (c: Context, client: string) => Response;
   /** The public federation status (PUBLIC_STATUS_PATH): no peers, keys or errors. */
   federationStatus: () => unknown;
   /** Runs before /metrics renders (gauges computed on demand). */
   onScrape?: () => void;
-  /** The WAN role's readiness (null without [wan]). */
-  wanReady?: () => import("../wan/index.ts").WanReady | null;
-  /** Checks of roles without which the appliance is not ready (a registry's store), by name. */
-  readyChecks?: () => { name: string; check: () => Promise<{ ok: boolean; detail: string }> }[];
+  /** The roles: their routes, body bounds, readiness and scrape hooks. */
+  roles: () => readonly PublicRole[];
   maxBodyBytes: () => number;
-  /** Roles' routes served on this listener (the registry, the gateway). */
-  mount?: Hono<any>[];
-  /** Path prefixes of mounted routes that bound their own request bodies (after their own auth). */
-  selfLimitedPaths?: string[];
-
 }
 
 /** If-None-Match may list several tags or `*`. */
@@ -71,16 +70,10 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)
   const tooLarge = (c: Context) => flatError(c, 413, "payload_too_large", "request body too large");
-  const selfLimited = o.selfLimitedPaths ?? [];
+  const selfLimited = o.roles().flatMap((r) => r.selfLimitedPaths ?? []);
   app.use("*", (c, next) =>
-    c.req.method === "GET" || c.req.method === "HEAD" || selfLimited.some((p) => c.req.path.startsWith(p))
-      ? next()
-      : c.req.path === RELAY_PATH
-        ? bodyLimit({ maxSize: o.relayMaxBytes(), onError: (c) => o.relayTooLarge(c, c.get("clientIp")) })(c, next)
-        : bodyLimit({ maxSize: o.maxBodyBytes(), onError: tooLarge })(c, next),
+    c.req.method === "GET" || c.req.method === "HEAD" || selfLimited.some((p) => c.req.path.startsWith(p)) ? next() : bodyLimit({ maxSize: o.maxBodyBytes(), onError: tooLarge })(c, next),
   );
-
-  app.post(RELAY_PATH, (c) => o.relay(c, c.get("clientIp")));
 
   app.get(DISCOVERY_PATH, (c) => {
     const d = o.discovery();
@@ -109,7 +102,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     return c.json(o.federationStatus() as object);
   });
 
-  for (const r of o.mount ?? []) app.route("/", r);
+  for (const r of o.roles()) if (r.routes) app.route("/", r.routes());
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
@@ -117,15 +110,14 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     const bus = o.bus();
     const r = await bus.ready();
     const spool = bus.spoolStats();
-    // The WAN away makes the appliance degraded, not unready: local agents are served, and
-    // messages for WAN peers wait on disk (the queue's depth and oldest age say how long).
-    const wan = o.wanReady?.() ?? null;
-    const roles = await Promise.all((o.readyChecks?.() ?? []).map(async (x) => [x.name, await x.check()] as const));
-    const ready = r.ok && roles.every(([, v]) => v.ok);
+    const checked = await Promise.all(o.roles().filter((x) => x.ready).map(async (x) => ({ name: x.name, required: x.readyRequired !== false, v: await x.ready!() })));
+    // A role that is not required (the WAN: messages wait on disk) makes the appliance degraded, not unready.
+    const ready = r.ok && checked.every((x) => !x.required || x.v.ok);
+    const optional = checked.filter((x) => !x.required);
     const body = {
       ready,
-      ...(wan ? { degraded: !wan.ok } : {}),
-      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail }, ...(wan ? { wan } : {}), ...Object.fromEntries(roles) },
+      ...(optional.length ? { degraded: optional.some((x) => !x.v.ok) } : {}),
+      checks: { config: { ok: true }, bus: { ok: r.ok, backend: bus.backend.kind, detail: r.detail }, ...Object.fromEntries(checked.map((x) => [x.name, x.v])) },
       spool,
       warnings: r.warnings,
     };
@@ -137,6 +129,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     async (c, next) => (o.metricsToken() ? bearerAuth(o.metricsToken)(c, next) : next()),
     async (c) => {
       o.onScrape?.();
+      for (const r of o.roles()) r.onScrape?.();
       c.header("Content-Type", o.metrics.registry.contentType);
       return c.body(await o.metrics.registry.metrics());
     },

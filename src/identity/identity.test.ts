@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { canonicalize } from "../canon/index.ts";
-import { vectors } from "../../test/helpers/vectors.ts";
+import { vectors } from "../../spec/vectors.ts";
 import { keyFromSeedHex, publicKeyFromHex, signHex, thumbprint, verifyHex } from "./index.ts";
 
 describe("Ed25519 identity", () => {

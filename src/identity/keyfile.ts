@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import { readSecretFile } from "../config/secrets.ts";
+import { readSecretFile } from "../secrets/index.ts";
 import { keyFromSeedHex, type Ed25519Key } from "./ed25519.ts";
 
 export function readKeyFile(file: string): Ed25519Key {

@@ -80,4 +80,4 @@ export function valueDepthExceeds(value: unknown, max: number): boolean {
   return false;
 }
 
-export { isJsonObject, jsonObject, looseObject, strictObject } from "./object.ts";
+export { isJsonObject } from "./object.ts";

@@ -1,7 +1,5 @@
 /** The appliance's Prometheus metrics (prom-client), one registry per appliance instance. */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import { REJECT_REASONS } from "../bus/envelope/verify.ts";
-import { TOKEN_REJECT_REASONS } from "../federation/token.ts";
 import { COMMIT, VERSION } from "../version.ts";
 
 export interface BusMetrics {
@@ -70,10 +68,16 @@ export interface Metrics {
   reloadState(ok: boolean): void;
 }
 
-/** Refusal reasons of the relay besides the token's own (their counters start at zero). */
-const RELAY_REASONS = ["ip_rate_limited", "peer_rate_limited", "malformed_batch", "too_deep", "payload_too_large", "channel_not_allowed", "invalid_message", "oversized", "bus_unavailable"];
+/**
+ * The reasons each labelled counter starts at zero with, owned by the domains that refuse (the
+ * bus's verifier, federation's token check and relay), handed in by whoever composes them.
+ */
+export interface MetricReasons {
+  busRejected?: readonly string[];
+  federationRefused?: readonly string[];
+}
 
-export function createMetrics(): Metrics {
+export function createMetrics(reasons: MetricReasons = {}): Metrics {
   const registry = new Registry();
   const bus: BusMetrics = {
     published: new Counter({ name: "pilox_mesh_bus_published_total", help: "Messages sealed and published (or spooled) by this appliance.", labelNames: ["durable"], registers: [registry] }),
@@ -84,7 +88,7 @@ export function createMetrics(): Metrics {
     spoolBytes: new Gauge({ name: "pilox_mesh_bus_spool_bytes", help: "Size of the on-disk spool.", registers: [registry] }),
     spoolRefused: new Counter({ name: "pilox_mesh_bus_spool_refused_total", help: "Durable publishes refused because the spool was full.", registers: [registry] }),
   };
-  for (const r of REJECT_REASONS) bus.rejected.inc({ reason: r }, 0);
+  for (const r of reasons.busRejected ?? []) bus.rejected.inc({ reason: r }, 0);
   new Gauge({ name: "pilox_mesh_build_info", help: "Version, commit and runtime of this build (value 1).", labelNames: ["version", "commit", "node"], registers: [registry] }).set(
     { version: VERSION, commit: COMMIT, node: process.versions.node },
     1,
@@ -105,7 +109,7 @@ export function createMetrics(): Metrics {
   for (const r of ["ok", "failed"]) federation.manifestSyncs.inc({ result: r }, 0);
   for (const d of ["inbound", "outbound"]) federation.messages.inc({ direction: d }, 0);
   federation.requests.inc({ direction: "inbound", outcome: "accepted", reason: "" }, 0);
-  for (const r of [...TOKEN_REJECT_REASONS, ...RELAY_REASONS]) federation.requests.inc({ direction: "inbound", outcome: "refused", reason: r }, 0);
+  for (const r of reasons.federationRefused ?? []) federation.requests.inc({ direction: "inbound", outcome: "refused", reason: r }, 0);
 
   // Process and runtime: CPU, memory, heap, event-loop lag, GC, open files.
   collectDefaultMetrics({ register: registry, prefix: "pilox_mesh_" });

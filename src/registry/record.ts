@@ -5,7 +5,7 @@
  * loopback), bounded sizes.
  */
 import * as v from "valibot";
-import { looseObject, strictObject } from "../json/index.ts";
+import { looseObject, strictObject } from "../schema/index.ts";
 
 export const RECORD_SCHEMA = "pilox-registry-record-v1";
 export const RECORD_SCHEMAS = [RECORD_SCHEMA, "hive-registry-record-v1"] as const;

@@ -5,7 +5,8 @@
  * feed (`GET /v1/records?since=CURSOR`) for peers.
  */
 import { Hono, type Context } from "hono";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash } from "node:crypto";
+import { bearerMatches } from "../secrets/index.ts";
 import { canonicalize } from "../canon/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import { parseJson } from "../json/index.ts";
@@ -111,10 +112,7 @@ export class RegistryService {
   #authorized(c: Context): boolean | "disabled" {
     const token = this.o.writeToken();
     if (!token) return "disabled";
-    const h = c.req.header("authorization") ?? "";
-    if (!h.startsWith("Bearer ")) return false;
-    const given = Buffer.from(h.slice(7));
-    return given.length === token.length && timingSafeEqual(given, token);
+    return bearerMatches(c.req.header("authorization"), token);
   }
 
   #policy(merge = false, acceptV1 = false): WritePolicy {

@@ -1,19 +1,14 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { FrameLog, type StoredFrame } from "./frame-log.ts";
-import { scratch } from "../../test/helpers/tmp.ts";
 
-const root = scratch("pilox-frame-log-");
-after(root.cleanup);
-let dirs = 0;
-/** A fresh directory per test, under one scratch root. */
-const scratchDir = () => {
-  const d = root.path(String(dirs++));
-  mkdirSync(d);
-  return d;
-};
+// Unit tests depend on nothing under test/: a scratch root of their own, a fresh directory per test.
+const root = mkdtempSync(join(tmpdir(), "pilox-frame-log-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+const scratchDir = () => mkdtempSync(join(root, "t-"));
 const frame = (seq: number): StoredFrame => ({ subject: "pilox-mesh.wan.v1.b.a", msgId: `a-${seq}`, seq, headers: { "Pilox-Mesh-Seq": String(seq) }, body: `{"v":1,"messages":[{"channel":"c","message":{"n":${seq},"s":"é\\n"}}]}`, messages: 1, first: `e${seq}`, createdMs: 1 });
 
 test("frames come back after a restart byte for byte, without those acknowledged at the head", () => {

@@ -17,7 +17,7 @@ import { BusUnavailableError, PILOX_SYSTEM_EVENTS, traceOf, type JsonObject, typ
 import { WAN_ENVELOPE } from "../bus/pilox-schema.ts";
 import type { Config } from "../config/index.ts";
 import { peerId, type Peer } from "../federation/index.ts";
-import { tokenMatches } from "../http/auth.ts";
+import { bearerMatches } from "../secrets/index.ts";
 import { signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
 import { MAX_JSON_DEPTH, parseJson } from "../json/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -233,7 +233,7 @@ export class Pilox {
       if (Buffer.byteLength(c.req.url) > MAX_URL_BYTES) return c.json({ error: "uri_too_long" }, 414);
       const token = this.d.publishToken();
       const h = c.req.header("authorization") ?? "";
-      if (!token || !h.startsWith("Bearer ") || !tokenMatches(h.slice(7), token)) return c.json({ error: "unauthorized" }, 401);
+      if (!bearerMatches(h, token)) return c.json({ error: "unauthorized" }, 401);
       if (!this.#limit.take(c.get("clientIp"))) return c.json({ error: "rate_limited" }, 429);
       const text = await readRequest(c, this.d.config().wan.pilox.max_envelope_bytes);
       if (text === null) return c.json({ error: "payload_too_large" }, 413);

@@ -177,21 +177,9 @@ export class WanRole {
     }
   }
 
-  /** Bounds and limits follow a reload; where things live on NATS waits for a restart. */
+  /** Bounds and limits follow a reload; where things live on NATS is pinned by the daemon (restart-only keys). */
   reconfigure(config: Config): void {
-    const w = this.#config.wan;
-    this.#config = {
-      ...config,
-      wan: {
-        ...config.wan,
-        nats_urls: w.nats_urls,
-        stream: w.stream,
-        subject_prefix: w.subject_prefix,
-        dlq_stream: w.dlq_stream,
-        dlq_subject_prefix: w.dlq_subject_prefix,
-        pilox: { ...config.wan.pilox, stream: w.pilox.stream, subjects: w.pilox.subjects, ingest: w.pilox.ingest },
-      },
-    };
+    this.#config = config;
   }
 
   async #connect(): Promise<void> {
@@ -330,11 +318,15 @@ export class WanRole {
     return this.#senders.get(origin)?.status() ?? null;
   }
 
+  /** Gauges read at scrape time (status() itself has no side effect). */
+  scrape(): void {
+    this.d.metrics.consumerPending.set(this.#receiver.status().pending ?? 0);
+  }
+
   status() {
     const r = this.ready();
     const w = this.#config.wan;
     const rec = this.#receiver.status();
-    this.d.metrics.consumerPending.set(rec.pending ?? 0);
     return {
       connected: r.connected,
       server: this.#connected ? (this.#nc?.getServer() ?? null) : null,

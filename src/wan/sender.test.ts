@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { Spool } from "../bus/spool.ts";
@@ -11,17 +12,11 @@ import { keyFromSeedHex } from "../identity/index.ts";
 import { frameBody } from "./frame.ts";
 import { FrameLog } from "./frame-log.ts";
 import { Sender, type SenderDeps } from "./sender.ts";
-import { scratch } from "../../test/helpers/tmp.ts";
 
-const root = scratch("pilox-sender-");
-after(root.cleanup);
-let dirs = 0;
-/** A fresh directory per test, under one scratch root. */
-const scratchDir = () => {
-  const d = root.path(String(dirs++));
-  mkdirSync(d);
-  return d;
-};
+// Unit tests depend on nothing under test/: a scratch root of their own, a fresh directory per test.
+const root = mkdtempSync(join(tmpdir(), "pilox-sender-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+const scratchDir = () => mkdtempSync(join(root, "t-"));
 const peer: Peer = { origin: "https://b.example", url: "https://b.example", keys: [], accept: new Set(), forward: new Set(), ratePerSecond: 1, transport: "wan" };
 const deps = (dir: string): SenderDeps => ({
   bus: () => {

@@ -1,5 +1,5 @@
 /** Builds MeshBus instances for tests straight from options (the appliance uses the config). */
-import { KeyRing, MeshBus, EmbeddedBackend, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
+import { KeyRing, MeshBus, EmbeddedBackend, REJECT_REASONS, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
 import { RedisBackend, type RedisTarget } from "../../src/bus/backends/redis.ts";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
 import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
@@ -25,7 +25,7 @@ export interface TestBusOptions {
 }
 
 export function makeBus(o: TestBusOptions): { bus: MeshBus; metrics: Metrics } {
-  const metrics = createMetrics();
+  const metrics = createMetrics({ busRejected: REJECT_REASONS });
   const log = o.log ?? (process.env["PILOX_TEST_LOG"] ? createLogger({ level: "debug", format: "text" }) : silentLogger);
   const backend = o.url || o.sentinel
     ? new RedisBackend({ url: o.url ?? "", ...(o.sentinel ? { sentinel: o.sentinel } : {}), streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: o.blockMs ?? 1_000, connectTimeoutMs: 2_000, log })

@@ -1,8 +1,2 @@
-import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-/** The Pilox v1 spec vectors, copied into the repository (test/fixtures/spec/ORIGIN.md says from where). */
-export const SPEC_DIR = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "spec");
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const vectors: any = JSON.parse(readFileSync(join(SPEC_DIR, "vectors-v1.json"), "utf8"));
+/** The Pilox v1 spec vectors (spec/ at the repository's root; spec/ORIGIN.md says from where). */
+export { SPEC_DIR, vectors } from "../../spec/vectors.ts";

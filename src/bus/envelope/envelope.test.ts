@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { vectors } from "../../../test/helpers/vectors.ts";
+import { vectors } from "../../../spec/vectors.ts";
 import { KeyRing } from "../keyring.ts";
 import { sealMessage, sealToWire } from "./seal.ts";
 import { coreOf, macV1, signedStringV1 } from "./v1.ts";

@@ -1,5 +1,6 @@
 /** `bus seal|verify|publish|subscribe`. */
-import { canonicalChannel, coreOf, createBus, hexMacEquals, KeyRing, macV1, sealMessage, SealError, type JsonObject, type MeshBus } from "../../bus/index.ts";
+import { createBus } from "../../daemon/bus-factory.ts";
+import { canonicalChannel, coreOf, hexMacEquals, KeyRing, macV1, sealMessage, SealError, type JsonObject, type MeshBus } from "../../bus/index.ts";
 import { loadConfig, readSecretFile, resolveSecrets, type LoadedConfig } from "../../config/index.ts";
 import { silentLogger } from "../../log/index.ts";
 import { EXIT, loadOptions, parse, readStdin, required, UsageError, type Io } from "../args.ts";

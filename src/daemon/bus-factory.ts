@@ -1,13 +1,14 @@
 /** Building a MeshBus from the effective configuration. */
 import { join } from "node:path";
 import type { Config, Secrets } from "../config/index.ts";
+// The daemon composes the bus from the configuration: the bus itself knows nothing of the config file.
 import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
-import type { BusBackend } from "./backends/backend.ts";
-import type { RedisClient, RedisTarget } from "./backends/redis.ts";
-import { EmbeddedBackend } from "./backends/embedded.ts";
-import { MeshBus, type ChannelOptions } from "./bus.ts";
-import type { VerifyPolicy } from "./envelope/verify.ts";
+import type { BusBackend } from "../bus/backends/backend.ts";
+import type { RedisClient, RedisTarget } from "../bus/backends/redis.ts";
+import { EmbeddedBackend } from "../bus/backends/embedded.ts";
+import { MeshBus, type ChannelOptions } from "../bus/bus.ts";
+import type { VerifyPolicy } from "../bus/envelope/verify.ts";
 
 export function policyOf(c: Config): VerifyPolicy {
   return {
@@ -62,7 +63,7 @@ export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sen
  * commands fail fast while it is down (no offline queue), and errors are logged, rate-limited.
  */
 export async function sideRedis(c: Config, s: Secrets, log: Logger, role: string): Promise<RedisClient> {
-  const { redisClient } = await import("./backends/redis.ts");
+  const { redisClient } = await import("../bus/backends/redis.ts");
   const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   r.on("error", (err: Error) => log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
   r.connect().catch(() => {});
@@ -71,7 +72,7 @@ export async function sideRedis(c: Config, s: Secrets, log: Logger, role: string
 
 export async function createBackend(c: Config, s: Secrets, log: Logger): Promise<BusBackend> {
   if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len, log);
-  const { RedisBackend } = await import("./backends/redis.ts");
+  const { RedisBackend } = await import("../bus/backends/redis.ts");
   return new RedisBackend({
     ...redisTargetOf(c, s),
     streamPrefix: c.bus.redis.stream_prefix,

@@ -1,0 +1,1 @@
+export { jsonObject, looseObject, strictObject } from "./object.ts";
