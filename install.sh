@@ -6,7 +6,8 @@
 set -eu
 
 # The release signing key (PEM, Ed25519). `npm run build` with PILOX_RELEASE_KEY_FILE pins it in
-# the dist/install.sh it publishes beside the binaries; this development copy pins none.
+# the dist/install.sh it publishes beside the binaries.
+# PINNED: none (a development copy)
 RELEASE_PUBKEY=""
 
 usage() {

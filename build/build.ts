@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
 import { buildDeb } from "./deb.ts";
+import { pinReleaseKey } from "./install-script.ts";
 import { buildVersion } from "./version.ts";
 import { EXEC_ARGV } from "./exec-argv.ts";
 import { runtime, type Arch } from "./runtime.ts";
@@ -87,8 +88,7 @@ function release(): void {
     if (key.asymmetricKeyType !== "ed25519") throw new Error("PILOX_RELEASE_KEY_FILE must be an Ed25519 private key (openssl genpkey -algorithm ed25519)");
     writeFileSync(join(dist, "SHA256SUMS.sig"), cryptoSign(null, readFileSync(join(dist, "SHA256SUMS")), key));
     const pub = createPublicKey(key).export({ type: "spki", format: "pem" }).toString().trim();
-    if (!script.includes('RELEASE_PUBKEY=""')) throw new Error('install.sh has no RELEASE_PUBKEY="" line to pin the key in');
-    script = script.replace('RELEASE_PUBKEY=""', `RELEASE_PUBKEY="${pub}"`);
+    script = pinReleaseKey(script, pub);
   }
   writeFileSync(join(dist, "install.sh"), script, { mode: 0o755 });
 }

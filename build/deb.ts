@@ -23,6 +23,11 @@ export function buildDeb(o: { root: string; arch: Arch; binary: string; version:
   copyFileSync(join(o.root, "packaging", "pilox-mesh.toml"), join(dir, "etc/pilox-mesh/pilox-mesh.toml"));
   chmodSync(join(dir, "etc/pilox-mesh/pilox-mesh.toml"), 0o640);
   writeFileSync(join(dir, "usr/share/doc/pilox-mesh/copyright"), "pilox-mesh. License: Apache-2.0 (/usr/share/common-licenses/Apache-2.0).\n", { mode: 0o644 });
+  // The docs the default configuration points to, where Debian keeps a package's documentation.
+  for (const f of ["configuration.md", "operator-guide.md", "wire-formats.md", "agent-api.md", "architecture.md"]) {
+    copyFileSync(join(o.root, "docs", f), join(dir, "usr/share/doc/pilox-mesh", f));
+    chmodSync(join(dir, "usr/share/doc/pilox-mesh", f), 0o644);
+  }
   for (const s of ["postinst", "prerm", "postrm"]) {
     copyFileSync(join(o.root, "packaging", "deb", s), join(dir, "DEBIAN", s));
     chmodSync(join(dir, "DEBIAN", s), 0o755);

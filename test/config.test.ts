@@ -26,6 +26,17 @@ describe("config errors", () => {
     const r = await cli(["check-config", "--config", f]);
     assert.equal(r.code, 78);
     assert.match(r.stderr, new RegExp(`${f}:3:\\d+: TOML syntax`));
+    // An unterminated string is said to be one, at its opening quote (not "control characters").
+    assert.match(r.stderr, new RegExp(`${f}:3:11: TOML syntax: the string opened here is not closed`));
+    assert.doesNotMatch(r.stderr, /control characters/);
+  });
+
+  it("a rotation finished literally (next_key_file = the current key) is warned about", async () => {
+    const key = s.write("rot.key", "ab".repeat(32));
+    const f = s.write("rot.toml", `[instance]\nkey_file = "${key}"\nnext_key_file = "${key}"\n`);
+    const r = await cli(["check-config", "--config", f, "--state-dir", s.path("rot-state"), "-q"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: instance\.next_key_file holds the current key .*clear next_key_file and reload/);
   });
 
   it("registry limits are checked by range; a registry peer without prefixes gets a note", async () => {

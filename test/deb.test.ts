@@ -39,6 +39,12 @@ describe(".deb packages", () => {
       await run("dpkg-deb", ["-x", DEB(arch), x]);
       assert.equal(sha(`${x}/usr/bin/pilox-mesh`), sha(`${ROOT}/dist/pilox-mesh-linux-${bin}`));
       assert.match(readFileSync(`${x}/lib/systemd/system/pilox-mesh.service`, "utf8"), /^ExecStart=\/usr\/bin\/pilox-mesh serve$/m);
+      // The reference the default configuration names ships with the package.
+      const conf = readFileSync(`${x}/etc/pilox-mesh/pilox-mesh.toml`, "utf8");
+      const ref = /Reference: (\/usr\/share\/doc\/pilox-mesh\/\S+\.md)/.exec(conf)?.[1];
+      assert.ok(ref, conf.slice(0, 300));
+      assert.equal(readFileSync(`${x}${ref}`, "utf8"), readFileSync(`${ROOT}/docs/configuration.md`, "utf8"));
+      assert.ok(existsSync(`${x}/usr/share/doc/pilox-mesh/operator-guide.md`));
     }
   });
 

@@ -54,6 +54,12 @@ describe("gateway: forwarding", { timeout: 60_000 }, () => {
     const trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     const r = await call(g.port, "tasks/get", { authorization: "Bearer caller-token", "x-pilox-public-a2a-key": "pk_123", traceparent: trace, tracestate: "vendor=1", baggage: "k=v", "x-forwarded-for": "203.0.113.9" });
     assert.equal(r.status, 200, r.body);
+    // The guide promises the listener's security headers on every route: /healthz's, on a proxied answer too.
+    const health = await http({ port: g.port }, "GET", "/healthz");
+    for (const k of ["x-content-type-options", "x-frame-options", "referrer-policy", "strict-transport-security", "cross-origin-opener-policy"]) {
+      assert.ok(health.headers[k], k);
+      assert.equal(r.headers[k], health.headers[k], k);
+    }
     assert.deepEqual(r.json.result, { echo: "tasks/get" });
     assert.equal(r.headers["retry-after"], "3", "upstream headers kept");
     const h = up.last!.headers;

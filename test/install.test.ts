@@ -183,6 +183,17 @@ describe("install.sh", () => {
     assert.match(r.stderr, /--url RELEASE_URL or --binary PATH/);
   });
 
+  it("the published copy with a release key pinned says so, never \"pins none\"", async () => {
+    const { pinReleaseKey } = await import("../build/install-script.ts");
+    const pem = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----";
+    const pinned = pinReleaseKey(readFileSync(`${ROOT}/install.sh`, "utf8"), pem);
+    assert.doesNotMatch(pinned, /pins none|# PINNED: none/);
+    assert.match(pinned, /# PINNED: the release key \(SHA-256 of its PEM starts [0-9a-f]{16}\)/);
+    assert.ok(pinned.includes(`RELEASE_PUBKEY="${pem}"`));
+    const f = s.write("pinned-install.sh", pinned, 0o755);
+    await run("dash", ["-n", f]);
+  });
+
   it("is POSIX sh (dash parses it) and its embedded unit is systemd/pilox-mesh.service", async () => {
     await run("dash", ["-n", `${ROOT}/install.sh`]);
     const script = readFileSync(`${ROOT}/install.sh`, "utf8");

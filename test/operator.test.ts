@@ -100,6 +100,8 @@ describe("a running appliance", { timeout: 120_000 }, () => {
     const second = serve(s.write("op2.toml", toml().replace(`listen = "127.0.0.1:${port}"`, `listen = "127.0.0.1:${await freePort()}"`)), s.path("op2-state"));
     assert.equal(await second.exited, 69, second.log());
     assert.match(second.log(), /in use by another process/);
+    // It says how instances on one host are kept apart.
+    assert.match(second.log(), /node\.runtime_dir \(or api\.socket\)/);
   });
 
   it("a reload that changes restart-only settings names them; status shows it", async () => {
@@ -109,6 +111,8 @@ describe("a running appliance", { timeout: 120_000 }, () => {
     await waitFor(() => /some changed settings take effect at the next restart.*settings=api\.socket_mode/.test(app.log()), 5_000, "named");
     const j = JSON.parse((await run(["status", "--json", "--socket", sock])).stdout);
     assert.deepEqual(j.lastReload.pendingRestart, ["api.socket_mode"]);
+    // The CLI reports what the appliance answered, naming each setting that needs a restart.
+    assert.match(r.stdout, /reloaded; these changed settings take effect at the next restart: api\.socket_mode/);
   });
 
   it("metrics: process and runtime, HTTP per route, backend up, last reload, counters from zero", async () => {
@@ -128,8 +132,32 @@ describe("a running appliance", { timeout: 120_000 }, () => {
       /^pilox_mesh_config_reloads_total\{result="rejected"\} 0/m,
       /^pilox_mesh_bus_published_total\{durable="true"\} 0/m,
       /^pilox_mesh_federation_requests_total\{direction="inbound",outcome="refused",reason="bad_signature"\} 0/m,
+      /^pilox_mesh_wan_rejected_total\{reason="bad_signature"\} 0/m,
+      /^pilox_mesh_wan_dlq_total\{reason="attempts_exhausted"\} 0/m,
+      /^pilox_mesh_wan_duplicates_total\{layer="receiver"\} 0/m,
     ]) {
       assert.match(m, re);
+    }
+  });
+
+  it("with the file on disk broken: status and peers still answer, and reload is refused by the appliance itself (logged and counted)", async () => {
+    const good = readFileSync(cfg, "utf8");
+    s.write("op.toml", good + '\n[bus]\nmax_age_seconds = "soon"\n');
+    try {
+      // Found through the broken file's own api.socket, not --socket.
+      const st = await run(["status", "--config", cfg]);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stderr, /note: the configuration on disk does not load, so it may differ from what runs/);
+      assert.match(st.stdout, /^version:/m);
+      assert.equal((await run(["peers", "--config", cfg])).code, 0);
+      const r = await run(["reload", "--config", cfg]);
+      assert.equal(r.code, 78, r.stderr);
+      assert.match(r.stderr, /rejected, the running configuration stays[\s\S]*bus\.max_age_seconds/);
+      await waitFor(() => /msg="reload rejected; keeping the running configuration"/.test(app.log()), 5_000, "the appliance logs the refusal");
+      const m = (await http({ port }, "GET", "/metrics")).body;
+      assert.match(m, /^pilox_mesh_config_reloads_total\{result="rejected"\} [1-9]/m);
+    } finally {
+      s.write("op.toml", good);
     }
   });
 });

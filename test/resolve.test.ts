@@ -116,6 +116,10 @@ describe("resolution", () => {
     assert.equal(none.code, 69);
     const ssrf = await resolveHandle("urn:pilox:agent:resolve:good", { registries: [reg.url] });
     assert.equal(ssrf.ok, false, "loopback refused without allowPrivate");
+    // The guard's refusal is not "unreachable" (69): it names the guard and how to allow it.
+    const guarded = await cli(["resolve", "urn:pilox:agent:resolve:good", "--registry", reg.url]);
+    assert.equal(guarded.code, 1, guarded.stderr);
+    assert.match(guarded.stderr, /refused_private_address: .*SSRF guard .*--allow-private.*gateway\.resolve_allow_private/);
   });
 });
 

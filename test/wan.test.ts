@@ -157,6 +157,9 @@ after(async () => {
 
 describe("WAN A→B", () => {
   it("delivers 10,000 messages exactly once, stamped with A's origin", async () => {
+    // The labelled counters exist from the start (zero), before any traffic.
+    const before = await b.metrics.registry.metrics();
+    assert.match(before, new RegExp(`^pilox_mesh_wan_delivered_total\\{peer="${originA().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"\\} 0$`, "m"));
     await publish(10_000);
     await waitFor(() => received() >= 10_000, 120_000, "10,000 at B");
     await new Promise((r) => setTimeout(r, 500));

@@ -22,12 +22,19 @@ export const HELP: Record<string, string> = {
   Asks the running appliance (through its agent API socket) to re-read its configuration,
   like SIGHUP, and waits for the verdict. A configuration that removes bus keys, federation
   peers, the manifest, channels or a channel's durability, or changes the advertised origin,
-  is refused unless --allow-removals is given.
-  exit 0 reloaded, 78 refused (the running configuration stays), 69 appliance unreachable`,
+  is refused unless --allow-removals is given. The appliance checks the file itself (it logs
+  "reload rejected" and counts pilox_mesh_config_reloads_total{result="rejected"}) and the
+  answer names what it refused, including each setting that needs a restart. The socket is
+  found even when the file on disk does not load.
+  exit 0 reloaded, 78 refused (the running configuration stays), 1 other error, 2 usage,
+  69 appliance unreachable`,
   status: `usage: pilox-mesh status [--json] [--socket PATH]
   What the running appliance is doing: version, bus backend and its connection, channels,
-  spool, federation peers and queues, the last reload, warnings.
-  exit 0, 69 appliance unreachable`,
+  spool, federation peers and queues, the last reload, warnings. Only needs the socket: with a
+  configuration on disk that does not load (mid-edit), it is found all the same (the file's
+  api.socket or node.runtime_dir if readable, else the default) and a note says the file on
+  disk differs from what runs.
+  exit 0, 1 the appliance answered an error, 2 usage, 69 appliance unreachable`,
   version: `usage: pilox-mesh version
   Prints version, commit, the embedded Node runtime and the platform.`,
   keygen: `usage: pilox-mesh keygen --out PATH
@@ -48,8 +55,9 @@ export const HELP: Record<string, string> = {
   peers: `usage: pilox-mesh peers [--json] [--socket PATH]
   Federation peers of the running appliance: transport (relay or wan) and, with [wan], the NATS
   connection; keys, queue, last contact, channels, last error
-  (--json: everything, with the manifest's state and orphaned consumer groups).
-  exit 0, 69 appliance unreachable`,
+  (--json: everything, with the manifest's state and orphaned consumer groups). Works with a
+  configuration on disk that does not load, as status does.
+  exit 0, 1 the appliance answered an error, 2 usage, 69 appliance unreachable`,
   audit: `usage: pilox-mesh audit verify FILE [FILE…]
   Checks the hash chain of the federation audit log; give rotated files oldest first
   (audit.jsonl.2 audit.jsonl.1 audit.jsonl).

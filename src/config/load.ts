@@ -65,10 +65,34 @@ function readToml(file: string): Table {
     if (err instanceof TomlError) {
       // smol-toml's message repeats the location and a code excerpt; keep its first line.
       const first = err.message.split("\n")[0]!.replace(/^Invalid TOML document: /, "");
+      const open = unclosedString(text, err.line, err.column);
+      if (open) throw new ConfigError([{ file, line: err.line, column: open.column, message: `TOML syntax: the string opened here is not closed: its ${open.quote} has no closing ${open.quote} before the end of the line (a string spanning lines needs ${open.quote.repeat(3)})` }]);
       throw new ConfigError([{ file, line: err.line, column: err.column, message: `TOML syntax: ${first}` }]);
     }
     throw new ConfigError([{ file, message: (err as Error).message }]);
   }
+}
+
+/**
+ * smol-toml reports a string left open at the end of its line as "control characters are not
+ * allowed in strings" (the newline): when the error sits at the end of the line, the opening
+ * quote of that string, so the message can say what is wrong and where it starts.
+ */
+function unclosedString(text: string, line: number, column: number): { column: number; quote: string } | undefined {
+  const l = text.split(/\r?\n/)[line - 1];
+  if (l === undefined || column - 1 < l.length) return undefined;
+  // The last opening quote whose string runs to the end of the line.
+  let quote: string | undefined;
+  let at = -1;
+  for (let i = 0; i < l.length; i++) {
+    const ch = l[i]!;
+    if (quote === undefined) {
+      if (ch === "#") break;
+      if (ch === '"' || ch === "'") [quote, at] = [ch, i];
+    } else if (ch === "\\" && quote === '"') i++;
+    else if (ch === quote) quote = undefined;
+  }
+  return quote ? { column: at + 1, quote } : undefined;
 }
 
 export function dropInsOf(mainPath: string): string[] {
@@ -290,4 +314,46 @@ function checkWan(c: Config, at: (key: string, message: string) => void): void {
   }
   if (w.pilox.stream === w.stream || w.pilox.stream === w.dlq_stream) at("wan.pilox.stream", "must differ from wan.stream and wan.dlq_stream");
   if (overlaps(w.subject_prefix, w.dlq_subject_prefix)) at("wan.dlq_subject_prefix", `must not overlap wan.subject_prefix ("${w.subject_prefix}"): the two streams cannot share subjects`);
+}
+
+/**
+ * Where the running appliance's socket is, even when the configuration on disk does not load
+ * (an operator mid-edit needs `status` most then): the full load when it works; else
+ * `api.socket`, `node.runtime_dir` and `node.state_dir` read leniently from whichever files parse
+ * (later drop-ins win, relative paths against their own file), else the defaults.
+ */
+export function socketPathOf(opts: LoadOptions = {}): { path: string; problem?: string } {
+  try {
+    return { path: loadConfig(opts).config.api.socket ?? "" };
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    const env = opts.env ?? process.env;
+    const { path: main } = configPathFrom(opts);
+    let socket: string | undefined;
+    let runtimeDir: string | undefined;
+    let stateDir: string | undefined;
+    let files: string[] = [];
+    try {
+      files = [...(existsSync(main) ? [main] : []), ...dropInsOf(main)];
+    } catch {
+      /* an unreadable conf.d: the main file and the defaults */
+    }
+    for (const f of files) {
+      let t: Table;
+      try {
+        t = readToml(f);
+      } catch {
+        continue;
+      }
+      const str = (table: string, key: string) => {
+        const v = (t[table] as Table | undefined)?.[key];
+        return typeof v === "string" && v ? resolve(dirname(f), v) : undefined;
+      };
+      socket = str("api", "socket") ?? socket;
+      runtimeDir = str("node", "runtime_dir") ?? runtimeDir;
+      stateDir = str("node", "state_dir") ?? stateDir;
+    }
+    const state = opts.stateDir ? resolve(opts.stateDir) : (stateDir ?? defaultStateDir(env));
+    return { path: socket ?? join(runtimeDir ?? defaultRuntimeDir(env, state), "api.sock"), problem: err.message };
+  }
 }

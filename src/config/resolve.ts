@@ -264,3 +264,15 @@ export function resolveSecrets({ config: c, origin }: LoadedConfig, create: bool
   }
   return { ...out, ring: new KeyRing(keys, primaryId) };
 }
+
+/**
+ * What an operator should hear about the instance keys: a rotation finished literally (the next
+ * key made current, next_key_file still set to it) publishes current = next in the discovery
+ * document, which reads as a rotation in progress that never ends.
+ */
+export function keyWarnings(s: Pick<Secrets, "identity" | "nextIdentity">): string[] {
+  if (s.identity && s.nextIdentity && s.identity.publicKeyHex === s.nextIdentity.publicKeyHex) {
+    return ["instance.next_key_file holds the current key (instance.key_file): the rotation is done; clear next_key_file and reload"];
+  }
+  return [];
+}

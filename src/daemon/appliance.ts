@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { REJECT_REASONS, type MeshBus } from "../bus/index.ts";
 import { channelsOf, createBus, policyOf, sideRedis } from "./bus-factory.ts";
-import { ConfigError, loadConfig, pinnedForReload, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
+import { ConfigError, keyWarnings, loadConfig, pinnedForReload, reloadRefusal, resolveSecrets, restartOnlyChanges, type Config, type LoadOptions, type Secrets } from "../config/index.ts";
 import { buildDocument, buildJwks, buildPublicStatus, hiveDocument, rendered, type DiscoveryState } from "../discovery/index.ts";
 import { agentApi } from "../http/agent-api.ts";
 import { resolveClientIp, trustedProxyList } from "../http/client-ip.ts";
@@ -14,10 +14,12 @@ import { publicApi, type Rendered } from "../http/public.ts";
 import { createLogger, type Logger } from "../log/index.ts";
 import { FEDERATION_REFUSAL_REASONS, type Federation } from "../federation/index.ts";
 import { createMetrics, type Metrics } from "../metrics/index.ts";
+import { refuseRootInForeignDir } from "./owner.ts";
 import { claimStateDir } from "./state-format.ts";
 import { versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
 import type { Role, RoleContext } from "./role.ts";
+import { WAN_DUPLICATE_LAYERS, WAN_REFUSAL_REASONS } from "../wan/reasons.ts";
 import { deadLettersOf, federationOf, registryOf, ROLES, type RoleStatuses } from "./roles.ts";
 
 export interface ApplianceOptions {
@@ -40,7 +42,7 @@ export class Appliance {
   #secrets!: Secrets;
   #bus!: MeshBus;
   readonly #listeners: Listening[] = [];
-  readonly metrics: Metrics = createMetrics({ busRejected: REJECT_REASONS, federationRefused: FEDERATION_REFUSAL_REASONS });
+  readonly metrics: Metrics = createMetrics({ busRejected: REJECT_REASONS, federationRefused: FEDERATION_REFUSAL_REASONS, wanRefused: WAN_REFUSAL_REASONS, wanDuplicateLayers: WAN_DUPLICATE_LAYERS });
   #log!: Logger;
   #public: Listening | undefined;
   #trusted = trustedProxyList([]);
@@ -76,6 +78,7 @@ export class Appliance {
   #load(): { config: Config; secrets: Secrets; files: string[] } {
     const loaded = loadConfig(this.opts.listen ? { ...this.opts.load, listen: this.opts.listen } : this.opts.load);
     makeDir(loaded.config.node.state_dir, 0o700, "node.state_dir");
+    refuseRootInForeignDir(loaded.config.node.state_dir);
     claimStateDir(loaded.config.node.state_dir);
     const secrets = resolveSecrets(loaded, true);
     return { config: loaded.config, secrets, files: loaded.files };
@@ -148,7 +151,15 @@ export class Appliance {
     };
     if (c.api.socket) {
       makeDir(c.node.runtime_dir, 0o755, "node.runtime_dir");
-      this.#listeners.push(await listenUnix(agentApi({ ...common, listener: "agent-socket" }), c.api.socket, parseInt(c.api.socket_mode, 8)));
+      try {
+        this.#listeners.push(await listenUnix(agentApi({ ...common, listener: "agent-socket" }), c.api.socket, parseInt(c.api.socket_mode, 8)));
+      } catch (err) {
+        // Two instances on one host share the default socket: say which settings separate them.
+        if (/in use by another process/.test((err as Error).message)) {
+          throw new Error(`${(err as Error).message}. Another instance on this host? Give each instance its own node.runtime_dir (or api.socket) and node.state_dir, and its own http.listen port`);
+        }
+        throw err;
+      }
     }
     if (c.api.listen) {
       this.#listeners.push(await listenTcp(agentApi({ ...common, listener: "agent-tcp", token: () => this.#secrets.apiToken }), c.api.listen));
@@ -211,6 +222,7 @@ export class Appliance {
       configFiles: this.#files,
       listeners: this.#listeners.map((l) => l.address),
       lastReload: this.#lastReload ?? null,
+      warnings: keyWarnings(this.#secrets),
       bus: {
         backend: bus.backend.kind,
         ready: r.ok,
@@ -252,7 +264,7 @@ export class Appliance {
    * configuration the running appliance cannot take (another backend), or one that removes
    * keys, peers or channels without `allowRemovals`, is refused the same way.
    */
-  async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true } | { ok: false; error: string }> {
+  async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true; pendingRestart: string[] } | { ok: false; error: string }> {
     let next: { config: Config; secrets: Secrets; files: string[] };
     try {
       next = this.#load();
@@ -290,7 +302,7 @@ export class Appliance {
     this.metrics.reloadState(true);
     this.#log.debug("reloaded from", { files: next.files.join(",") || "(defaults)" });
     this.#log.info("configuration reloaded", { primary_key: next.secrets.ring.primary.id, keys: next.secrets.ring.ids().join(",") });
-    return { ok: true };
+    return { ok: true, pendingRestart: pending };
   }
 
   /** Stops accepting, drains requests and subscriptions, flushes the spool, closes the bus. */

@@ -14,6 +14,7 @@ import type { ResolveCache } from "../resolve/index.ts";
 import { CircuitBreaker, type BreakerState } from "./breaker.ts";
 import type { Buckets } from "./buckets.ts";
 import { forward, nextTraceparent, relayResponse, upstreamOf, type Upstream } from "./forward.ts";
+import { SECURITY_HEADERS } from "../http/security-headers.ts";
 
 /** A JSON answer of the gateway's own (the reference's error shape: `{error, …}`). */
 function send(res: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): number {
@@ -133,6 +134,8 @@ export class GatewayService {
   intercept(req: IncomingMessage, res: ServerResponse, client: string): boolean {
     const url = req.url ?? "";
     if (!url.startsWith("/v1/a2a/") || req.method !== "POST") return false;
+    // The listener's security headers, on every answer (proxied ones bypass the framework).
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     const started = performance.now();
     const path = url.split("?", 1)[0]!;
     let route: string;

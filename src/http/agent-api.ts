@@ -33,7 +33,7 @@ export interface AgentApiOptions {
   /** GET /v1/federation/status. */
   federationStatus: () => unknown;
   /** POST /v1/admin/reload: what SIGHUP does; `{"allowRemovals": true}` lets it drop keys, peers or channels. */
-  reload: (o: { allowRemovals?: boolean }) => Promise<{ ok: true } | { ok: false; error: string }>;
+  reload: (o: { allowRemovals?: boolean }) => Promise<{ ok: true; pendingRestart?: string[] } | { ok: false; error: string }>;
   /** Request metrics, labelled with `listener`. */
   metrics?: HttpMetrics;
   listener?: string;
@@ -200,7 +200,8 @@ export function agentApi(o: AgentApiOptions): Hono {
     const body = text.length > 1024 ? undefined : text.trim() === "" ? { ok: true as const, value: {} } : parseJson(text, 4);
     if (!body?.ok || body.value === null || typeof body.value !== "object") return jsonError(c, 400, "invalid_request", 'the body is empty or {"allowRemovals": true}');
     const r = await o.reload({ allowRemovals: (body.value as { allowRemovals?: unknown }).allowRemovals === true });
-    return r.ok ? c.json({ reloaded: true }) : jsonError(c, 422, "config_rejected", r.error);
+    // Applied: which changed settings wait for a restart (by key), as the log says.
+    return r.ok ? c.json({ reloaded: true, pendingRestart: r.pendingRestart ?? [] }) : jsonError(c, 422, "config_rejected", r.error);
   });
 
   // The WAN's dead letters: read them, retry one (pilox-mesh wan dlq list|replay).

@@ -1,7 +1,6 @@
 /** The public listener: discovery, keys, liveness, readiness and metrics. */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { secureHeaders } from "hono/secure-headers";
 import type { MeshBus } from "../bus/index.ts";
 import { DISCOVERY_PATH, HIVE_DISCOVERY_PATH, KEYS_PATH, PUBLIC_STATUS_PATH } from "../discovery/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -10,6 +9,7 @@ import type { BlockList } from "node:net";
 import { bearerAuth } from "./auth.ts";
 import { clientIp } from "./client-ip.ts";
 import { flatError } from "./errors.ts";
+import { securityHeaders } from "./security-headers.ts";
 import { httpMetrics } from "./metrics.ts";
 
 export interface Rendered {
@@ -65,7 +65,7 @@ function serveCached(c: Context<{ Variables: { clientIp: string } }>, r: Rendere
 export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: string } }> {
   const app = new Hono<{ Variables: { clientIp: string } }>();
   app.use("*", httpMetrics(o.metrics.http, "public"));
-  app.use("*", secureHeaders({ crossOriginResourcePolicy: "cross-origin" }));
+  app.use("*", securityHeaders());
   app.use("*", clientIp(o.trustedProxies));
   // Nothing here takes a body; anything larger than the bound is refused before it is read.
   // (GET and HEAD skip the check: Node drops their bodies, and they are the hot path.)

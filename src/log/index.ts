@@ -1,6 +1,8 @@
 /**
- * Readable logs on stderr (journald adds the time): `level=info msg="…" key=value`, or JSON
- * lines when log.format = "json". Secrets never reach here: callers pass ids, not keys.
+ * Readable logs on stderr: `time=… level=info msg="…" key=value`, or JSON lines when
+ * log.format = "json". Under systemd (JOURNAL_STREAM set: stderr is the journal's, which stamps
+ * every line itself) text lines carry no time of their own. Secrets never reach here: callers
+ * pass ids, not keys.
  */
 export type Level = "debug" | "info" | "warn" | "error";
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -21,10 +23,13 @@ export interface LogOptions {
   level: Level;
   format: "text" | "json";
   write?: (line: string) => void;
+  /** Stamp text lines with the time; default: unless JOURNAL_STREAM says journald reads stderr. */
+  time?: boolean;
 }
 
 export function createLogger(opts: LogOptions, base: Fields = {}, limits = new Map<string, { at: number; suppressed: number }>()): Logger {
   const write = opts.write ?? ((line: string) => process.stderr.write(line + "\n"));
+  const stamp = opts.time ?? !process.env["JOURNAL_STREAM"];
   const emit = (level: Level, msg: string, f: Fields = {}) => {
     if (ORDER[level] < ORDER[opts.level]) return;
     const all = { ...base, ...f };
@@ -32,7 +37,7 @@ export function createLogger(opts: LogOptions, base: Fields = {}, limits = new M
       write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...all }));
       return;
     }
-    let line = `level=${level} msg=${quote(msg)}`;
+    let line = `${stamp ? `time=${new Date().toISOString()} ` : ""}level=${level} msg=${quote(msg)}`;
     for (const [k, v] of Object.entries(all)) if (v !== undefined) line += ` ${k}=${quote(String(v))}`;
     write(line);
   };

@@ -75,6 +75,8 @@ export interface Metrics {
 export interface MetricReasons {
   busRejected?: readonly string[];
   federationRefused?: readonly string[];
+  wanRefused?: readonly string[];
+  wanDuplicateLayers?: readonly string[];
 }
 
 export function createMetrics(reasons: MetricReasons = {}): Metrics {
@@ -147,6 +149,11 @@ export function createMetrics(reasons: MetricReasons = {}): Metrics {
     consumerPending: new Gauge({ name: "pilox_mesh_wan_consumer_pending", help: "Frames addressed to this site that its consumer has not yet taken.", registers: [registry] }),
     queueDepth: new Gauge({ name: "pilox_mesh_wan_queue_messages", help: "Messages waiting in the on-disk WAN queues.", registers: [registry] }),
   };
+  for (const r of reasons.wanRefused ?? []) {
+    wan.rejected.inc({ reason: r }, 0);
+    wan.dlq.inc({ reason: r }, 0);
+  }
+  for (const l of reasons.wanDuplicateLayers ?? []) wan.duplicates.inc({ layer: l }, 0);
   const registryRole: RegistryMetrics = {
     quotaRefused: new Counter({ name: "pilox_mesh_registry_quota_refused_total", help: "Registry writes (POST, delete or sync merge) refused by a storage limit, by limit.", labelNames: ["limit"], registers: [registry] }),
   };

@@ -27,6 +27,11 @@ export class GuardedFetchError extends Error {
   override name = "GuardedFetchError";
 }
 
+/** The SSRF guard refused the target (a private, loopback or link-local address): not a network failure. */
+export class PrivateAddressError extends GuardedFetchError {
+  override name = "PrivateAddressError";
+}
+
 export interface GuardedFetchOptions {
   timeoutMs?: number;
   maxBytes?: number;
@@ -49,7 +54,7 @@ export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ 
   };
   return new Promise((resolve, reject) => {
     const literal = isIP(u.hostname.replace(/^\[|\]$/g, ""));
-    if (literal && !o.allowPrivate && isPrivateAddress(u.hostname.replace(/^\[|\]$/g, ""))) return reject(new GuardedFetchError(`${url}: a private address`));
+    if (literal && !o.allowPrivate && isPrivateAddress(u.hostname.replace(/^\[|\]$/g, ""))) return reject(new PrivateAddressError(`${url}: a private, loopback or link-local address`));
     const req = (u.protocol === "https:" ? httpsRequest : httpRequest)(u, { method: "GET", lookup: lookup as never, headers: { accept: "application/json" }, timeout: o.timeoutMs ?? 5_000 }, (res) => {
       if ((res.statusCode ?? 0) >= 300 && (res.statusCode ?? 0) < 400) {
         res.resume();
@@ -73,7 +78,11 @@ export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ 
     const timer = setTimeout(() => req.destroy(new GuardedFetchError(`${url}: timed out`)), o.timeoutMs ?? 5_000);
     req.on("close", () => clearTimeout(timer));
     req.on("timeout", () => req.destroy(new GuardedFetchError(`${url}: timed out`)));
-    req.on("error", (err) => reject(err instanceof GuardedFetchError ? err : new GuardedFetchError(`${url}: ${(err as Error).message}`)));
+    req.on("error", (err) => {
+      if (err instanceof GuardedFetchError) return reject(err);
+      if ((err as NodeJS.ErrnoException).code === "EPRIVATE") return reject(new PrivateAddressError(`${url}: ${(err as Error).message}`));
+      reject(new GuardedFetchError(`${url}: ${(err as Error).message}`));
+    });
     req.end();
   });
 }

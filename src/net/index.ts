@@ -1,3 +1,3 @@
-export { guardedGet, GuardedFetchError, isPrivateAddress, type GuardedFetchOptions } from "./guarded-fetch.ts";
+export { guardedGet, GuardedFetchError, isPrivateAddress, PrivateAddressError, type GuardedFetchOptions } from "./guarded-fetch.ts";
 export { RateLimiter } from "./rate-limit.ts";
 export { BodyTooLargeError, discardBody, readBounded } from "./body.ts";

@@ -6,7 +6,7 @@
  */
 import { checkDocument } from "../discovery/index.ts";
 import { parseJson } from "../json/index.ts";
-import { guardedGet } from "../net/index.ts";
+import { guardedGet, PrivateAddressError } from "../net/index.ts";
 import { verifyProofV1, verifyProofV2 } from "../registry/proof.ts";
 import { checkRecord, type RegistryRecord } from "../registry/record.ts";
 import { contentDigest, registrarOf } from "../registry/rules.ts";
@@ -77,6 +77,7 @@ async function fromRegistry(base: string, handle: string, o: ResolveOptions): Pr
   try {
     r = await getJson(`${registry}/v1/records/${encodeURIComponent(handle)}`, o);
   } catch (err) {
+    if (err instanceof PrivateAddressError) return { registry, reason: privateRefusal(err) };
     return { registry, reason: `unreachable: ${(err as Error).message}`, unreachable: true };
   }
   if (r.status === 404) return { registry, reason: "not_found" };
@@ -127,7 +128,7 @@ export async function resolveHandle(handle: string, o: ResolveOptions): Promise<
     try {
       doc = await getJson(descriptorUrl, o);
     } catch (err) {
-      refused.push({ source: descriptorUrl, reason: `unreachable: ${(err as Error).message}` });
+      refused.push({ source: descriptorUrl, reason: err instanceof PrivateAddressError ? privateRefusal(err) : `unreachable: ${(err as Error).message}` });
       continue;
     }
     if (doc.status !== 200) {
@@ -178,6 +179,11 @@ export async function resolveHandle(handle: string, o: ResolveOptions): Promise<
     return { ok: true, value };
   }
   return { ok: false, reason: "no candidate's descriptor verifies", refused, unreachable: false };
+}
+
+/** Which guard refused, and how an operator allows it (a LAN deployment). */
+function privateRefusal(err: Error): string {
+  return `refused_private_address: ${err.message}; the SSRF guard refuses private, loopback and link-local targets (allow them with resolve --allow-private, or gateway.resolve_allow_private)`;
 }
 
 /** An unsigned descriptor names the origin it was fetched from (nothing else vouches for it). */

@@ -129,12 +129,18 @@ export class WanRole {
   async start(): Promise<void> {
     for (const p of this.d.peers().values()) await this.#startSender(p);
     this.#receiver.start();
-    if (this.#config.wan.pilox.ingest) this.#pilox.start();
+    if (this.#config.wan.pilox.ingest) {
+      this.d.metrics.delivered.inc({ peer: "pilox-ingest" }, 0);
+      this.#pilox.start();
+    }
     this.#connecting = this.#connect();
   }
 
   async #startSender(p: Peer): Promise<void> {
-    if (p.transport !== "wan" || p.forward.size === 0) return;
+    if (p.transport !== "wan") return;
+    // Deliveries from a WAN peer are counted by its origin: the series exists from the start.
+    this.d.metrics.delivered.inc({ peer: p.origin }, 0);
+    if (p.forward.size === 0) return;
     const c = () => this.#config;
     const s = new Sender(p, {
       bus: this.d.bus,

@@ -1,11 +1,11 @@
 /** `check-config`: validate and print the effective merged configuration, like `nginx -t`. */
-import { loadConfig, redactedToml, resolveSecrets } from "../../config/index.ts";
+import { keyWarnings, loadConfig, redactedToml, resolveSecrets } from "../../config/index.ts";
 import { EXIT, loadOptions, parse, type Io } from "../args.ts";
 
 export async function checkConfig(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { quiet: { type: "boolean", short: "q" } });
   const loaded = loadConfig(loadOptions(values));
-  resolveSecrets(loaded, false);
+  const secrets = resolveSecrets(loaded, false);
   const c = loaded.config;
   if (!values.quiet) {
     io.stdout(`# files: ${loaded.files.length ? loaded.files.join(", ") : "(none: embedded defaults)"}\n`);
@@ -24,6 +24,7 @@ export async function checkConfig(args: string[], io: Io): Promise<number> {
       io.stderr(`note: registry.peers ${p.url} has no prefixes: its signed deletes are honoured for every handle, this registry's own too; list the prefixes it owns\n`);
     }
   }
+  for (const w of keyWarnings(secrets)) io.stderr(`warning: ${w}\n`);
   io.stderr("configuration OK\n");
   return EXIT.ok;
 }

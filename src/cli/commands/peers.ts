@@ -1,13 +1,10 @@
 /** `peers`: the federation status of the running appliance. `audit verify`: check the log's chain. */
-import { loadConfig } from "../../config/index.ts";
 import { verifyAuditFiles } from "../../federation/index.ts";
-import { EXIT, loadOptions, parse, UsageError, type Io } from "../args.ts";
+import { EXIT, parse, UsageError, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
+import { applianceSocket } from "../socket.ts";
 
 /** --socket, else the agent API socket of the configuration. */
-function socketOf(values: { socket?: string | undefined; config?: string | undefined; "state-dir"?: string | undefined }): string {
-  return values.socket ?? loadConfig(loadOptions(values)).config.api.socket;
-}
 
 interface PeerStatus {
   origin: string;
@@ -22,7 +19,7 @@ interface PeerStatus {
 
 export async function peers(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { socket: { type: "string" }, json: { type: "boolean" } });
-  const socketPath = socketOf(values);
+  const socketPath = applianceSocket(values, io, "peers");
   const { status, json } = await apiRequest({ socketPath }, "GET", "/v1/federation/status");
   if (status !== 200) {
     io.stderr(`pilox-mesh peers: the appliance answered ${status}\n`);
@@ -77,10 +74,11 @@ export async function audit(args: string[], io: Io): Promise<number> {
 /** `reload`: ask the running appliance to re-read its configuration (like SIGHUP). */
 export async function reload(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { socket: { type: "string" }, "allow-removals": { type: "boolean" } });
-  const socketPath = socketOf(values);
+  const socketPath = applianceSocket(values, io, "reload");
   const { status, json } = await apiRequest({ socketPath }, "POST", "/v1/admin/reload", values["allow-removals"] ? { allowRemovals: true } : undefined);
   if (status === 200) {
-    io.stdout("reloaded\n");
+    const pending = (json as { pendingRestart?: string[] }).pendingRestart ?? [];
+    io.stdout(pending.length ? `reloaded; these changed settings take effect at the next restart: ${pending.join(", ")}\n` : "reloaded\n");
     return EXIT.ok;
   }
   io.stderr(`pilox-mesh reload: rejected, the running configuration stays:\n${json?.error?.message ?? JSON.stringify(json)}\n`);

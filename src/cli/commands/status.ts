@@ -1,7 +1,7 @@
 /** `status`: what the running appliance is doing, readable (or --json for scripts). */
-import { EXIT, loadOptions, parse, type Io } from "../args.ts";
+import { EXIT, parse, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
-import { loadConfig } from "../../config/index.ts";
+import { applianceSocket } from "../socket.ts";
 
 interface Status {
   version: string;
@@ -11,6 +11,7 @@ interface Status {
   configFiles: string[];
   listeners: string[];
   lastReload: { ok: boolean; at: string; error?: string; pendingRestart?: string[] } | null;
+  warnings?: string[];
   bus: {
     backend: string;
     ready: boolean;
@@ -33,7 +34,7 @@ interface Status {
 
 export async function status(args: string[], io: Io): Promise<number> {
   const { values } = parse(args, { socket: { type: "string" }, json: { type: "boolean" } });
-  const socketPath = values.socket ?? loadConfig(loadOptions(values)).config.api.socket;
+  const socketPath = applianceSocket(values, io, "status");
   const r = await apiRequest({ socketPath }, "GET", "/v1/status");
   if (r.status !== 200) {
     io.stderr(`pilox-mesh status: the appliance answered ${r.status}\n`);
@@ -59,7 +60,7 @@ export async function status(args: string[], io: Io): Promise<number> {
   kv("bus", `${s.bus.backend}, ${s.bus.ready ? "ready" : "NOT READY"} (${s.bus.detail}); signing key ${s.bus.primaryKey} of ${s.bus.keys.join(", ")}`);
   kv("channels", s.bus.channels.length ? s.bus.channels.map((c) => `${c.name}${c.durable ? " (durable)" : ""}`).join(", ") : "(all best-effort)");
   kv("spool", `${s.bus.spool.messages} messages, ${s.bus.spool.bytes} of ${s.bus.spool.maxBytes} bytes`);
-  for (const w of s.bus.warnings) kv("warning", w);
+  for (const w of [...(s.warnings ?? []), ...s.bus.warnings]) kv("warning", w);
   const f = s.federation;
   if (!f.enabled) kv("federation", "off");
   else {

@@ -1,7 +1,7 @@
 /** `wan dlq list|replay`: the WAN's dead letters, through the running appliance's agent API. */
-import { loadConfig } from "../../config/index.ts";
-import { EXIT, intFlag, loadOptions, parse, UsageError, type Io } from "../args.ts";
+import { EXIT, intFlag, parse, UsageError, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
+import { applianceSocket } from "../socket.ts";
 
 export const WAN_USAGE = `usage:
   pilox-mesh wan dlq list [--after ID] [--limit N] [--json] [--socket PATH]
@@ -25,7 +25,7 @@ export async function wan(args: string[], io: Io): Promise<number> {
   const [group, sub, ...rest] = args;
   if (group !== "dlq" || (sub !== "list" && sub !== "replay")) throw new UsageError(WAN_USAGE);
   const { values, positionals } = parse(rest, { socket: { type: "string" }, json: { type: "boolean" }, after: { type: "string" }, limit: { type: "string" } }, sub === "replay");
-  const socketPath = values.socket ?? loadConfig(loadOptions(values)).config.api.socket;
+  const socketPath = applianceSocket(values, io, "wan dlq");
   if (sub === "list") {
     const after = intFlag(values.after, "--after", 0, Number.MAX_SAFE_INTEGER) ?? 0;
     const limit = intFlag(values.limit, "--limit", 1, 10_000) ?? 100;
