@@ -154,6 +154,31 @@ describe("the reference's registry syncing from us", { timeout: 120_000 }, () =>
   });
 });
 
+describe("registry template", { timeout: 60_000 }, () => {
+  it("prints a record that signs and publishes as it is, to us and to a stock registry (the guide's worked example)", async () => {
+    const keyFile = s.path("tmpl.key");
+    createKeyFile(keyFile);
+    for (const family of ["pilox", "hive"]) {
+      const handle = `urn:pilox:agent:interop:template-${family}`;
+      const t = await cli(["registry", "template", "--handle", handle, "--origin", "https://agents.example", "--key-file", keyFile, "--family", family]);
+      assert.equal(t.code, 0, t.stderr);
+      const signed = await cli(["registry", "sign", "--key-file", keyFile, "--kid", "k1"], { stdin: t.stdout });
+      assert.equal(signed.code, 0, signed.stderr);
+      const pub = await cli(["registry", "publish", A.url, "--token-file", s.path("token")], { stdin: signed.stdout });
+      assert.equal(pub.code, 0, pub.stderr + pub.stdout);
+      if (family === "hive") {
+        const ref = await startReferenceRegistry({ writeSecret: TOKEN, verifyProof: true });
+        try {
+          const r = await fetch(`${ref.url}/v1/records`, { method: "POST", headers: auth, body: signed.stdout });
+          assert.equal(r.status, 201, await r.text());
+        } finally {
+          await ref.close();
+        }
+      }
+    }
+  });
+});
+
 describe("our sync from a stock registry", { timeout: 120_000 }, () => {
   let ref: ReferenceRegistry;
   let B: Reg;
@@ -338,5 +363,26 @@ describe("the hive- descriptor", { timeout: 60_000 }, () => {
       assert.equal(checkDocument(ours.json, r.key.publicKeyHex).ok, true);
       assert.equal(validate(ours.json), false, "(ours keeps its own keys, which that schema forbids)");
     }
+  });
+
+  it("a site that fronts an agent advertises its A2A endpoints ([discovery] a2a_*), in both documents", async () => {
+    const D = await registry("d", `[discovery]\na2a_agent_card_url = "https://agents.example/card.json"\na2a_json_rpc_url = "https://agents.example/a2a/jsonrpc"\n`);
+    try {
+      const ours = (await http({ port: D.port }, "GET", "/.well-known/pilox-mesh.json")).json;
+      assert.equal(ours.a2aEnabled, true);
+      assert.deepEqual(ours.a2a, { agentCardUrl: "https://agents.example/card.json", jsonRpcUrl: "https://agents.example/a2a/jsonrpc" });
+      assert.equal(checkDocument(ours, D.key.publicKeyHex).ok, true);
+      const hive = (await http({ port: D.port }, "GET", "/.well-known/hive-mesh.json")).json;
+      const validate = referenceAjv().compile(referenceSchema("hive-mesh-descriptor-v1.schema.json"));
+      assert.equal(validate(hive), true, JSON.stringify(validate.errors));
+      assert.deepEqual(hive.a2a, ours.a2a);
+    } finally {
+      await D.app.stop(200);
+    }
+    // Half of the pair is refused by check-config, naming the missing key.
+    const half = s.write("half.toml", `[discovery]\na2a_agent_card_url = "https://agents.example/card.json"\n`);
+    const r = await cli(["check-config", "--config", half, "--state-dir", s.path("half-state"), "-q"]);
+    assert.equal(r.code, 78);
+    assert.match(r.stderr, /discovery\.a2a_json_rpc_url: set both/);
   });
 });

@@ -210,6 +210,10 @@ function checkSemantics(c: Config, origin: Map<string, string>): ConfigProblem[]
   notDir("node.runtime_dir", c.node.runtime_dir);
   if (c.api.socket) notDir("api.socket", dirname(c.api.socket));
 
+  const d = c.discovery;
+  if (Boolean(d.a2a_agent_card_url) !== Boolean(d.a2a_json_rpc_url)) at(d.a2a_agent_card_url ? "discovery.a2a_json_rpc_url" : "discovery.a2a_agent_card_url", "set both discovery.a2a_agent_card_url and discovery.a2a_json_rpc_url (the A2A endpoint this site advertises), or neither");
+  if (d.a2a_public_json_rpc_url && !d.a2a_json_rpc_url) at("discovery.a2a_public_json_rpc_url", "needs discovery.a2a_json_rpc_url and discovery.a2a_agent_card_url");
+
   const ids = new Set<string>();
   c.bus.keys.forEach((k, i) => {
     if (ids.has(k.id)) at(`bus.keys[${i}].id`, `duplicate key id "${k.id}"`);

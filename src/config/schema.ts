@@ -84,6 +84,10 @@ export const ConfigSchema = strictObject({
       bootstrap_urls: v.optional(v.array(v.pipe(v.string(), v.url(), v.maxLength(2048))), []),
       dht_hints: v.optional(v.array(str(512)), []),
       max_age_seconds: v.optional(int(0, 86_400), 120),
+      // The agent this site fronts, advertised as the document's `a2a` (what resolution routes to).
+      a2a_agent_card_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/\S+)?$/, "expected an http(s) URL")), ""),
+      a2a_json_rpc_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/\S+)?$/, "expected an http(s) URL")), ""),
+      a2a_public_json_rpc_url: v.optional(v.pipe(v.string(), v.regex(/^(https?:\/\/\S+)?$/, "expected an http(s) URL")), ""),
     }),
     {},
   ),

@@ -69,8 +69,12 @@ export function buildDocument(s: DiscoveryState): Record<string, unknown> {
     meshV2: MESH_V2,
     planetaryReferenceVersion: "1.3.1",
     instanceOrigin: origin,
-    a2aEnabled: false,
-    a2a: null,
+    // The agent this site fronts ([discovery] a2a_*): what a handle's resolution routes to.
+    a2aEnabled: Boolean(c.discovery.a2a_agent_card_url && c.discovery.a2a_json_rpc_url),
+    a2a:
+      c.discovery.a2a_agent_card_url && c.discovery.a2a_json_rpc_url
+        ? { agentCardUrl: c.discovery.a2a_agent_card_url, jsonRpcUrl: c.discovery.a2a_json_rpc_url, ...(c.discovery.a2a_public_json_rpc_url ? { publicJsonRpcUrl: c.discovery.a2a_public_json_rpc_url } : {}) }
+        : null,
     federation: {
       enabled: s.federationActive === true,
       phase: phaseOf(s.federationActive === true),

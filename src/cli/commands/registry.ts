@@ -11,6 +11,7 @@ import { signTombstone } from "../../registry/rules.ts";
 import { EXIT, intFlag, parse, readStdin, required, UsageError, type Io } from "../args.ts";
 
 export const REGISTRY_USAGE = `usage:
+  pilox-mesh registry template --handle H --origin URL [--key-file F] [--kid K] [--family pilox|hive]
   pilox-mesh registry sign --key-file F --kid K [--signer URI] [--seq N]    < record.json
   pilox-mesh registry verify [--require-proof] [--public-key HEX]         < record.json
   pilox-mesh registry verify-catalog [--public-key HEX] [--at UNIX] [--max-age S]  < catalog.json
@@ -20,13 +21,19 @@ export const REGISTRY_USAGE = `usage:
   pilox-mesh registry delete URL HANDLE --token-file F (the registry operator's delete)
 sign prints the record with proof v1 (the reference's, over schema/handle/updatedAt/agentCardUrl)
 and our proof v2 in proof.v2 (over the whole record, with sequence N; default: updatedAt in
-unix seconds). verify and verify-catalog print "valid" and exit 0, or print the reason and exit 1.`;
+unix seconds). verify and verify-catalog print "valid" and exit 0, or print the reason and exit 1.
+template prints a valid record to edit and sign: the agent card and mesh descriptor at the
+origin's well-known paths, a TTL, and with --key-file the public key the record will be signed
+with (kid K, default k1). --family hive writes a hive-registry-record-v1 record (Pilox's
+registry service takes no other).`;
 
 const MAX_CATALOG_BYTES = 64 * 1024 * 1024;
 
 export async function registry(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
   switch (sub) {
+    case "template":
+      return template(rest, io);
     case "sign":
       return sign(rest, io);
     case "verify":
@@ -49,6 +56,37 @@ async function readObject(io: Io, max: number): Promise<Record<string, unknown> 
   if (!r.ok) return `invalid_json: ${r.detail}`;
   if (r.value === null || typeof r.value !== "object" || Array.isArray(r.value)) return "invalid_json: not a JSON object";
   return r.value as Record<string, unknown>;
+}
+
+/** A record ready to sign, every field valid: the fields found one failed attempt at a time no more. */
+async function template(args: string[], io: Io): Promise<number> {
+  const { values } = parse(args, { handle: { type: "string" }, origin: { type: "string" }, "key-file": { type: "string" }, kid: { type: "string" }, family: { type: "string" } });
+  const handle = required(values.handle, "--handle");
+  let origin: string;
+  try {
+    origin = new URL(required(values.origin, "--origin")).origin;
+  } catch {
+    throw new UsageError("--origin takes a URL such as https://agents.example");
+  }
+  const family = values.family ?? "pilox";
+  if (family !== "pilox" && family !== "hive") throw new UsageError("--family is pilox or hive");
+  const rec: Record<string, unknown> = {
+    schema: `${family}-registry-record-v1`,
+    handle,
+    updatedAt: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    agentCardUrl: `${origin}/.well-known/agent-card.json`,
+    meshDescriptorUrl: `${origin}/.well-known/pilox-mesh.json`,
+    ttlSecondsRecommended: 300,
+    capabilities: ["a2a-jsonrpc"],
+  };
+  if (values["key-file"]) rec["publicKeys"] = { ed25519: [{ kid: values.kid ?? "k1", publicKeyHex: readKeyFile(values["key-file"]).publicKeyHex }] };
+  const check = checkRecord(rec);
+  if (!check.ok) {
+    io.stderr(`pilox-mesh registry template: ${check.instancePath || "/"}: ${check.message}\n`);
+    return EXIT.failure;
+  }
+  io.stdout(JSON.stringify(rec, null, 2) + "\n");
+  return EXIT.ok;
 }
 
 async function sign(args: string[], io: Io): Promise<number> {
