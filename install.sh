@@ -205,7 +205,8 @@ write_config() {
   cat > "$ETC/pilox-mesh.toml" <<'TOML'
 # pilox-mesh configuration. Every key is optional; `pilox-mesh check-config` shows the
 # effective result. Drop-ins in conf.d/*.toml are merged after this file, in name order.
-# Reference: docs/configuration.md.
+# Reference: /usr/share/doc/pilox-mesh/configuration.md (installed by the .deb), or
+# docs/configuration.md in the source: every key, its default and range.
 
 [http]
 listen = "127.0.0.1:7420"              # /.well-known/pilox-mesh.json, /healthz, /readyz, /metrics

@@ -7,6 +7,9 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { completion, manPage } from "../src/cli/docs.ts";
+import { cliText } from "../src/cli/main.ts";
 import type { Arch } from "./runtime.ts";
 
 const DEB_ARCH: Record<Arch, string> = { x64: "amd64", arm64: "arm64" };
@@ -28,6 +31,16 @@ export function buildDeb(o: { root: string; arch: Arch; binary: string; version:
     copyFileSync(join(o.root, "docs", f), join(dir, "usr/share/doc/pilox-mesh", f));
     chmodSync(join(dir, "usr/share/doc/pilox-mesh", f), 0o644);
   }
+  // The man page and shell completions, generated from the CLI's own help text (one source).
+  const text = cliText();
+  const put = (path: string, content: string | Buffer) => {
+    mkdirSync(join(dir, path, ".."), { recursive: true });
+    writeFileSync(join(dir, path), content, { mode: 0o644 });
+  };
+  put("usr/share/man/man1/pilox-mesh.1.gz", gzipSync(manPage(text, o.version), { level: 9 }));
+  put("usr/share/bash-completion/completions/pilox-mesh", completion("bash", text));
+  put("usr/share/zsh/vendor-completions/_pilox-mesh", completion("zsh", text));
+  put("usr/share/fish/vendor_completions.d/pilox-mesh.fish", completion("fish", text));
   for (const s of ["postinst", "prerm", "postrm"]) {
     copyFileSync(join(o.root, "packaging", "deb", s), join(dir, "DEBIAN", s));
     chmodSync(join(dir, "DEBIAN", s), 0o755);

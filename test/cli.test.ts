@@ -1,6 +1,6 @@
 /** The command line as operators and the acceptance checks call it. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { cli, ENTRY, ROOT } from "./helpers/cli.ts";
 import { waitFor } from "./helpers/bus.ts";
@@ -54,6 +54,21 @@ describe("bus seal / verify", () => {
     const r = await cli(["bus", "seal", "--channel", vectors.bus.channel, "--secret-file", loose], { stdin: message });
     assert.equal(r.code, 78);
     assert.match(r.stderr, /chmod 600/);
+  });
+});
+
+describe("shell completion, from the help text", () => {
+  it("bash completes commands, a command's subcommands and its flags", async () => {
+    const script = s.write("completion.bash", (await cli(["completion", "bash"])).stdout);
+    const complete = (...words: string[]) => {
+      const r = spawnSync("bash", ["-c", `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(" ")}); COMP_CWORD=${words.length - 1}; _pilox_mesh; printf '%s\\n' "\${COMPREPLY[@]}"`], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim().split("\n");
+    };
+    assert.deepEqual(complete("pilox-mesh", "reg"), ["registry"]);
+    assert.deepEqual(complete("pilox-mesh", "registry", "te"), ["template"]);
+    assert.ok(complete("pilox-mesh", "resolve", "--acc").includes("--accept-proof-v1"));
+    assert.equal((await cli(["completion", "tcsh"])).code, 2);
   });
 });
 

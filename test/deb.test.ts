@@ -45,6 +45,16 @@ describe(".deb packages", () => {
       assert.ok(ref, conf.slice(0, 300));
       assert.equal(readFileSync(`${x}${ref}`, "utf8"), readFileSync(`${ROOT}/docs/configuration.md`, "utf8"));
       assert.ok(existsSync(`${x}/usr/share/doc/pilox-mesh/operator-guide.md`));
+      // The man page and completions come from the CLI's own help (one source).
+      const man = await run("sh", ["-c", `zcat ${x}/usr/share/man/man1/pilox-mesh.1.gz | groff -man -Tutf8 -ww 2>&1 >/dev/null`]);
+      assert.equal(man.stdout + man.stderr, "", "groff has no warning about the man page");
+      const page = (await run("sh", ["-c", `MANWIDTH=200 man -l ${x}/usr/share/man/man1/pilox-mesh.1.gz`])).stdout;
+      assert.match(page, /registry template --handle H --origin URL/);
+      const bash = readFileSync(`${x}/usr/share/bash-completion/completions/pilox-mesh`, "utf8");
+      await run("bash", ["-n", `${x}/usr/share/bash-completion/completions/pilox-mesh`]);
+      assert.match(bash, /registry\) words="[^"]*\btemplate\b[^"]*--origin/);
+      assert.ok(existsSync(`${x}/usr/share/zsh/vendor-completions/_pilox-mesh`));
+      assert.ok(existsSync(`${x}/usr/share/fish/vendor_completions.d/pilox-mesh.fish`));
     }
   });
 

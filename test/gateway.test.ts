@@ -128,7 +128,8 @@ describe("gateway: forwarding", { timeout: 60_000 }, () => {
     const health = await http({ port: g.port }, "GET", "/v1/health");
     assert.equal(health.status, 200);
     assert.equal(health.json.upstream.reachable, true);
-    assert.equal((await call(g.port, "tasks/get")).status, 200, "still serving");
+    // Still serving (within a breaker cooldown: on a loaded machine the flood can time out an upstream call or three).
+    await waitFor(async () => (await call(g.port, "tasks/get")).status === 200, 5_000, "still serving");
   });
 });
 

@@ -66,6 +66,12 @@ export const HELP: Record<string, string> = {
   registry: REGISTRY_USAGE,
   wan: WAN_USAGE,
   resolve: RESOLVE_USAGE,
+  completion: `usage: pilox-mesh completion bash|zsh|fish
+  Prints the completion script for the shell, generated from this help text. The package
+  installs all three; by hand: pilox-mesh completion bash > /etc/bash_completion.d/pilox-mesh`,
+  man: `usage: pilox-mesh man
+  Prints the man page (roff) generated from this help text; the package installs it as
+  pilox-mesh(1). Read it here with: pilox-mesh man | man -l -`,
 };
 
 export function helpFor(command: string): string | undefined {

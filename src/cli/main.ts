@@ -1,8 +1,9 @@
 /** The pilox-mesh command line: dispatch, error reporting and exit codes. */
 import { parseArgs } from "node:util";
 import { ConfigError, EX_CONFIG, formatProblem, loadConfig } from "../config/index.ts";
-import { versionLine } from "../version.ts";
-import { helpFor } from "./help.ts";
+import { VERSION, versionLine } from "../version.ts";
+import { completion, manPage } from "./docs.ts";
+import { HELP, helpFor } from "./help.ts";
 import { EXIT, UsageError, type Io } from "./args.ts";
 import { ApiUnreachableError } from "./client.ts";
 import { bus } from "./commands/bus.ts";
@@ -39,6 +40,8 @@ commands:
   registry sign|verify|verify-catalog|publish|get|delete   registry records (pilox-mesh registry --help)
   resolve HANDLE [--registry URL]…     the verified route to an agent
   wan dlq list|replay ID       the WAN's dead letters: what this site refused, and a retry
+  completion bash|zsh|fish     print the shell completion script
+  man                          print the man page (roff), as the package installs it
 
 configuration: --config PATH, else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml,
 plus conf.d/*.toml beside it. Exit codes: 0 ok, 1 failure, 2 usage, 69 unavailable, 78 config.
@@ -64,7 +67,22 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
     io.stdout(versionLine() + "\n");
     return EXIT.ok;
   },
+  completion: async (args, io) => {
+    const shell = args.find((a) => !a.startsWith("-"));
+    if (shell !== "bash" && shell !== "zsh" && shell !== "fish") throw new UsageError("completion takes bash, zsh or fish");
+    io.stdout(completion(shell, cliText()));
+    return EXIT.ok;
+  },
+  man: async (_a, io) => {
+    io.stdout(manPage(cliText(), VERSION));
+    return EXIT.ok;
+  },
 };
+
+/** The help text every generated document is made from (one source). */
+export function cliText() {
+  return { usage: USAGE, help: HELP, commands: Object.keys(COMMANDS) };
+}
 
 /** Did the operator ask for JSON logs? (A fatal start error is then a JSON line too.) */
 function jsonLogs(args: string[]): boolean {

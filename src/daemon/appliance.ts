@@ -264,7 +264,7 @@ export class Appliance {
    * configuration the running appliance cannot take (another backend), or one that removes
    * keys, peers or channels without `allowRemovals`, is refused the same way.
    */
-  async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true; pendingRestart: string[] } | { ok: false; error: string }> {
+  async reload(opts: { allowRemovals?: boolean } = {}): Promise<{ ok: true; pendingRestart?: string[] } | { ok: false; error: string }> {
     let next: { config: Config; secrets: Secrets; files: string[] };
     try {
       next = this.#load();
@@ -302,7 +302,7 @@ export class Appliance {
     this.metrics.reloadState(true);
     this.#log.debug("reloaded from", { files: next.files.join(",") || "(defaults)" });
     this.#log.info("configuration reloaded", { primary_key: next.secrets.ring.primary.id, keys: next.secrets.ring.ids().join(",") });
-    return { ok: true, pendingRestart: pending };
+    return { ok: true, ...(pending.length ? { pendingRestart: pending } : {}) };
   }
 
   /** Stops accepting, drains requests and subscriptions, flushes the spool, closes the bus. */

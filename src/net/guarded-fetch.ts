@@ -54,7 +54,7 @@ export function guardedGet(url: string, o: GuardedFetchOptions = {}): Promise<{ 
   };
   return new Promise((resolve, reject) => {
     const literal = isIP(u.hostname.replace(/^\[|\]$/g, ""));
-    if (literal && !o.allowPrivate && isPrivateAddress(u.hostname.replace(/^\[|\]$/g, ""))) return reject(new PrivateAddressError(`${url}: a private, loopback or link-local address`));
+    if (literal && !o.allowPrivate && isPrivateAddress(u.hostname.replace(/^\[|\]$/g, ""))) return reject(new PrivateAddressError(`${url}: a private address (private, loopback and link-local targets are refused)`));
     const req = (u.protocol === "https:" ? httpsRequest : httpRequest)(u, { method: "GET", lookup: lookup as never, headers: { accept: "application/json" }, timeout: o.timeoutMs ?? 5_000 }, (res) => {
       if ((res.statusCode ?? 0) >= 300 && (res.statusCode ?? 0) < 400) {
         res.resume();
