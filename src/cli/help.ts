@@ -4,6 +4,7 @@ import { DISCOVER_USAGE } from "./commands/discover.ts";
 import { REGISTRY_USAGE } from "./commands/registry.ts";
 import { WAN_USAGE } from "./commands/wan.ts";
 import { RESOLVE_USAGE } from "./commands/resolve.ts";
+import { PEER_USAGE } from "./commands/peer.ts";
 
 const GLOBAL = `global options: --config PATH (else $PILOX_MESH_CONFIG, else /etc/pilox-mesh/pilox-mesh.toml
   plus conf.d/*.toml beside it), --state-dir DIR`;
@@ -66,6 +67,7 @@ export const HELP: Record<string, string> = {
   registry: REGISTRY_USAGE,
   wan: WAN_USAGE,
   resolve: RESOLVE_USAGE,
+  peer: PEER_USAGE,
   completion: `usage: pilox-mesh completion bash|zsh|fish
   Prints the completion script for the shell, generated from this help text. The package
   installs all three; by hand: pilox-mesh completion bash > /etc/bash_completion.d/pilox-mesh`,

@@ -13,6 +13,7 @@ import { discover } from "./commands/discover.ts";
 import { keygen, pubkey } from "./commands/keys.ts";
 import { manifest, token } from "./commands/federation.ts";
 import { audit, peers, reload } from "./commands/peers.ts";
+import { peer } from "./commands/peer.ts";
 import { status } from "./commands/status.ts";
 import { registry } from "./commands/registry.ts";
 import { resolve } from "./commands/resolve.ts";
@@ -35,6 +36,7 @@ commands:
   token mint|verify            federation tokens (EdDSA JWT, Pilox-compatible)
   manifest sign|verify         signed peer manifests (Pilox-compatible, with anti-rollback)
   peers [--json]               federation peers of the running appliance: keys, queue, last contact
+  peer add|remove|list         add a peer by its signed discovery document (pins its key), remove, list
   audit verify FILE…           check the hash chain of the federation audit log (rotated files oldest first)
   bus seal|verify|publish|subscribe   work with signed bus messages (pilox-mesh bus --help)
   registry sign|verify|verify-catalog|publish|get|delete   registry records (pilox-mesh registry --help)
@@ -57,6 +59,7 @@ const COMMANDS: Record<string, (args: string[], io: Io) => Promise<number>> = {
   token,
   manifest,
   peers,
+  peer,
   audit,
   reload,
   status,

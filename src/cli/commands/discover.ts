@@ -27,32 +27,12 @@ export async function discover(args: string[], io: Io): Promise<number> {
   const pinned = values["public-key"];
   if (pinned !== undefined && !/^[0-9a-fA-F]{64}$/.test(pinned)) throw new UsageError("--public-key takes 64 hex characters");
   const timeoutS = intFlag(values.timeout, "--timeout", 1, 120) ?? 10;
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(timeoutS * 1000), redirect: "error" });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    io.stderr(`pilox-mesh discover: cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}\n`);
-    return EXIT.unavailable;
+  const got = await fetchDocument(url, timeoutS);
+  if (!got.ok) {
+    io.stderr(`pilox-mesh discover: ${got.error}\n`);
+    return got.code;
   }
-  if (!res.ok) {
-    io.stderr(`pilox-mesh discover: ${url} answered ${res.status}\n`);
-    return EXIT.unavailable;
-  }
-  let text: string;
-  try {
-    text = await readBounded(res, MAX_DOC_BYTES, String(url));
-  } catch (err) {
-    if (!(err instanceof BodyTooLargeError)) throw err;
-    io.stderr(`pilox-mesh discover: document larger than ${MAX_DOC_BYTES} bytes\n`);
-    return EXIT.failure;
-  }
-  const parsed = parseJson(text, 32);
-  if (!parsed.ok || parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) {
-    io.stderr("pilox-mesh discover: the document is not a JSON object\n");
-    return EXIT.failure;
-  }
-  const doc = parsed.value as Record<string, any>;
+  const doc = got.doc;
   const check = checkDocument(doc, pinned);
   if (!check.ok && check.unsigned && values["allow-unsigned"]) {
     io.stderr("pilox-mesh discover: UNSIGNED document (a stock Pilox instance): nothing below is authenticated\n");
@@ -76,6 +56,31 @@ export async function discover(args: string[], io: Io): Promise<number> {
   };
   io.stdout(JSON.stringify(routes, null, 2) + "\n");
   return EXIT.ok;
+}
+
+/** A peer's discovery document, read within a bound; or why not, with the exit code to give. */
+export async function fetchDocument(url: URL, timeoutS: number): Promise<{ ok: true; doc: Record<string, any> } | { ok: false; error: string; code: number }> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutS * 1000), redirect: "error" });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    return { ok: false, error: `cannot reach ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, code: EXIT.unavailable };
+  }
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {});
+    return { ok: false, error: `${url} answered ${res.status}`, code: EXIT.unavailable };
+  }
+  let text: string;
+  try {
+    text = await readBounded(res, MAX_DOC_BYTES, String(url));
+  } catch (err) {
+    if (!(err instanceof BodyTooLargeError)) throw err;
+    return { ok: false, error: `document larger than ${MAX_DOC_BYTES} bytes`, code: EXIT.failure };
+  }
+  const parsed = parseJson(text, 32);
+  if (!parsed.ok || parsed.value === null || typeof parsed.value !== "object" || Array.isArray(parsed.value)) return { ok: false, error: "the document is not a JSON object", code: EXIT.failure };
+  return { ok: true, doc: parsed.value as Record<string, any> };
 }
 
 function routesOf(doc: Record<string, any>) {
