@@ -41,6 +41,9 @@ export function buildDeb(o: { root: string; arch: Arch; binary: string; version:
   put("usr/share/bash-completion/completions/pilox-mesh", completion("bash", text));
   put("usr/share/zsh/vendor-completions/_pilox-mesh", completion("zsh", text));
   put("usr/share/fish/vendor_completions.d/pilox-mesh.fish", completion("fish", text));
+  // Alert rules and a dashboard to load into Prometheus and Grafana.
+  put("usr/share/pilox-mesh/prometheus/alerts.yml", readFileSync(join(o.root, "packaging", "prometheus", "alerts.yml")));
+  put("usr/share/pilox-mesh/grafana/pilox-mesh.json", readFileSync(join(o.root, "packaging", "grafana", "pilox-mesh.json")));
   for (const s of ["postinst", "prerm", "postrm"]) {
     copyFileSync(join(o.root, "packaging", "deb", s), join(dir, "DEBIAN", s));
     chmodSync(join(dir, "DEBIAN", s), 0o755);

@@ -69,6 +69,10 @@ describe("pilox-mesh peer", { timeout: 60_000 }, () => {
     await site.a.app!.bus.publish("jobs", { task: "index", n: 1 });
     await waitFor(() => got.length === 1, 15_000, "the message at B");
     await sub.close();
+    // The per-peer gauges the shipped alerts watch.
+    const m = (await (await fetch(`${origin("a")}/metrics`)).text());
+    assert.match(m, new RegExp(`^pilox_mesh_federation_peer_up\\{peer="${origin("b")}",transport="relay"\\} 1$`, "m"));
+    assert.match(m, new RegExp(`^pilox_mesh_federation_peer_queue_messages\\{peer="${origin("b")}",transport="relay"\\} 0$`, "m"));
     const listed = JSON.parse((await cli(["peer", "list", "--json", "--config", site.a.cfg])).stdout);
     assert.deepEqual(listed.map((p: { origin: string; fingerprints: string[]; file: string }) => [p.origin, p.fingerprints, p.file]), [[origin("b"), [thumbprint(site.b.key!.publicKeyHex)], file]]);
   });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine or a CI clone: installs what the suites
 # use from Debian packages when missing (redis-server, nats-server and postgresql, which they
-# start on free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze), the
+# start on free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze;
+# promtool, from prometheus, to check the alert rules that ship), the
 # npm dependencies when absent, type-checks, builds the single executables, then runs every
 # test file on the Node 24 runtime the executables embed.
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v dash >/dev/null 2>&1 || missing+=(dash)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian packages" >&2
   SUDO=""
@@ -25,7 +27,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   # The packages start system-wide services; the suites run their own on free ports.
-  $SUDO systemctl disable --now redis-server nats-server postgresql >/dev/null 2>&1 || true
+  $SUDO systemctl disable --now redis-server nats-server postgresql prometheus prometheus-node-exporter >/dev/null 2>&1 || true
 fi
 
 [ -d node_modules ] || npm ci --no-audit --no-fund

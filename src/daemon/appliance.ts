@@ -2,6 +2,7 @@
  * The running appliance: configuration, bus, agent API and public listener, with reload that
  * keeps the old state when the new config is bad, and a stop that drains before it exits.
  */
+import { X509Certificate } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { REJECT_REASONS, type MeshBus } from "../bus/index.ts";
 import { channelsOf, createBus, policyOf, sideRedis } from "./bus-factory.ts";
@@ -197,6 +198,8 @@ export class Appliance {
   #render(): void {
     this.#trusted = trustedProxyList(this.#config.http.trusted_proxies);
     const s = this.#secrets;
+    // The certificate's end of validity, for the "expiring" alert (0 without TLS: no alert).
+    this.metrics.tlsCertExpiry.set(s.tls ? Math.floor(Date.parse(new X509Certificate(s.tls.cert).validTo) / 1000) : 0);
     if (!s.identity) throw new Error("no instance identity");
     const state: DiscoveryState = {
       config: this.#config,

@@ -34,8 +34,8 @@ export interface Role {
   ready?(): Promise<Readiness> | Readiness;
   /** true: not ready makes the appliance unready (503); false: only degraded (work waits on disk). */
   readonly readyRequired?: boolean;
-  /** Before /metrics renders: gauges computed on demand. */
-  onScrape?(): void;
+  /** Before /metrics renders: gauges computed on demand (awaited, so a store can be asked). */
+  onScrape?(): Promise<void> | void;
   /** Routes on the public listener (a hono sub-app joined with `route()`). */
   routes?(): Hono<any>;
   /** Path prefixes of its routes that bound their own request bodies (after their own auth). */

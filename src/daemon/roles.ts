@@ -49,7 +49,21 @@ const federation: RoleFactory = {
       reconfigure: (c) => f.reconfigure(c),
       close: () => f.close(),
       status: () => withWanPeers(f.status(), wanOf(ctx)),
-      onScrape: () => ctx.metrics.federation.queueDepth.set(f.queueDepth()),
+      onScrape: () => {
+        const m = ctx.metrics.federation;
+        m.queueDepth.set(f.queueDepth());
+        // Per peer, whichever transport carries it: what the alert rules watch.
+        m.peerUp.reset();
+        m.peerQueueMessages.reset();
+        m.peerQueueAge.reset();
+        const wanUp = wanOf(ctx)?.status().connected ?? false;
+        for (const p of withWanPeers(f.status(), wanOf(ctx)).peers) {
+          const l = { peer: p.origin, transport: p.transport ?? "relay" };
+          m.peerUp.set(l, p.lastError === null && (l.transport !== "wan" || wanUp) ? 1 : 0);
+          m.peerQueueMessages.set(l, p.queue.messages);
+          m.peerQueueAge.set(l, p.queue.oldestAgeSeconds ?? 0);
+        }
+      },
       routes: () => f.routes(),
       selfLimitedPaths: [f.relayPath],
     };
@@ -69,7 +83,7 @@ function withWanPeers(st: ReturnType<Federation["status"]>, wan: WanRole | undef
     peers: st.peers.map((p) => {
       const ws = p.transport === "wan" ? wan.peerStatus(p.origin) : null;
       // A WAN peer's queue and contact are the WAN sender's, not the (idle) relay's.
-      return ws ? { ...p, queue: { messages: ws.queue.messages, bytes: ws.queue.bytes }, lastContact: ws.lastContact, lastError: ws.lastError, sent: ws.sent, wan: ws } : p;
+      return ws ? { ...p, queue: { messages: ws.queue.messages, bytes: ws.queue.bytes, oldestAgeSeconds: ws.queue.oldestAgeSeconds }, lastContact: ws.lastContact, lastError: ws.lastError, sent: ws.sent, wan: ws } : p;
     }),
   };
 }
@@ -91,6 +105,10 @@ const registry: RoleFactory = {
       status: () => r.status(),
       ready: () => r.ready(),
       readyRequired: true,
+      onScrape: async () => {
+        const st = r.status();
+        ctx.metrics.registryRole.storeUp.set({ store: st.storage }, (await r.ready()).ok ? 1 : 0);
+      },
       routes: () => r.routes(),
       selfLimitedPaths: ["/v1/records"],
     };
@@ -145,6 +163,8 @@ const wan: RoleFactory = {
       readyRequired: false,
       onScrape: () => {
         ctx.metrics.wan.queueDepth.set(w.queueDepth());
+        const st = w.status();
+        ctx.metrics.wan.connected.set({ stream: st.stream }, st.connected ? 1 : 0);
         w.scrape();
       },
       routes: () => w.routes(),

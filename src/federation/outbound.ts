@@ -37,7 +37,8 @@ export interface ForwarderDeps {
 }
 
 export interface ForwarderStatus {
-  queue: { messages: number; bytes: number };
+  /** oldestAgeSeconds: how long the queue has held messages without emptying (null: empty). */
+  queue: { messages: number; bytes: number; oldestAgeSeconds: number | null };
   lastContact: string | null;
   lastError: string | null;
   sent: number;
@@ -65,6 +66,8 @@ const LEARN_INTERVAL_MS = 5 * 60_000;
 
 export class Forwarder {
   readonly #queue: Spool;
+  /** Since when the queue has held messages (reset whenever the sender finds it empty). */
+  #nonEmptySince: number | undefined;
   /** The peer's body limit, from its discovery document (federationEndpoints.maxBodyBytes). */
   #peerLimit: number | undefined;
   #learnedAt = 0;
@@ -111,10 +114,12 @@ export class Forwarder {
     let failures = 0;
     while (!this.#closed) {
       if (this.#queue.size === 0) {
+        this.#nonEmptySince = undefined;
         await new Promise<void>((r) => (this.#wake = r));
         this.#wake = undefined;
         continue;
       }
+      this.#nonEmptySince ??= Date.now();
       await this.#learnLimit();
       const limit = this.#byteLimit();
       const batch = this.#queue.peekLines(this.d.batchSize());
@@ -224,9 +229,15 @@ export class Forwarder {
     this.d.audit.append({ direction: "outbound", outcome: "accepted", peer: this.peer.origin, messages: n, ...(refusedN ? { reason: `${refusedN} refused by the peer` } : {}) });
   }
 
+  #oldestAge(): number | null {
+    if (this.#queue.size === 0) return (this.#nonEmptySince = undefined), null;
+    this.#nonEmptySince ??= Date.now();
+    return Math.round((Date.now() - this.#nonEmptySince) / 1000);
+  }
+
   status(): ForwarderStatus {
     return {
-      queue: { messages: this.#queue.size, bytes: this.#queue.bytes },
+      queue: { messages: this.#queue.size, bytes: this.#queue.bytes, oldestAgeSeconds: this.#oldestAge() },
       lastContact: this.#lastContact ? new Date(this.#lastContact).toISOString() : null,
       lastError: this.#lastError ?? null,
       sent: this.#sent,

@@ -267,7 +267,7 @@ export class Federation {
         forwardChannels: [...p.forward],
         ratePerSecond: p.ratePerSecond,
         transport: p.transport,
-        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0 }, lastContact: null, lastError: null, sent: 0, deadLettered: 0, batchMaxBytes: 0 }),
+        ...(this.#forwarders.get(p.origin)?.status() ?? { queue: { messages: 0, bytes: 0, oldestAgeSeconds: null }, lastContact: null, lastError: null, sent: 0, deadLettered: 0, batchMaxBytes: 0 }),
       })),
     };
   }

@@ -26,7 +26,7 @@ export interface PublicRole {
   ready?(): Promise<{ ok: boolean; detail: string }> | { ok: boolean; detail: string };
   /** false: not ready only makes the appliance degraded. */
   readonly readyRequired?: boolean;
-  onScrape?(): void;
+  onScrape?(): Promise<void> | void;
 }
 
 export interface PublicApiOptions {
@@ -129,7 +129,7 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
     async (c, next) => (o.metricsToken() ? bearerAuth(o.metricsToken)(c, next) : next()),
     async (c) => {
       o.onScrape?.();
-      for (const r of o.roles()) r.onScrape?.();
+      await Promise.all(o.roles().map((r) => r.onScrape?.()));
       c.header("Content-Type", o.metrics.registry.contentType);
       return c.body(await o.metrics.registry.metrics());
     },

@@ -17,6 +17,11 @@ export interface FederationMetrics {
   messages: Counter<"direction">;
   queueDepth: Gauge;
   manifestSyncs: Counter<"result">;
+  /** Per peer (set at scrape): 1 while its last delivery attempt succeeded (relay) or its link is up (WAN). */
+  peerUp: Gauge<"peer" | "transport">;
+  /** Per peer (set at scrape): messages waiting for it, and how long its queue has not emptied. */
+  peerQueueMessages: Gauge<"peer" | "transport">;
+  peerQueueAge: Gauge<"peer" | "transport">;
 }
 
 export interface HttpMetrics {
@@ -46,11 +51,15 @@ export interface WanMetrics {
   consumerPending: Gauge;
   /** Messages waiting in the WAN queues (set at scrape). */
   queueDepth: Gauge;
+  /** 1 while connected to a NATS server (set at scrape, by the WAN's stream: no series without [wan]). */
+  connected: Gauge<"stream">;
 }
 
 export interface RegistryMetrics {
   /** Writes refused by a storage limit, by limit (records, bytes, records_per_key, bytes_per_key). */
   quotaRefused: Counter<"limit">;
+  /** 1 while the registry's store answers (set at scrape). */
+  storeUp: Gauge<"store">;
 }
 
 export interface Metrics {
@@ -64,6 +73,8 @@ export interface Metrics {
   reloads: Counter<"result">;
   /** 1 while the bus backend is connected (set at scrape). */
   backendUp: Gauge<"backend">;
+  /** When the public listener's TLS certificate expires (unix seconds; absent without TLS). */
+  tlsCertExpiry: Gauge;
   /** Records a reload's outcome: the success gauge and its time. */
   reloadState(ok: boolean): void;
 }
@@ -100,6 +111,9 @@ export function createMetrics(reasons: MetricReasons = {}): Metrics {
     requests: new Counter({ name: "pilox_mesh_federation_requests_total", help: "Federation relay requests, by direction, outcome and refusal reason.", labelNames: ["direction", "outcome", "reason"], registers: [registry] }),
     messages: new Counter({ name: "pilox_mesh_federation_messages_total", help: "Messages relayed between meshes.", labelNames: ["direction"], registers: [registry] }),
     queueDepth: new Gauge({ name: "pilox_mesh_federation_queue_messages", help: "Messages waiting in the outbound federation queues.", registers: [registry] }),
+    peerUp: new Gauge({ name: "pilox_mesh_federation_peer_up", help: "1 while the peer's link works: its last relay delivery succeeded, or its WAN link is up with no error.", labelNames: ["peer", "transport"], registers: [registry] }),
+    peerQueueMessages: new Gauge({ name: "pilox_mesh_federation_peer_queue_messages", help: "Messages waiting for the peer (relay queue or WAN queue and frames in flight).", labelNames: ["peer", "transport"], registers: [registry] }),
+    peerQueueAge: new Gauge({ name: "pilox_mesh_federation_peer_queue_oldest_age_seconds", help: "How long the peer's queue has held messages without emptying (0 when empty).", labelNames: ["peer", "transport"], registers: [registry] }),
     manifestSyncs: new Counter({ name: "pilox_mesh_federation_manifest_syncs_total", help: "Signed manifest refreshes, by result (a failed one keeps the last good roster).", labelNames: ["result"], registers: [registry] }),
   };
   // Labelled counters start at zero for every known label, so rate() and alerts see them.
@@ -126,6 +140,7 @@ export function createMetrics(reasons: MetricReasons = {}): Metrics {
     }),
   };
   const backendUp = new Gauge({ name: "pilox_mesh_bus_backend_up", help: "1 while the bus backend (Redis) is connected, else 0.", labelNames: ["backend"], registers: [registry] });
+  const tlsCertExpiry = new Gauge({ name: "pilox_mesh_tls_cert_expiry_timestamp_seconds", help: "When the public listener's TLS certificate expires (unix seconds); absent without TLS.", registers: [registry] });
   const lastOk = new Gauge({ name: "pilox_mesh_config_last_reload_success", help: "1 if the last configuration reload was applied, 0 if it was refused.", registers: [registry] });
   const lastAt = new Gauge({ name: "pilox_mesh_config_last_reload_timestamp_seconds", help: "Time of the last configuration reload attempt (unix seconds).", registers: [registry] });
   lastOk.set(1);
@@ -148,6 +163,7 @@ export function createMetrics(reasons: MetricReasons = {}): Metrics {
     dlq: new Counter({ name: "pilox_mesh_wan_dlq_total", help: "Frames or entries moved to the WAN dead-letter stream, by reason.", labelNames: ["reason"], registers: [registry] }),
     consumerPending: new Gauge({ name: "pilox_mesh_wan_consumer_pending", help: "Frames addressed to this site that its consumer has not yet taken.", registers: [registry] }),
     queueDepth: new Gauge({ name: "pilox_mesh_wan_queue_messages", help: "Messages waiting in the on-disk WAN queues.", registers: [registry] }),
+    connected: new Gauge({ name: "pilox_mesh_wan_connected", help: "1 while connected to a NATS server (a series only where [wan] runs).", labelNames: ["stream"], registers: [registry] }),
   };
   for (const r of reasons.wanRefused ?? []) {
     wan.rejected.inc({ reason: r }, 0);
@@ -156,7 +172,8 @@ export function createMetrics(reasons: MetricReasons = {}): Metrics {
   for (const l of reasons.wanDuplicateLayers ?? []) wan.duplicates.inc({ layer: l }, 0);
   const registryRole: RegistryMetrics = {
     quotaRefused: new Counter({ name: "pilox_mesh_registry_quota_refused_total", help: "Registry writes (POST, delete or sync merge) refused by a storage limit, by limit.", labelNames: ["limit"], registers: [registry] }),
+    storeUp: new Gauge({ name: "pilox_mesh_registry_store_up", help: "1 while the registry's store (SQLite or PostgreSQL) answers.", labelNames: ["store"], registers: [registry] }),
   };
   for (const l of ["records", "bytes", "records_per_key", "bytes_per_key"]) registryRole.quotaRefused.inc({ limit: l }, 0);
-  return { registry, registryRole, bus, federation, http, gateway, wan, reloads, backendUp, reloadState };
+  return { registry, registryRole, bus, federation, http, gateway, wan, reloads, backendUp, tlsCertExpiry, reloadState };
 }
