@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian machine or a CI clone: installs what the suites
 # use from Debian packages when missing (redis-server, nats-server and postgresql, which they
 # start on free ports; qemu and the arm64 C libraries to run the ARM64 binary; systemd-analyze;
-# promtool, from prometheus, to check the alert rules that ship), the
+# promtool, from prometheus, to check the alert rules that ship; chromium, headless, for the
+# status page), the
 # npm dependencies when absent, type-checks, builds the single executables, then runs every
 # test file on the Node 24 runtime the executables embed.
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v dpkg-deb >/dev/null 2>&1 || missing+=(dpkg)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]} from Debian packages" >&2
   SUDO=""

@@ -66,6 +66,8 @@ export const ConfigSchema = strictObject({
       tls_cert_file: v.optional(path(), ""),
       tls_key_file: v.optional(path(), ""),
       metrics_token_file: v.optional(path(), ""),
+      // GET / on this listener: a status page (off by default; behind metrics_token_file when set).
+      status_page: v.optional(v.boolean(), false),
       trusted_proxies: v.optional(
         v.array(
           v.pipe(

@@ -17,7 +17,7 @@ import { FEDERATION_REFUSAL_REASONS, type Federation } from "../federation/index
 import { createMetrics, type Metrics } from "../metrics/index.ts";
 import { refuseRootInForeignDir } from "./owner.ts";
 import { claimStateDir } from "./state-format.ts";
-import { versionLine } from "../version.ts";
+import { VERSION, versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
 import type { Role, RoleContext } from "./role.ts";
 import { WAN_DUPLICATE_LAYERS, WAN_REFUSAL_REASONS } from "../wan/reasons.ts";
@@ -179,6 +179,7 @@ export class Appliance {
           onScrape: () => this.metrics.backendUp.set({ backend: this.#bus.backend.kind }, this.#bus.backend.isReady() ? 1 : 0),
           roles: () => this.#roles,
           maxBodyBytes: () => this.#config.http.max_body_bytes,
+          statusPage: { enabled: () => this.#config.http.status_page, data: () => this.#statusPageData() },
         }),
         c.http.listen,
         this.#secrets.tls,
@@ -238,6 +239,28 @@ export class Appliance {
       },
       // Every role's status under its name; null for a role that is off.
       ...(Object.fromEntries(ROLES.map((f) => [f.name, this.#roles.find((r) => r.name === f.name)?.status() ?? null])) as unknown as RoleStatuses),
+    };
+  }
+
+  /** What the status page shows: public-safe (no keys, no error texts). */
+  async #statusPageData() {
+    const st = this.#federationStatus();
+    const wanUp = (st as { wan?: { connected: boolean } }).wan?.connected ?? false;
+    return {
+      origin: this.#config.instance.origin,
+      node: this.#config.node.name,
+      version: VERSION,
+      roles: this.#roles.map((r) => r.name),
+      ready: (await this.#bus.ready()).ok,
+      peers: st.peers.map((p) => ({
+        origin: p.origin,
+        transport: p.transport ?? "relay",
+        // Up: the last delivery worked (relay) or the link is up without error (WAN); null: not tried yet.
+        up: p.lastError !== null ? false : p.transport === "wan" ? wanUp : p.lastContact ? true : null,
+        queue: p.queue.messages,
+        oldestAgeSeconds: p.queue.oldestAgeSeconds ?? null,
+        lastContact: p.lastContact,
+      })),
     };
   }
 

@@ -10,6 +10,7 @@ import { bearerAuth } from "./auth.ts";
 import { clientIp } from "./client-ip.ts";
 import { flatError } from "./errors.ts";
 import { securityHeaders } from "./security-headers.ts";
+import { mountStatusPage, type StatusPageData } from "./status-page.ts";
 import { httpMetrics } from "./metrics.ts";
 
 export interface Rendered {
@@ -43,6 +44,8 @@ export interface PublicApiOptions {
   onScrape?: () => void;
   /** The roles: their routes, body bounds, readiness and scrape hooks. */
   roles: () => readonly PublicRole[];
+  /** GET / (http.status_page): whether it is on, and what it shows. */
+  statusPage?: { enabled: () => boolean; data: () => Promise<StatusPageData> };
   maxBodyBytes: () => number;
 }
 
@@ -103,6 +106,18 @@ export function publicApi(o: PublicApiOptions): Hono<{ Variables: { clientIp: st
   });
 
   for (const r of o.roles()) if (r.routes) app.route("/", r.routes());
+
+  if (o.statusPage) {
+    const page = o.statusPage;
+    mountStatusPage(app, {
+      data: page.data,
+      // Off: as if absent (404). On: behind the metrics token when one is set.
+      auth: async (c, next) => {
+        if (!page.enabled()) return flatError(c, 404, "not_found", "no such endpoint");
+        return o.metricsToken() ? bearerAuth(o.metricsToken)(c, next) : next();
+      },
+    });
+  }
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
 
