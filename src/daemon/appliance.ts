@@ -21,7 +21,7 @@ import { VERSION, versionLine } from "../version.ts";
 import type { RegistryRole } from "../registry/role.ts";
 import type { Role, RoleContext } from "./role.ts";
 import { WAN_DUPLICATE_LAYERS, WAN_REFUSAL_REASONS } from "../wan/reasons.ts";
-import { deadLettersOf, federationOf, registryOf, ROLES, type RoleStatuses } from "./roles.ts";
+import { deadLettersOf, federationOf, federationStatusOf, peerLinks, registryOf, ROLES, type RoleStatuses } from "./roles.ts";
 
 export interface ApplianceOptions {
   load: LoadOptions;
@@ -244,29 +244,18 @@ export class Appliance {
 
   /** What the status page shows: public-safe (no keys, no error texts). */
   async #statusPageData() {
-    const st = this.#federationStatus();
-    const wanUp = (st as { wan?: { connected: boolean } }).wan?.connected ?? false;
     return {
       origin: this.#config.instance.origin,
       node: this.#config.node.name,
       version: VERSION,
       roles: this.#roles.map((r) => r.name),
       ready: (await this.#bus.ready()).ok,
-      peers: st.peers.map((p) => ({
-        origin: p.origin,
-        transport: p.transport ?? "relay",
-        // Up: the last delivery worked (relay) or the link is up without error (WAN); null: not tried yet.
-        up: p.lastError !== null ? false : p.transport === "wan" ? wanUp : p.lastContact ? true : null,
-        queue: p.queue.messages,
-        oldestAgeSeconds: p.queue.oldestAgeSeconds ?? null,
-        lastContact: p.lastContact,
-      })),
+      peers: peerLinks(this.#federationStatus()),
     };
   }
 
-  /** Federation's status as its role shows it (with each peer's transport). */
   #federationStatus() {
-    return this.#roles.find((r) => r.name === ROLES[0]!.name)!.status() as ReturnType<Federation["status"]>;
+    return federationStatusOf(this.#roles);
   }
 
   get #fed(): Federation {

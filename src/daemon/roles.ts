@@ -56,12 +56,11 @@ const federation: RoleFactory = {
         m.peerUp.reset();
         m.peerQueueMessages.reset();
         m.peerQueueAge.reset();
-        const wanUp = wanOf(ctx)?.status().connected ?? false;
-        for (const p of withWanPeers(f.status(), wanOf(ctx)).peers) {
-          const l = { peer: p.origin, transport: p.transport ?? "relay" };
-          m.peerUp.set(l, p.lastError === null && (l.transport !== "wan" || wanUp) ? 1 : 0);
-          m.peerQueueMessages.set(l, p.queue.messages);
-          m.peerQueueAge.set(l, p.queue.oldestAgeSeconds ?? 0);
+        for (const p of peerLinks(withWanPeers(f.status(), wanOf(ctx)))) {
+          const l = { peer: p.origin, transport: p.transport };
+          m.peerUp.set(l, p.up === false ? 0 : 1);
+          m.peerQueueMessages.set(l, p.queue);
+          m.peerQueueAge.set(l, p.oldestAgeSeconds ?? 0);
         }
       },
       routes: () => f.routes(),
@@ -69,6 +68,32 @@ const federation: RoleFactory = {
     };
   },
 };
+
+export interface PeerLink {
+  origin: string;
+  transport: string;
+  /** The last relay delivery worked, or the WAN link is up without error; null: not tried yet. */
+  up: boolean | null;
+  queue: number;
+  oldestAgeSeconds: number | null;
+  lastContact: string | null;
+}
+
+/** Each peer's link as the gauges and the status page show it (one rule for both). */
+export function peerLinks(st: ReturnType<typeof withWanPeers>): PeerLink[] {
+  const wanUp = "wan" in st ? st.wan.connected : false;
+  return st.peers.map((p) => {
+    const transport = p.transport ?? "relay";
+    return {
+      origin: p.origin,
+      transport,
+      up: p.lastError !== null ? false : transport === "wan" ? wanUp : p.lastContact ? true : null,
+      queue: p.queue.messages,
+      oldestAgeSeconds: p.queue.oldestAgeSeconds ?? null,
+      lastContact: p.lastContact,
+    };
+  });
+}
 
 /** The WAN role's own object (its peers' senders), when it runs. */
 const wanOf = (ctx: RoleContext): WanRole | undefined => ctx.role<{ wan: WanRole }>("wan")?.wan;
@@ -185,6 +210,9 @@ export interface RoleStatuses {
 
 /** Every role, in start order (federation first: the WAN carries its peers). */
 export const ROLES: readonly RoleFactory[] = [federation, registry, gateway, wan];
+
+/** Federation's status as its role shows it (each peer with the transport that carries it). */
+export const federationStatusOf = (roles: readonly Role[]): RoleStatuses["federation"] => roles.find((r) => r.name === "federation")!.status() as RoleStatuses["federation"];
 
 /** Federation, which the discovery document and the agent API read. */
 export const federationOf = (roles: readonly Role[]): Federation => (roles.find((r) => r.name === "federation") as FederationRole).federation;

@@ -42,15 +42,18 @@ function drainAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
   // A client that asked for "Connection: close" would have its socket closed by Node as soon as
   // the answer is written, with its body still arriving (EPIPE or a reset on its side): the
   // socket is kept while the rest is dropped, and closed after.
+  // (Only such a client pays for the wrapper: the hot path of keep-alive POSTs does not.)
   let closeAfter = false;
-  const writeHead = res.writeHead;
-  res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
-    if (!req.complete && !res.shouldKeepAlive) {
-      res.shouldKeepAlive = true;
-      closeAfter = true;
-    }
-    return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
-  } as typeof res.writeHead;
+  if (!res.shouldKeepAlive) {
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+      if (!req.complete) {
+        res.shouldKeepAlive = true;
+        closeAfter = true;
+      }
+      return (writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+    } as typeof res.writeHead;
+  }
   res.once("finish", () => {
     if (req.complete || req.destroyed) {
       if (closeAfter) req.socket?.end();
