@@ -620,8 +620,19 @@ export class RedisBackend implements BusBackend {
     const r = this.#blockingConnection(`tail:${channel}`);
     let closed = false;
     const { abort, run } = abortable();
+    let cursor = afterId;
+    // Pin "$" before answering, so whatever is appended after the caller is told the tail is
+    // open is read; if Redis is away now, the loop pins it once Redis answers.
+    if (cursor === "$") {
+      try {
+        // On the command connection: it fails at once while Redis is away, not after it returns.
+        const last = (await this.#cmd.xrevrange(key, "+", "-", "COUNT", 1)) as [string, string[]][];
+        cursor = last[0]?.[0] ?? "0-0";
+      } catch {
+        // left as "$": the loop retries.
+      }
+    }
     const loop = async () => {
-      let cursor = afterId;
       while (!closed) {
         try {
           if (cursor === "$") {
