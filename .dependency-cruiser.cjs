@@ -4,7 +4,7 @@
  * their layers (no folder cycle). `npm test` runs this check (test/run.sh).
  */
 const LAYERS = [
-  ["version.ts", "canon", "json", "schema", "random", "log", "secrets", "net"],
+  ["version.ts", "canon", "json", "schema", "random", "log", "secrets", "net", "redis"],
   ["identity", "metrics"],
   ["bus"],
   ["config"],

@@ -8,7 +8,8 @@
  */
 import { hostname } from "node:os";
 import { EmbeddedBackend } from "./bus/backends/embedded.ts";
-import { RedisBackend, type RedisTarget } from "./bus/backends/redis.ts";
+import { RedisBackend } from "./bus/backends/redis/index.ts";
+import type { RedisTarget } from "./redis/index.ts";
 import { MeshBus, type ChannelOptions } from "./bus/bus.ts";
 import { KeyRing, type BusKey } from "./bus/keyring.ts";
 import * as v from "valibot";
@@ -17,7 +18,8 @@ import { readSecretFile } from "./secrets/index.ts";
 import { silentLogger, type Logger } from "./log/index.ts";
 
 export * from "./bus/index.ts";
-export { RedisBackend, type RedisBackendOptions, type RedisTarget } from "./bus/backends/redis.ts";
+export { RedisBackend, type RedisBackendOptions } from "./bus/backends/redis/index.ts";
+export type { RedisTarget } from "./redis/index.ts";
 export { createLogger, silentLogger, type Logger } from "./log/index.ts";
 export { loadConfig, resolveSecrets, ConfigError, type Config } from "./config/index.ts";
 export { Appliance, type ApplianceOptions } from "./daemon/appliance.ts";

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
 import { Redis } from "ioredis";
-import { RedisBackend } from "../src/bus/backends/redis.ts";
+import { RedisBackend } from "../src/bus/backends/redis/index.ts";
 import { EmbeddedBackend } from "../src/bus/index.ts";
 import { silentLogger } from "../src/log/index.ts";
 import { SEQ_WINDOW, SeqMemory } from "../src/bus/seq-set.ts";

@@ -1,7 +1,7 @@
 /**
  * A set of delivered sequences (the WAN receiver's memory of one sender's frames), as ranges,
  * over a window below the highest. The Redis backend keeps the same structure in a script
- * (backends/redis.ts, APPEND_ONCE): the two must agree. Above the window a frame is new unless seen; below it, a frame is
+ * (backends/redis/scripts.ts, APPEND_ONCE): the two must agree. Above the window a frame is new unless seen; below it, a frame is
  * a repeat (the sender never has more than wan.max_in_flight frames outstanding, far less than
  * the window). Gaps (a sender that skipped a sequence in a crash) cost one more range, no more.
  * Serialised small: `{"r":[[lo,hi],…]}`, stored with the delivery it records.

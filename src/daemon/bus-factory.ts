@@ -5,7 +5,7 @@ import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
 import type { BusBackend } from "../bus/backends/backend.ts";
-import type { RedisClient, RedisTarget } from "../bus/backends/redis.ts";
+import type { RedisClient, RedisTarget } from "../redis/index.ts";
 import { EmbeddedBackend } from "../bus/backends/embedded.ts";
 import { MeshBus, type ChannelOptions } from "../bus/bus.ts";
 import type { VerifyPolicy } from "../bus/envelope/verify.ts";
@@ -63,7 +63,7 @@ export function redisTargetOf(c: Config, s: Pick<Secrets, "redisPassword" | "sen
  * commands fail fast while it is down (no offline queue), and errors are logged, rate-limited.
  */
 export async function sideRedis(c: Config, s: Secrets, log: Logger, role: string): Promise<RedisClient> {
-  const { redisClient } = await import("../bus/backends/redis.ts");
+  const { redisClient } = await import("../redis/index.ts");
   const r = redisClient(redisTargetOf(c, s), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
   r.on("error", (err: Error) => log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
   r.connect().catch(() => {});
@@ -72,7 +72,7 @@ export async function sideRedis(c: Config, s: Secrets, log: Logger, role: string
 
 export async function createBackend(c: Config, s: Secrets, log: Logger): Promise<BusBackend> {
   if (c.bus.backend === "embedded") return new EmbeddedBackend(c.bus.redis.stream_max_len, log);
-  const { RedisBackend } = await import("../bus/backends/redis.ts");
+  const { RedisBackend } = await import("../bus/backends/redis/index.ts");
   return new RedisBackend({
     ...redisTargetOf(c, s),
     streamPrefix: c.bus.redis.stream_prefix,

@@ -12,7 +12,7 @@ import type { Config, Secrets } from "../config/index.ts";
 import type { MeshBus } from "../bus/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
-import type { RedisClient } from "../bus/backends/redis.ts";
+import type { RedisClient } from "../redis/index.ts";
 
 export interface Readiness {
   ok: boolean;

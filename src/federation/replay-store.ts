@@ -3,7 +3,7 @@
  * With Redis: SET NX EX, shared by every appliance of the mesh. Without: a bounded map in
  * memory. Either way, when the store cannot answer the verifier fails closed (503).
  */
-import type { RedisClient } from "../bus/backends/redis.ts";
+import type { RedisClient } from "../redis/index.ts";
 
 export class ReplayStoreUnavailableError extends Error {
   override name = "ReplayStoreUnavailableError";

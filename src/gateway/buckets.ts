@@ -3,7 +3,7 @@
  * Redis, so replicas of a gateway share one budget (one round trip: an atomic script that
  * refills by the server's clock and takes a token).
  */
-import type { RedisClient } from "../bus/backends/redis.ts";
+import type { RedisClient } from "../redis/index.ts";
 import { RateLimiter } from "../net/index.ts";
 
 export interface Buckets {

@@ -4,7 +4,7 @@
  * budget), reconfigured by a reload.
  */
 import type { Hono } from "hono";
-import type { RedisClient } from "../bus/backends/redis.ts";
+import type { RedisClient } from "../redis/index.ts";
 import type { Config, Secrets } from "../config/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";

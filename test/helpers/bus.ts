@@ -1,6 +1,7 @@
 /** Builds MeshBus instances for tests straight from options (the appliance uses the config). */
 import { KeyRing, MeshBus, EmbeddedBackend, REJECT_REASONS, type BusKey, type ChannelOptions, type Delivery } from "../../src/bus/index.ts";
-import { RedisBackend, type RedisTarget } from "../../src/bus/backends/redis.ts";
+import { RedisBackend } from "../../src/bus/backends/redis/index.ts";
+import type { RedisTarget } from "../../src/redis/index.ts";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
 import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
 

@@ -1,0 +1,303 @@
+/**
+ * The Redis transport: PUBLISH/SUBSCRIBE for best-effort channels, Streams with consumer groups
+ * for durable ones. One connection sends, one listens to pub/sub, and every blocking reader
+ * (a consumer or a tail) has its own, since a blocked connection can carry nothing else.
+ */
+import type { RedisOptions } from "ioredis";
+import type { Logger } from "../../../log/index.ts";
+import { redisClient, shut, type RedisClient, type RedisTarget } from "../../../redis/index.ts";
+import { SEQ_WINDOW } from "../../seq-set.ts";
+import {
+  BackendUnavailableError,
+  runInbound,
+  sleep,
+  type BusBackend,
+  type Closer,
+  type ConsumerOptions,
+  type EntryHandler,
+  type GroupInfo,
+  type LogEntry,
+  type Mark,
+  type ReadyState,
+} from "../backend.ts";
+import { Coalescer } from "../coalesce.ts";
+import { StreamConsumer } from "./consumer.ts";
+import { unavailable } from "./errors.ts";
+import { pairs } from "./replies.ts";
+import { withScripts, type Scripts } from "./scripts.ts";
+import { StreamTail } from "./tail.ts";
+
+export interface RedisBackendOptions extends RedisTarget {
+  /** Prefix of stream keys: `<prefix><channel>`. */
+  streamPrefix: string;
+  streamMaxLen: number;
+  blockMs: number;
+  connectTimeoutMs: number;
+  log: Logger;
+}
+
+/** Per batch of coalesced publishes: at most this many messages, and about this many bytes. */
+const BATCH_ITEMS = 512;
+const BATCH_BYTES = 4 * 1024 * 1024;
+
+export class RedisBackend implements BusBackend {
+  readonly kind = "redis" as const;
+  readonly #cmd: RedisClient;
+  /** The command connection, with the scripts defined on it. */
+  readonly #scripts: Scripts;
+  readonly #sub: RedisClient;
+  readonly #blocking = new Set<RedisClient>();
+  readonly #readyCbs: (() => void)[] = [];
+  readonly #subHandlers = new Map<string, Set<(ch: string, raw: string) => void>>();
+  #closed = false;
+  /** Durable publishes of one tick, per stream: one script call appends them all. */
+  readonly #appends = new Coalescer<string, string>((key, raws) => this.#appendMany(key, raws), BATCH_ITEMS, BATCH_BYTES, (raw) => raw.length);
+  /** Best-effort publishes of one tick: one script call publishes them all. */
+  readonly #publishes = new Coalescer<[string, string], void>((_, pairs) => this.#publishMany(pairs), BATCH_ITEMS, BATCH_BYTES, (p) => p[1].length);
+
+  constructor(private readonly o: RedisBackendOptions) {
+    this.#cmd = this.#connect("cmd", {
+      // Fail fast while disconnected so durable publishes go to the spool in order instead of
+      // waiting in ioredis' memory, and never resend: the spool owns retries.
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      maxRetriesPerRequest: 0,
+    });
+    this.#cmd.on("ready", () => {
+      for (const cb of this.#readyCbs) cb();
+    });
+    // Sent by its SHA once loaded (EVALSHA, reloaded after a Redis restart): not ~1.5 KB of
+    // script with every frame.
+    this.#scripts = withScripts(this.#cmd);
+    this.#sub = this.#connect("sub", { autoResubscribe: true, maxRetriesPerRequest: null });
+    this.#sub.on("message", (ch: string, raw: string) => {
+      const set = this.#subHandlers.get(ch);
+      if (set) for (const fn of set) runInbound(fn, ch, raw, this.o.log);
+    });
+  }
+
+  #connect(role: string, extra: RedisOptions): RedisClient {
+    const r = redisClient(this.o, {
+      lazyConnect: true,
+      connectTimeout: this.o.connectTimeoutMs,
+      retryStrategy: (times) => (this.#closed ? null : Math.min(100 * times, 2_000)),
+      ...extra,
+    });
+    r.on("ready", () => this.o.log.debug("redis connection ready", { role }));
+    r.on("end", () => this.o.log.debug("redis connection ended", { role }));
+    // Without a listener, ioredis' error events would crash the process.
+    r.on("error", (err: Error) => this.o.log.limited(`redis-${role}`, "warn", "redis connection error", { role, error: err.message }));
+    return r;
+  }
+
+  async start(): Promise<void> {
+    // Start even when Redis is down: the appliance must come up and reconnect on its own.
+    for (const r of [this.#cmd, this.#sub]) r.connect().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const all = [this.#cmd, this.#sub, ...this.#blocking];
+    await Promise.all(all.map((r) => shut(r)));
+  }
+
+  isReady(): boolean {
+    return this.#cmd.status === "ready";
+  }
+
+  onReady(cb: () => void): void {
+    this.#readyCbs.push(cb);
+  }
+
+  async ready(durableChannels: readonly string[]): Promise<ReadyState> {
+    if (!this.isReady()) return { ok: false, detail: `redis not connected (${this.#cmd.status})`, warnings: [] };
+    try {
+      const info = (await this.#cmd.info("persistence")) as string;
+      const warnings: string[] = [];
+      if (durableChannels.length > 0 && !/aof_enabled:1/.test(info)) {
+        warnings.push(
+          `durable channels (${durableChannels.join(", ")}) on a Redis without AOF persistence: a Redis restart loses them`,
+        );
+      }
+      return { ok: true, detail: "redis connected", warnings };
+    } catch (err) {
+      return { ok: false, detail: `redis: ${(err as Error).message}`, warnings: [] };
+    }
+  }
+
+  async publish(wireChannel: string, raw: string): Promise<void> {
+    try {
+      await this.#publishes.add("", [wireChannel, raw]);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async #publishMany(pairs: [string, string][]): Promise<void[]> {
+    const args: string[] = [];
+    for (const [ch, raw] of pairs) args.push(ch, raw);
+    await this.#scripts.piloxPublishMany(...args);
+    return pairs.map(() => undefined);
+  }
+
+  async #appendMany(key: string, raws: string[]): Promise<string[]> {
+    return this.#scripts.piloxAppendMany(1, key, String(this.o.streamMaxLen), ...raws);
+  }
+
+  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
+    const fresh: string[] = [];
+    for (const ch of wireChannels) {
+      let set = this.#subHandlers.get(ch);
+      if (!set) {
+        this.#subHandlers.set(ch, (set = new Set()));
+        fresh.push(ch);
+      }
+      set.add(onMessage);
+    }
+    // With autoResubscribe, ioredis renews these after every reconnect. While Redis is away the
+    // SUBSCRIBE waits in ioredis' queue: wait for it a bounded time only, so a start or a
+    // reload during an outage does not hang.
+    if (fresh.length) {
+      const confirmed = this.#sub.subscribe(...fresh).catch((err: Error) => {
+        this.o.log.limited("redis-subscribe", "warn", "subscribe failed; it is renewed on reconnect", { error: err.message });
+      });
+      await Promise.race([confirmed, sleep(this.o.connectTimeoutMs)]);
+    }
+    return {
+      close: async () => {
+        const gone: string[] = [];
+        for (const ch of wireChannels) {
+          const set = this.#subHandlers.get(ch);
+          set?.delete(onMessage);
+          if (set && set.size === 0) {
+            this.#subHandlers.delete(ch);
+            gone.push(ch);
+          }
+        }
+        if (gone.length && !this.#closed) await this.#sub.unsubscribe(...gone).catch(() => {});
+      },
+    };
+  }
+
+  key(channel: string): string {
+    return this.o.streamPrefix + channel;
+  }
+
+  async appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void> {
+    const m = this.#cmd.multi();
+    for (const e of entries) m.xadd(this.key(e.channel), "MAXLEN", "~", this.o.streamMaxLen, "*", "m", e.raw);
+    m.hset(mark.hash, mark.field, mark.value);
+    let res: [Error | null, unknown][] | null;
+    try {
+      res = await m.exec();
+    } catch (err) {
+      throw unavailable(err);
+    }
+    if (!res) throw new BackendUnavailableError("redis transaction aborted");
+    for (const [err] of res) if (err) throw unavailable(err);
+  }
+
+  async appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean> {
+    const keys = [...new Set(entries.map((e) => this.key(e.channel)))];
+    const args: (string | number)[] = [once.field, String(once.seq), String(SEQ_WINDOW), String(this.o.streamMaxLen)];
+    for (const e of entries) args.push(String(keys.indexOf(this.key(e.channel)) + 2), e.raw);
+    try {
+      return (await this.#scripts.piloxAppendOnce(1 + keys.length, once.hash, ...keys, ...args)) === 1;
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async readMarks(hash: string): Promise<Map<string, string>> {
+    try {
+      return new Map(Object.entries(await this.#cmd.hgetall(hash)));
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async append(channel: string, raws: readonly string[]): Promise<string[]> {
+    const key = this.key(channel);
+    // They join the other publishes of this tick: one script call per batch, in order.
+    try {
+      return await Promise.all(raws.map((raw) => this.#appends.add(key, raw)));
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  #blockingConnection(role: string): RedisClient {
+    const r = this.#connect(role, { maxRetriesPerRequest: null, enableOfflineQueue: true });
+    r.connect().catch(() => {});
+    this.#blocking.add(r);
+    return r;
+  }
+
+  async #release(r: RedisClient): Promise<void> {
+    this.#blocking.delete(r);
+    await shut(r);
+  }
+
+  async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
+    const conn = this.#blockingConnection(`consumer:${channel}`);
+    const consumer = new StreamConsumer(
+      {
+        channel,
+        key: this.key(channel),
+        conn,
+        borrow: (role) => this.#blockingConnection(role),
+        release: (r) => this.#release(r),
+        streamMaxLen: this.o.streamMaxLen,
+        blockMs: this.o.blockMs,
+        connectTimeoutMs: this.o.connectTimeoutMs,
+        log: this.o.log,
+      },
+      opts,
+      handle,
+    );
+    await consumer.start();
+    return {
+      close: async () => {
+        await consumer.close();
+        this.#blocking.delete(conn);
+      },
+    };
+  }
+
+  async groups(channel: string): Promise<GroupInfo[]> {
+    let reply: unknown;
+    try {
+      reply = await this.#cmd.call("XINFO", "GROUPS", this.key(channel));
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return [];
+      throw unavailable(err);
+    }
+    // Each group is a flat [name, value, …] list over RESP2, a map (object) over RESP3.
+    return (reply as unknown[]).map((g) => {
+      const f: Record<string, unknown> = Array.isArray(g) ? Object.fromEntries(pairs(g)) : (g as Record<string, unknown>);
+      const lag = f["lag"];
+      return { name: String(f["name"]), pending: Number(f["pending"] ?? 0), lag: typeof lag === "number" ? lag : null };
+    });
+  }
+
+  async dropGroup(channel: string, group: string): Promise<void> {
+    try {
+      await this.#cmd.xgroup("DESTROY", this.key(channel), group);
+    } catch (err) {
+      if (/no such key/i.test((err as Error).message)) return;
+      throw unavailable(err);
+    }
+  }
+
+  async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
+    const conn = this.#blockingConnection(`tail:${channel}`);
+    const tail = new StreamTail({ channel, key: this.key(channel), conn, cmd: this.#cmd, blockMs: this.o.blockMs, log: this.o.log }, afterId, onEntries);
+    await tail.start();
+    return {
+      close: async () => {
+        await tail.close();
+        this.#blocking.delete(conn);
+      },
+    };
+  }
+}
