@@ -8,4 +8,5 @@ export { FEDERATION_REFUSAL_REASONS } from "./reasons.ts";
 export { Federation } from "./service.ts";
 export { peersOf, type Peer } from "./peers.ts";
 export { forwarderGroup, peerId } from "./peer-id.ts";
+export { PeerLinks, type PeerLink } from "./peer-links.ts";
 export { forwardChanged, subscribeForward } from "./forward-feed.ts";

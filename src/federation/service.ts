@@ -10,6 +10,7 @@ import type { Metrics } from "../metrics/index.ts";
 import { AuditLog } from "./audit.ts";
 import { handleRelay, RELAY_PATH, relayTooLarge } from "./inbound.ts";
 import { Forwarder, queueDirFor } from "./outbound.ts";
+import { PeerLinks } from "./peer-links.ts";
 import { forwarderGroup } from "./peer-id.ts";
 import { peersOf, type Peer } from "./peers.ts";
 import { RateLimiter } from "../net/index.ts";
@@ -45,7 +46,7 @@ export interface FederationDeps {
 export class Federation {
   #config: Config;
   #peers: Map<string, Peer>;
-  readonly #forwarders = new Map<string, Forwarder>();
+  readonly #forwarders: PeerLinks<Forwarder>;
   readonly audit: AuditLog;
   readonly #delivered = new ReplayCache(1_000_000);
   readonly #deliveredJournal: ReplayJournal;
@@ -65,6 +66,8 @@ export class Federation {
     this.#deliveredJournal = new ReplayJournal(join(dir, "inbound-delivered.journal"), this.#delivered, d.log, join(dir, "inbound-delivered.json"));
     this.#ipLimit = new RateLimiter(() => this.#config.federation.per_ip_rate);
     this.#peerLimit = new RateLimiter((origin) => this.#peers.get(origin)?.ratePerSecond ?? 1);
+    // A WAN peer's messages leave through the WAN role (src/wan), not the HTTPS relay.
+    this.#forwarders = new PeerLinks({ transport: "relay", open: (p) => this.#forwarder(p), bus: d.bus, log: d.log });
   }
 
   get enabled(): boolean {
@@ -76,7 +79,7 @@ export class Federation {
       await this.#syncManifest();
       this.#peers = peersOf(this.#config, this.#roster.peers());
     }
-    for (const p of this.#peers.values()) await this.#startForwarder(p);
+    await this.#forwarders.apply(this.#peers);
     this.#scheduleRefresh();
     await this.#findOrphans();
   }
@@ -103,11 +106,9 @@ export class Federation {
     return changed;
   }
 
-  async #startForwarder(p: Peer): Promise<void> {
-    // A WAN peer's messages leave through the WAN role (src/wan), not the HTTPS relay.
-    if (p.forward.size === 0 || p.transport !== "relay") return;
+  #forwarder(p: Peer): Forwarder {
     const c = () => this.#config;
-    const f = new Forwarder(p, {
+    return new Forwarder(p, {
       bus: this.d.bus,
       identity: this.d.identity,
       ourOrigin: () => c().instance.origin,
@@ -119,8 +120,6 @@ export class Federation {
       audit: this.audit,
       log: this.d.log,
     });
-    this.#forwarders.set(p.origin, f);
-    await f.start();
   }
 
   /** Applies a reloaded configuration (and re-reads the manifest): no restart, no gap. */
@@ -133,17 +132,7 @@ export class Federation {
 
   async #applyPeers(): Promise<void> {
     this.#peers = peersOf(this.#config, this.#roster.peers());
-    for (const [origin, f] of this.#forwarders) {
-      const p = this.#peers.get(origin);
-      if (!p || p.forward.size === 0 || p.transport !== "relay") {
-        this.#forwarders.delete(origin);
-        await f.close(); // its queue stays on disk, sent if the peer comes back
-        // Its consumer groups would otherwise keep a growing lag in Redis for nobody. A peer
-        // moved to the WAN keeps them: the WAN sender reads the same groups, pending included.
-        if (!p || p.forward.size === 0) await this.#dropGroups(origin, [...f.peer.forward]);
-      } else await f.update(p);
-    }
-    for (const p of this.#peers.values()) if (!this.#forwarders.has(p.origin)) await this.#startForwarder(p);
+    await this.#forwarders.apply(this.#peers);
     await this.#findOrphans();
     await this.d.onPeers?.(this.#peers);
   }
@@ -151,18 +140,6 @@ export class Federation {
   /** The trusted peers (static and from the manifest): every transport checks against these. */
   peers(): ReadonlyMap<string, Peer> {
     return this.#peers;
-  }
-
-  async #dropGroups(origin: string, channels: string[]): Promise<void> {
-    const bus = this.d.bus();
-    for (const ch of channels.filter((c) => bus.isDurable(c))) {
-      try {
-        await bus.backend.dropGroup(ch, forwarderGroup(origin));
-        this.d.log.info("removed the consumer group of a removed peer", { peer: origin, channel: ch, group: forwarderGroup(origin) });
-      } catch (err) {
-        this.d.log.warn("cannot remove a removed peer's consumer group", { peer: origin, channel: ch, error: (err as Error).message });
-      }
-    }
   }
 
   /**
@@ -284,7 +261,7 @@ export class Federation {
 
   async close(): Promise<void> {
     clearInterval(this.#refreshTimer);
-    await Promise.all([...this.#forwarders.values()].map((f) => f.close()));
+    await this.#forwarders.closeAll();
     this.#deliveredJournal.close();
     this.audit.close();
     await this.d.replay.close?.();

@@ -11,7 +11,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { MeshBus } from "../bus/index.ts";
 import type { Config, WanSecrets } from "../config/index.ts";
-import { forwarderGroup, peerId, type Peer } from "../federation/index.ts";
+import { PeerLinks, peerId, type Peer } from "../federation/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
@@ -57,7 +57,7 @@ export interface WanReady {
 
 export class WanRole {
   #config: Config;
-  readonly #senders = new Map<string, Sender>();
+  readonly #senders: PeerLinks<Sender>;
   readonly #receiver: Receiver;
   readonly #pilox: Pilox;
   #nc: NatsConnection | undefined;
@@ -81,6 +81,14 @@ export class WanRole {
       return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
     };
     const termWithReason = () => serverAtLeast(this.#nc, 2, 10, 4);
+    this.#senders = new PeerLinks({
+      transport: "wan",
+      open: (p) => this.#sender(p),
+      // Deliveries from a WAN peer are counted by its origin: the series exists from the start.
+      onPeer: (p) => d.metrics.delivered.inc({ peer: p.origin }, 0),
+      bus: d.bus,
+      log: d.log,
+    });
     this.#receiver = new Receiver({
       bus: d.bus,
       peers: d.peers,
@@ -127,7 +135,7 @@ export class WanRole {
   }
 
   async start(): Promise<void> {
-    for (const p of this.d.peers().values()) await this.#startSender(p);
+    await this.#senders.apply(this.d.peers());
     this.#receiver.start();
     if (this.#config.wan.pilox.ingest) {
       this.d.metrics.delivered.inc({ peer: "pilox-ingest" }, 0);
@@ -136,13 +144,9 @@ export class WanRole {
     this.#connecting = this.#connect();
   }
 
-  async #startSender(p: Peer): Promise<void> {
-    if (p.transport !== "wan") return;
-    // Deliveries from a WAN peer are counted by its origin: the series exists from the start.
-    this.d.metrics.delivered.inc({ peer: p.origin }, 0);
-    if (p.forward.size === 0) return;
+  #sender(p: Peer): Sender {
     const c = () => this.#config;
-    const s = new Sender(p, {
+    return new Sender(p, {
       bus: this.d.bus,
       identity: this.d.identity,
       ourOrigin: () => c().instance.origin,
@@ -158,29 +162,11 @@ export class WanRole {
       metrics: this.d.metrics,
       log: this.d.log,
     });
-    this.#senders.set(p.origin, s);
-    await s.start();
   }
 
   /** Follows federation's peer set (reload, manifest refresh). */
   async onPeers(peers: ReadonlyMap<string, Peer>): Promise<void> {
-    for (const [origin, s] of this.#senders) {
-      const p = peers.get(origin);
-      if (!p || p.transport !== "wan" || p.forward.size === 0) {
-        this.#senders.delete(origin);
-        await s.close(); // its queue and frames stay on disk, sent if the peer comes back
-        if (!p || p.forward.size === 0) await this.#dropGroups(origin, [...s.peer.forward]);
-      } else await s.update(p);
-    }
-    for (const p of peers.values()) if (!this.#senders.has(p.origin)) await this.#startSender(p);
-  }
-
-  /** A removed peer's consumer groups would keep a growing lag in Redis for nobody. */
-  async #dropGroups(origin: string, channels: string[]): Promise<void> {
-    const bus = this.d.bus();
-    for (const ch of channels.filter((c) => bus.isDurable(c))) {
-      await bus.backend.dropGroup(ch, forwarderGroup(origin)).catch((err: unknown) => this.d.log.warn("cannot remove a removed WAN peer's consumer group", { peer: origin, channel: ch, error: (err as Error).message }));
-    }
+    await this.#senders.apply(peers);
   }
 
   /** Bounds and limits follow a reload; where things live on NATS is pinned by the daemon (restart-only keys). */
@@ -345,14 +331,14 @@ export class WanRole {
       queue: r.queue,
       receiver: rec,
       pilox: { ingest: w.pilox.ingest, stream: w.pilox.stream, error: this.#ingestError ?? null, ...this.#pilox.status() },
-      peers: Object.fromEntries([...this.#senders].map(([o, s]) => [o, s.status()])),
+      peers: Object.fromEntries([...this.#senders.entries()].map(([o, s]) => [o, s.status()])),
     };
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
-    await Promise.all([...this.#senders.values()].map((s) => s.close()));
+    await this.#senders.closeAll();
     await this.#receiver.close();
     await this.#pilox.close();
     await this.#connecting;
