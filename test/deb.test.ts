@@ -77,6 +77,42 @@ describe(".deb packages", () => {
     assert.match(check.stderr, /configuration OK/);
   });
 
+  it("postinst says when the service stops right after starting, and what to run where there is no systemd", { skip: process.getuid?.() !== 0 && "needs root for a mount namespace", timeout: 60_000 }, async () => {
+    // The package's own postinst, run on this host in a private mount namespace: /etc a copy,
+    // /var/lib and /run empty, systemd present or not, systemctl and journalctl stand-ins that
+    // start the unit and then find it dead (a bad configuration exits 78).
+    const ctl = s.path("ctl");
+    await run("dpkg-deb", ["-e", DEB("amd64"), ctl]);
+    const fake = s.path("fakebin");
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(`${fake}/systemctl`, '#!/bin/sh\necho "systemctl $*" >> "$CALLS"\ncase "$1" in is-active) exit 3;; esac\nexit 0\n', { mode: 0o755 });
+    writeFileSync(`${fake}/journalctl`, '#!/bin/sh\necho "pilox-mesh[1]: level=error msg=\\"configuration error\\" file=/etc/pilox-mesh/pilox-mesh.toml exit=78"\n', { mode: 0o755 });
+    const postinst = async (withSystemd: boolean) => {
+      const calls = s.path(`calls-${withSystemd}`);
+      writeFileSync(calls, "");
+      const script = [
+        "set -e",
+        `cp -a /etc ${s.path(`etc-${withSystemd}`)}`,
+        `mount --bind ${s.path(`etc-${withSystemd}`)} /etc`,
+        "mount -t tmpfs none /var/lib",
+        "mount -t tmpfs none /run",
+        withSystemd ? "mkdir -p /run/systemd/system" : "true",
+        "mkdir -p /etc/pilox-mesh && : > /etc/pilox-mesh/pilox-mesh.toml",
+        `PATH=${fake}:$PATH CALLS=${calls} sh ${ctl}/postinst configure ""`,
+      ].join("\n");
+      const r = await run("unshare", ["-m", "--propagation", "private", "sh", "-c", script]);
+      return { stderr: r.stderr, calls: readFileSync(calls, "utf8") };
+    };
+    const live = await postinst(true);
+    assert.match(live.calls, /^systemctl enable --now pilox-mesh\.service$/m);
+    assert.match(live.stderr, /the service stopped right after starting; its last lines:/);
+    assert.match(live.stderr, /configuration error.*exit=78/);
+    assert.match(live.stderr, /pilox-mesh check-config\), then: systemctl restart pilox-mesh/);
+    const none = await postinst(false);
+    assert.equal(none.calls, "", "no systemctl where there is no systemd");
+    assert.match(none.stderr, /no systemd here, so nothing was started\. Run it as its user: runuser -u pilox-mesh -- pilox-mesh serve/);
+  });
+
   it("upgrades: the new binary in place, an edited conffile and the identity kept", { timeout: 60_000 }, async () => {
     writeFileSync(`${root}/etc/pilox-mesh/pilox-mesh.toml`, "# edited by the operator\n");
     const key = readFileSync(`${root}/var/lib/pilox-mesh/identity.key`, "utf8");

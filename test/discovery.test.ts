@@ -110,6 +110,23 @@ describe("discovery document", () => {
     assert.equal(keys.json.keys.length, 2);
   });
 
+  it("a rotation finished literally (next_key_file = the current key) is warned about in status", async () => {
+    const before = readFileSync(s.path("pilox-mesh.toml"), "utf8");
+    try {
+      const text = before.replace(/^next_key_file = .*$/m, "").replace("[instance]\n", `[instance]\nkey_file = "${s.path("state", "identity.key")}"\nnext_key_file = "${s.path("state", "identity.key")}"\n`);
+      s.write("pilox-mesh.toml", text);
+      assert.deepEqual(await app.reload(), { ok: true });
+      const st = await cli(["status", "--socket", s.path("api.sock")]);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stdout, /^warning:\s+instance\.next_key_file holds the current key .*clear next_key_file and reload/m);
+    } finally {
+      s.write("pilox-mesh.toml", before);
+      assert.deepEqual(await app.reload(), { ok: true });
+    }
+    const st = await cli(["status", "--socket", s.path("api.sock")]);
+    assert.doesNotMatch(st.stdout, /next_key_file holds the current key/);
+  });
+
   it("the identity persists across restarts (seed file 0600 in the state dir)", async () => {
     const { statSync } = await import("node:fs");
     assert.equal(statSync(s.path("state", "identity.key")).mode & 0o777, 0o600);

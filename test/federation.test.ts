@@ -15,6 +15,7 @@ import { http, startAppliance } from "./helpers/appliance.ts";
 import { counterValue, waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { writeSite } from "./helpers/site.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
 
 const s = scratch();
@@ -26,33 +27,12 @@ const originA = () => `http://127.0.0.1:${portA}`;
 const originB = () => `http://127.0.0.1:${portB}`;
 
 function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; durable?: string[] }): string {
-  s.write(`${name}-bus.key`, o.secret);
-  return s.write(
-    `${name}.toml`,
-    `[instance]
-origin = "${o.origin}"
-key_file = "${o.keyFile}"
-[http]
-listen = "127.0.0.1:${o.port}"
-[api]
-socket = "${s.path(`${name}.sock`)}"
-[bus.redis]
-url = "${o.redis}"
-block_ms = 500
-[[bus.keys]]
-id = "${name}1"
-secret_file = "${s.path(`${name}-bus.key`)}"
-[federation]
-batch_size = 200
-per_ip_rate = 10000
-[[federation.peers]]
-origin = "${o.peer}"
-public_keys = [${o.peerKeys.map((k) => `"${k}"`).join(", ")}]
-accept_channels = [${o.accept.map((c) => `"${c}"`).join(", ")}]
-forward_channels = [${o.forward.map((c) => `"${c}"`).join(", ")}]
-rate_per_second = 100000
-${(o.durable ?? []).map((c) => `[[bus.channels]]\nname = "${c}"\ndurable = true\n`).join("")}`,
-  );
+  return writeSite({
+    dir: s.dir, name, port: o.port, origin: o.origin, keyFile: o.keyFile, secret: o.secret, redis: o.redis, blockMs: 500,
+    durable: o.durable ?? [],
+    federation: "batch_size = 200\nper_ip_rate = 10000",
+    peer: { origin: o.peer, keys: o.peerKeys, accept: o.accept, forward: o.forward, ratePerSecond: 100000 },
+  });
 }
 
 const cfgA = (peerKeys = [keyB.publicKeyHex]) =>
@@ -257,9 +237,10 @@ describe("peers from a signed manifest", () => {
     const manifestFile = s.write("manifest.json", JSON.stringify(v1));
     // B trusts A only through the manifest now (no static peer for A).
     const cfg = readFileSync(s.path("b.toml"), "utf8");
+    // The peer entry is last in the file (test/helpers/site.ts): everything before it stays.
     const base = cfg.slice(0, cfg.indexOf("[[federation.peers]]"));
-    const durable = cfg.slice(cfg.indexOf("[[bus.channels]]"));
-    s.write("b.toml", `${base}[federation.manifest]\nurl = "file://${manifestFile}"\nsigner_public_keys = ["${signer.publicKeyHex}"]\naccept_channels = ["a2b"]\n${durable}`);
+    assert.match(base, /\[\[bus\.channels\]\]\nname = "a2b"/);
+    s.write("b.toml", `${base}[federation.manifest]\nurl = "file://${manifestFile}"\nsigner_public_keys = ["${signer.publicKeyHex}"]\naccept_channels = ["a2b"]\n`);
     // The static entry for A goes (A comes back through the manifest): a removal, said explicitly.
     assert.deepEqual(await b.reload({ allowRemovals: true }), { ok: true });
     const body = JSON.stringify({ messages: [{ channel: "a2b", message: { via: "manifest", meshMeta: { v: 1, producer: "t", eventId: `m-${Date.now()}` } } }] });

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { after, before, describe, it } from "node:test";
 import { sealToWire, type MeshBus } from "../src/bus/index.ts";
 import { ConfigError, loadConfig } from "../src/config/index.ts";
@@ -14,9 +14,9 @@ import type { Appliance } from "../src/daemon/appliance.ts";
 import { mintToken } from "../src/federation/index.ts";
 import { createKeyFile } from "../src/identity/index.ts";
 import { http, startAppliance } from "./helpers/appliance.ts";
-import { collector, counterSum, makeBus, startReady, waitFor } from "./helpers/bus.ts";
+import { closeRedisSuite, collector, counterSum, makeBus, redisWithClient, startReady, waitFor } from "./helpers/bus.ts";
 import { corpus, rng } from "./helpers/fuzz.ts";
-import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { freePort, type TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
 
 const N = 400;
@@ -26,14 +26,9 @@ let redis: TestRedis;
 let raw: Redis;
 const buses: MeshBus[] = [];
 
-before(async () => {
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-});
+before(async () => ({ redis, raw } = await redisWithClient()));
 after(async () => {
-  await Promise.all(buses.map((b) => b.close()));
-  raw.disconnect();
-  await redis.stop();
+  await closeRedisSuite(buses, raw, redis);
   s.cleanup();
 });
 

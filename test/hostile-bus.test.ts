@@ -4,11 +4,11 @@
  * publishes. Each must be refused and counted, never crash the process or hold up the rest.
  */
 import assert from "node:assert/strict";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { after, before, describe, it } from "node:test";
 import { EmbeddedBackend, macV1, MessageTooLargeError, type MeshBus } from "../src/bus/index.ts";
-import { collector, counterValue, makeBus, startReady, waitFor } from "./helpers/bus.ts";
-import { startRedis, type TestRedis } from "./helpers/redis.ts";
+import { closeRedisSuite, collector, counterValue, makeBus, redisWithClient, startReady, waitFor } from "./helpers/bus.ts";
+import type { TestRedis } from "./helpers/redis.ts";
 import { scratch, SECRET_A } from "./helpers/tmp.ts";
 
 const s = scratch();
@@ -24,14 +24,9 @@ const bus = (o: Partial<Parameters<typeof makeBus>[0]> = {}) => {
   return b;
 };
 
-before(async () => {
-  redis = await startRedis();
-  raw = new Redis(redis.url);
-});
+before(async () => ({ redis, raw } = await redisWithClient()));
 after(async () => {
-  await Promise.all(buses.map((b) => b.close()));
-  raw.disconnect();
-  await redis.stop();
+  await closeRedisSuite(buses, raw, redis);
   s.cleanup();
 });
 

@@ -16,6 +16,7 @@ import { waitFor } from "./helpers/bus.ts";
 import { ROOT } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { writeSite } from "./helpers/site.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
 
 const X64 = join(ROOT, "dist", "pilox-mesh-linux-x64");
@@ -29,41 +30,12 @@ const originA = () => `http://127.0.0.1:${portA}`;
 const originB = () => `http://127.0.0.1:${portB}`;
 
 function write(name: "a" | "b", port: number, origin: string, redis: string, secret: string, peer: string, peerKey: string, accept: string[], forward: string[]): void {
-  s.write(`${name}-bus.key`, secret);
-  s.write(
-    `${name}.toml`,
-    `[instance]
-origin = "${origin}"
-key_file = "${s.path(`${name}-id.key`)}"
-[http]
-listen = "127.0.0.1:${port}"
-[api]
-socket = "${s.path(`${name}.sock`)}"
-[log]
-level = "warn"
-[bus.redis]
-url = "${redis}"
-block_ms = 200
-[[bus.keys]]
-id = "${name}1"
-secret_file = "${s.path(`${name}-bus.key`)}"
-[[bus.channels]]
-name = "a2b"
-durable = true
-[[federation.peers]]
-origin = "${peer}"
-transport = "wan"
-public_keys = ["${peerKey}"]
-accept_channels = [${accept.map((c) => `"${c}"`).join(",")}]
-forward_channels = [${forward.map((c) => `"${c}"`).join(",")}]
-[wan]
-nats_urls = ["${nats.url}"]
-manage_streams = true
-duplicate_window_seconds = 2
-ack_wait_seconds = 3
-frame_max_messages = 16
-`,
-  );
+  writeSite({
+    dir: s.dir, name, port, origin, secret, redis, blockMs: 200, logLevel: "warn",
+    durable: ["a2b"],
+    peer: { origin: peer, keys: [peerKey], accept, forward, transport: "wan" },
+    wan: { natsUrls: [nats.url], extra: "duplicate_window_seconds = 2\nack_wait_seconds = 3\nframe_max_messages = 16" },
+  });
 }
 
 /** The executable as systemd would run it. */

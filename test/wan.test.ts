@@ -21,6 +21,7 @@ import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { writeSite } from "./helpers/site.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
 import { Redis } from "ioredis";
 
@@ -41,41 +42,14 @@ const order: number[] = [];
 const origins = new Set<string>();
 
 function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; wan?: string; federation?: string; redisExtra?: string }): string {
-  s.write(`${name}-bus.key`, o.secret);
-  return s.write(
-    `${name}.toml`,
-    `[federation]
-${o.federation ?? ""}
-[instance]
-origin = "${o.origin}"
-key_file = "${o.keyFile}"
-[http]
-listen = "127.0.0.1:${o.port}"
-[api]
-socket = "${s.path(`${name}.sock`)}"
-[bus.redis]
-url = "${o.redis}"
-block_ms = 200
-${o.redisExtra ?? ""}
-[[bus.keys]]
-id = "${name}1"
-secret_file = "${s.path(`${name}-bus.key`)}"
-[[bus.channels]]
-name = "a2b"
-durable = true
-[[federation.peers]]
-origin = "${o.peer}"
-transport = "wan"
-public_keys = [${o.peerKeys.map((k) => `"${k}"`).join(", ")}]
-accept_channels = [${o.accept.map((c) => `"${c}"`).join(", ")}]
-forward_channels = [${o.forward.map((c) => `"${c}"`).join(", ")}]
-[wan]
-nats_urls = ["${nats.url}"]
-manage_streams = true
-duplicate_window_seconds = 2
-ack_wait_seconds = 5
-${o.wan ?? ""}`,
-  );
+  return writeSite({
+    dir: s.dir, name, port: o.port, origin: o.origin, keyFile: o.keyFile, secret: o.secret, redis: o.redis, blockMs: 200,
+    ...(o.redisExtra ? { redisExtra: o.redisExtra } : {}),
+    ...(o.federation ? { federation: o.federation } : {}),
+    durable: ["a2b"],
+    peer: { origin: o.peer, keys: o.peerKeys, accept: o.accept, forward: o.forward, transport: "wan" },
+    wan: { natsUrls: [nats.url], extra: `duplicate_window_seconds = 2\nack_wait_seconds = 5\n${o.wan ?? ""}` },
+  });
 }
 
 const cfgA = (keyFile = s.path("a-id.key"), extra: { federation?: string; redisExtra?: string } = {}) =>
@@ -129,6 +103,13 @@ async function deadLetters(): Promise<{ reason: string; detail: string; entry: s
     if (out.length >= info.state.messages) break;
   }
   return out;
+}
+
+/** A sealed frame put on NATS as is (on another subject than its own, to test routing). */
+async function publishFrame(f: { subject: string; msgId: string; headers: Record<string, string>; body: string }, onSubject = f.subject): Promise<void> {
+  const h = natsHeaders();
+  for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
+  await js.publish(onSubject, f.body, { msgID: f.msgId, headers: h });
 }
 
 before(async () => {
@@ -251,11 +232,7 @@ describe("WAN A→B", () => {
     const jsm = await jetstreamManager(nc);
     const consumer = `pilox-mesh-${peerId(originB())}`;
     const redeliveredBefore = (await jsm.consumers.info("PILOX_MESH_WAN_V1", consumer)).num_redelivered;
-    const send = async (f: { subject: string; msgId: string; headers: Record<string, string>; body: string }, onSubject = f.subject) => {
-      const h = natsHeaders();
-      for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
-      await js.publish(onSubject, f.body, { msgID: f.msgId, headers: h });
-    };
+    const send = publishFrame;
     // Unsigned: no headers at all.
     await js.publish(subject, '{"v":1,"messages":[]}', { msgID: "unsigned-1" });
     // Signed by a key B does not hold for A.
@@ -312,9 +289,7 @@ describe("WAN A→B", () => {
       await raw.set(marks, "not a hash");
       const seq = (await lastSeqOfA()) - 30_000;
       const f = sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject: frameSubject(PREFIX, originB(), originA()), seq, entries: [{ channel: "a2b", message: { type: "wan.stuck", payload: { i: 1 }, meshMeta: { v: 1, producer: "test", eventId: "stuck-1" } } }] });
-      const h = natsHeaders();
-      for (const [k, v] of Object.entries(f.headers)) h.set(k, v);
-      await js.publish(f.subject, f.body, { msgID: f.msgId, headers: h });
+      await publishFrame(f);
       await waitFor(async () => (await deadLetters()).some((d) => d.reason === "attempts_exhausted"), 15_000, "attempts_exhausted");
       assert.equal(seen.has("stuck-1"), false);
     } finally {
@@ -328,20 +303,30 @@ describe("WAN A→B", () => {
 
   it("lists the dead letters and replays one once the rule that refused it changed (pilox-mesh wan dlq)", async () => {
     const sock = ["--socket", s.path("b.sock")];
+    // Its own two dead letters: a frame signed by a stranger, and an entry on a channel B does
+    // not take from A (beside one it takes).
+    const subject = frameSubject(PREFIX, originB(), originA());
+    const entry = (channel: string, id: string) => ({ channel, message: { type: "wan.dlq", payload: {}, meshMeta: { v: 1, producer: "test", eventId: id } } });
+    let seq = (await lastSeqOfA()) - 20_000;
+    const forgedFrame = sealFrame({ key: stranger, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", "dlq-forged")] });
+    await publishFrame({ ...forgedFrame, headers: { ...forgedFrame.headers, "Pilox-Mesh-Kid": keyA.kid } });
+    await publishFrame(sealFrame({ key: keyA, sender: originA(), senderId: peerId(originA()), subject, seq: ++seq, entries: [entry("a2b", "dlq-ok"), entry("secret", "dlq-secret")] }));
+    await waitFor(async () => (await deadLetters()).filter((d) => /"dlq-(forged|secret)"/.test(d.body)).length === 2, 15_000, "both dead letters");
     const list = await cli(["wan", "dlq", "list", "--json", ...sock]);
     assert.equal(list.code, 0, list.stderr);
-    const dl = JSON.parse(list.stdout) as { id: number; reason: string; entry: number | null; sender: string | null }[];
-    assert.equal(dl.length, 8);
+    const dl = JSON.parse(list.stdout) as { id: number; reason: string; entry: number | null; sender: string | null; body: string | null }[];
+    assert.equal(dl.length, (await deadLetters()).length, "every dead letter listed");
     const table = await cli(["wan", "dlq", "list", ...sock]);
     assert.match(table.stdout, /^ID\s+TIME\s+REASON/);
     assert.match(table.stdout, /channel_not_allowed/);
     // Still forged today: refused again, nothing delivered.
-    const forged = dl.find((d) => d.reason === "bad_signature")!;
+    const forged = dl.find((d) => d.reason === "bad_signature" && d.body?.includes('"dlq-forged"'))!;
     const again = await cli(["wan", "dlq", "replay", String(forged.id), ...sock]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /bad_signature/);
     // The entry refused for its channel: allowed now, delivered once.
-    const notAllowed = dl.find((d) => d.reason === "channel_not_allowed")!;
+    const notAllowed = dl.find((d) => d.reason === "channel_not_allowed" && d.body?.includes('"dlq-secret"'))!;
+    assert.equal(notAllowed.entry, 1);
     let got = 0;
     const sub = await b.bus.subscribe("secret", () => void got++);
     config("b", { port: portB, origin: originB(), redis: redisB.url, secret: SECRET_B, keyFile: s.path("b-id.key"), peer: originA(), peerKeys: [keyA.publicKeyHex, keyA2.publicKeyHex], accept: ["a2b", "secret"], forward: [] });
@@ -372,18 +357,26 @@ describe("WAN A→B", () => {
 
   it("B's Redis away: B stops taking frames (no attempt spent), then delivers them exactly once", async () => {
     seen.clear();
+    // Two attempts only, so that waiting past max_attempts × ack_wait (2 × 5 s) would have
+    // burnt them all, had the deliveries B could not take counted as attempts.
+    cfgB("max_attempts = 2");
+    assert.deepEqual(await b.reload(), { ok: true });
     const refusedBefore = await counterSum(b.metrics, "pilox_mesh_wan_dlq_total");
-    await redisB.kill("SIGKILL");
-    await waitFor(() => !b.bus.backend.isReady(), 10_000, "B sees its Redis away");
-    await publish(2_000, 500_000);
-    // More than max_attempts × ack_wait would have burnt every attempt if they counted.
-    await new Promise((r) => setTimeout(r, 3_000));
-    assert.equal(received(), 0);
-    await redisB.restart();
-    await waitFor(() => received() >= 2_000, 60_000, "2,000 at B after its Redis returned");
-    await new Promise((r) => setTimeout(r, 500));
-    assertExactlyOnce(2_000);
-    assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_dlq_total"), refusedBefore, "nothing dead-lettered");
+    try {
+      await redisB.kill("SIGKILL");
+      await waitFor(() => !b.bus.backend.isReady(), 10_000, "B sees its Redis away");
+      await publish(2_000, 500_000);
+      await new Promise((r) => setTimeout(r, 2 * 5_000 + 1_500));
+      assert.equal(received(), 0);
+      await redisB.restart();
+      await waitFor(() => received() >= 2_000, 60_000, "2,000 at B after its Redis returned");
+      await new Promise((r) => setTimeout(r, 500));
+      assertExactlyOnce(2_000);
+      assert.equal(await counterSum(b.metrics, "pilox_mesh_wan_dlq_total"), refusedBefore, "nothing dead-lettered");
+    } finally {
+      cfgB();
+      assert.deepEqual(await b.reload(), { ok: true });
+    }
   });
 
   it("two replicas of B on one Redis share its consumer and its memory: exactly once", async () => {

@@ -3,16 +3,7 @@ import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import { vectors } from "../../spec/vectors.ts";
 import { keyFromSeedHex, publicKeyFromHex } from "../identity/index.ts";
-import {
-  MemoryTokenReplayStore,
-  mintToken,
-  normalizeOrigin,
-  signManifest,
-  verifyManifest,
-  verifyToken,
-  type PeerKeys,
-  type TokenReplayStore,
-} from "./index.ts";
+import { MemoryTokenReplayStore, mintToken, normalizeOrigin, signManifest, verifyManifest, verifyToken, type PeerKeys, type TokenReplayStore } from "./index.ts";
 
 const A = keyFromSeedHex(vectors.keys.instanceA.seedHex);
 const B = keyFromSeedHex(vectors.keys.instanceB.seedHex);

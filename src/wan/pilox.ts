@@ -8,7 +8,7 @@
  * `accept_unsigned`), goes to the dead-letter stream instead of looping.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readMemoryFile, writeMemoryFile } from "./memory-file.ts";
 import type { KeyObject } from "node:crypto";
 import type { Consumer, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import { Hono, type Context } from "hono";
@@ -86,13 +86,8 @@ export class Pilox {
   constructor(private readonly d: PiloxDeps) {
     this.#pull = new Puller({ what: "Pilox envelope", ready: () => d.bus().backend.isReady(), batch: () => d.config().wan.fetch_batch, handle: (m) => this.#handle(m), log: d.log });
     this.#limit = new RateLimiter(() => d.config().wan.pilox.publish_rate_per_second);
-    if (d.marksFile && existsSync(d.marksFile)) {
-      try {
-        this.#high = Number((JSON.parse(readFileSync(d.marksFile, "utf8")) as { high?: number }).high) || 0;
-      } catch (err) {
-        d.log.error("cannot read the Pilox ingest memory; starting without it", { file: d.marksFile, error: (err as Error).message });
-      }
-    }
+    const kept = readMemoryFile(d.marksFile, "Pilox ingest memory", d.log) as { high?: unknown } | undefined;
+    this.#high = Number(kept?.high) || 0;
   }
 
   attach(consumer: Consumer | undefined): void {
@@ -184,10 +179,7 @@ export class Pilox {
   }
 
   #persist(): void {
-    if (!this.d.marksFile) return;
-    const tmp = this.d.marksFile + ".tmp";
-    writeFileSync(tmp, JSON.stringify({ high: this.#high }), { mode: 0o600 });
-    renameSync(tmp, this.d.marksFile);
+    if (this.d.marksFile) writeMemoryFile(this.d.marksFile, { high: this.#high });
   }
 
   #busy(m: JsMsg): void {

@@ -7,7 +7,6 @@
  * refused goes to the dead-letter stream with its reason and is terminated: poison never loops.
  * While the local bus cannot take more, nothing is fetched (no delivery attempts burnt).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Consumer, JsMsg } from "@nats-io/jetstream";
 import * as v from "valibot";
 import { BusUnavailableError, coreOf, traceOf, type JsonObject, type MeshBus, type TraceContext } from "../bus/index.ts";
@@ -17,6 +16,7 @@ import { strictObject } from "../schema/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
 import { HDR, verifyFrame } from "./frame.ts";
+import { readMemoryFile, writeMemoryFile } from "./memory-file.ts";
 import { SeqMemory } from "../bus/seq-set.ts";
 import { Puller } from "./pull.ts";
 import { HEADER_ROOM } from "./streams.ts";
@@ -96,14 +96,11 @@ export class Receiver {
 
   constructor(private readonly d: ReceiverDeps) {
     this.#pull = new Puller({ what: "WAN frame", ready: () => d.bus().backend.isReady(), batch: d.fetchBatch, handle: (m) => this.#handle(m), log: d.log });
-    if (d.marksFile && existsSync(d.marksFile)) {
-      try {
-        for (const [k, text] of Object.entries(JSON.parse(readFileSync(d.marksFile, "utf8")) as Record<string, string>)) {
-          if (k.startsWith("replayed:")) this.#replayed.set(k, text);
-          else this.#memory.set(k, SeqMemory.parse(text));
-        }
-      } catch (err) {
-        d.log.error("cannot read the WAN sequence memory; starting without it", { file: d.marksFile, error: (err as Error).message });
+    const kept = readMemoryFile(d.marksFile, "WAN sequence memory", d.log);
+    if (kept && typeof kept === "object") {
+      for (const [k, text] of Object.entries(kept as Record<string, string>)) {
+        if (k.startsWith("replayed:")) this.#replayed.set(k, text);
+        else this.#memory.set(k, SeqMemory.parse(text));
       }
     }
   }
@@ -274,9 +271,7 @@ export class Receiver {
     const out: Record<string, string> = {};
     for (const [k, m] of this.#memory) out[k] = JSON.stringify(m);
     for (const [k, v] of this.#replayed) out[k] = v;
-    const tmp = this.d.marksFile + ".tmp";
-    writeFileSync(tmp, JSON.stringify(out), { mode: 0o600 });
-    renameSync(tmp, this.d.marksFile);
+    writeMemoryFile(this.d.marksFile, out);
   }
 
   /** The local bus cannot take it now: back to the stream with a delay, not counted as an attempt. */

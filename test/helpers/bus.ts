@@ -3,6 +3,8 @@ import { KeyRing, MeshBus, EmbeddedBackend, REJECT_REASONS, type BusKey, type Ch
 import { RedisBackend } from "../../src/bus/backends/redis/index.ts";
 import type { RedisTarget } from "../../src/redis/index.ts";
 import { createLogger, silentLogger, type Logger } from "../../src/log/index.ts";
+import { Redis } from "ioredis";
+import { startRedis, type TestRedis } from "./redis.ts";
 import { createMetrics, type Metrics } from "../../src/metrics/index.ts";
 
 export interface TestBusOptions {
@@ -84,4 +86,17 @@ export async function counterSum(m: Metrics, name: string, filter: (labels: Part
 export async function startReady(...buses: MeshBus[]): Promise<void> {
   await Promise.all(buses.map((b) => b.start()));
   await Promise.all(buses.map(untilReady));
+}
+
+/** A Redis for a suite, and a raw client on it to play the outsider who can reach it. */
+export async function redisWithClient(): Promise<{ redis: TestRedis; raw: Redis }> {
+  const redis = await startRedis();
+  return { redis, raw: new Redis(redis.url) };
+}
+
+/** The end of such a suite: its buses closed, the raw client gone, Redis stopped. */
+export async function closeRedisSuite(buses: readonly MeshBus[], raw: Redis, redis: TestRedis): Promise<void> {
+  await Promise.all(buses.map((b) => b.close()));
+  raw.disconnect();
+  await redis.stop();
 }

@@ -28,6 +28,7 @@ import { frameSubject } from "../../src/wan/index.ts";
 import { BINARY, requireBuild, rssKiB } from "../../bench/http.ts";
 import { startNats } from "../helpers/nats.ts";
 import { freePort, startRedis } from "../helpers/redis.ts";
+import { writeSite } from "../helpers/site.ts";
 
 const MINUTES = Number(process.argv[2] ?? process.env["SOAK_MINUTES"] ?? 30);
 const SAMPLE_MS = 30_000;
@@ -36,42 +37,15 @@ const p = (...x: string[]) => join(dir, ...x);
 const secret = (name: string, v: string) => writeFileSync(p(name), v, { mode: 0o600 });
 
 function siteConfig(name: "a" | "b", o: { port: number; peerPort: number; redis: string; nats: string; peerKey: string; registry: boolean }): string {
-  secret(`${name}-bus.key`, `soak-bus-secret-${name}-0123456789abcdef0123`);
-  const self = `http://127.0.0.1:${o.port}`;
-  const peer = `http://127.0.0.1:${o.peerPort}`;
-  const text = `[node]
-state_dir = "${p(`${name}-state`)}"
-[log]
-level = "warn"
-[instance]
-origin = "${self}"
-key_file = "${p(`${name}-id.key`)}"
-[http]
-listen = "127.0.0.1:${o.port}"
-[api]
-socket = "${p(`${name}.sock`)}"
-[bus.redis]
-url = "${o.redis}"
-[[bus.keys]]
-id = "${name}1"
-secret_file = "${p(`${name}-bus.key`)}"
-[[bus.channels]]
-name = "a2b"
-durable = true
-[federation]
-queue_max_bytes = 4194304
-[[federation.peers]]
-origin = "${peer}"
-transport = "wan"
-public_keys = ["${o.peerKey}"]
-accept_channels = [${name === "b" ? '"a2b"' : ""}]
-forward_channels = [${name === "a" ? '"a2b"' : ""}]
-[wan]
-nats_urls = ["${o.nats}"]
-manage_streams = true
-${o.registry ? `[registry]\nenabled = true\nwrite_token_file = "${p("reg.token")}"\nsync_interval_seconds = 3600\nrequire_proof = false\n` : ""}`;
-  writeFileSync(p(`${name}.toml`), text);
-  return p(`${name}.toml`);
+  return writeSite({
+    dir, name, port: o.port, secret: `soak-bus-secret-${name}-0123456789abcdef0123`, redis: o.redis,
+    stateDir: p(`${name}-state`), logLevel: "warn",
+    durable: ["a2b"],
+    federation: "queue_max_bytes = 4194304",
+    peer: { origin: `http://127.0.0.1:${o.peerPort}`, keys: [o.peerKey], accept: name === "b" ? ["a2b"] : [], forward: name === "a" ? ["a2b"] : [], transport: "wan" },
+    wan: { natsUrls: [o.nats] },
+    ...(o.registry ? { extra: `[registry]\nenabled = true\nwrite_token_file = "${p("reg.token")}"\nsync_interval_seconds = 3600\nrequire_proof = false` } : {}),
+  });
 }
 
 const logs = new Map<string, string>();
