@@ -11,7 +11,6 @@ import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, headers as natsHeaders, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
-import type { Delivery } from "../src/bus/index.ts";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { peerId } from "../src/federation/index.ts";
 import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
@@ -21,6 +20,7 @@ import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
 import { freePort, startRedis, type TestRedis } from "./helpers/redis.ts";
+import { Deliveries } from "./helpers/deliveries.ts";
 import { writeSite } from "./helpers/site.ts";
 import { scratch, SECRET_A, SECRET_B } from "./helpers/tmp.ts";
 import { Redis } from "ioredis";
@@ -36,10 +36,11 @@ let nc: NatsConnection, js: JetStreamClient;
 const originA = () => `http://127.0.0.1:${portA}`;
 const originB = () => `http://127.0.0.1:${portB}`;
 
-/** What B's local handler saw on "a2b": event id → how many times, and in what order. */
-const seen = new Map<string, number>();
-const order: number[] = [];
-const origins = new Set<string>();
+/** What B's local handler saw on "a2b". */
+const got = new Deliveries();
+const { seen, order, origins } = got;
+const received = () => got.received();
+const assertExactlyOnce = (n: number) => got.assertExactlyOnce(n);
 
 function config(name: "a" | "b", o: { port: number; origin: string; redis: string; secret: string; keyFile: string; peer: string; peerKeys: string[]; accept: string[]; forward: string[]; wan?: string; federation?: string; redisExtra?: string }): string {
   return writeSite({
@@ -66,29 +67,9 @@ async function publish(n: number, from = 0): Promise<void> {
   for (let i = from; i < from + n; i++) await a.bus.publish("a2b", { type: "wan.test", payload: { i } });
 }
 
-function received(): number {
-  let n = 0;
-  for (const c of seen.values()) n += c;
-  return n;
-}
-
-function assertExactlyOnce(expected: number): void {
-  const dup = [...seen.values()].filter((c) => c > 1).length;
-  assert.equal(dup, 0, `${dup} messages delivered more than once`);
-  assert.equal(seen.size, expected, `expected ${expected} distinct messages, got ${seen.size}`);
-}
-
 async function startB(): Promise<void> {
   b = await startAppliance(s.path("b.toml"), s.path("b-state"));
-  await b.bus.subscribe(
-    "a2b",
-    (d: Delivery) => {
-      seen.set(d.eventId, (seen.get(d.eventId) ?? 0) + 1);
-      order.push((d.message["payload"] as { i: number }).i);
-      if (d.ext?.origin) origins.add(d.ext.origin);
-    },
-    { group: "wan-test" },
-  );
+  await b.bus.subscribe("a2b", got.record, { group: "wan-test" });
 }
 
 /** Every record in the dead-letter stream, by reason (read with an ordered consumer). */

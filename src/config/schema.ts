@@ -163,6 +163,8 @@ export const ConfigSchema = strictObject({
       stream_max_age_seconds: restart(v.optional(int(60, 365 * 86_400), 7 * 86_400)),
       stream_max_bytes: restart(v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3)),
       duplicate_window_seconds: restart(v.optional(int(1, 86_400), 120)),
+      // JetStream replicates by Raft: an odd count keeps a majority through a node's loss.
+      stream_replicas: restart(v.optional(v.picklist([1, 3, 5], "expected 1, 3 or 5 (JetStream replicas: an odd count, at most 5)"), 1)),
       max_frame_bytes: v.optional(int(4096, 8 * 1024 * 1024), 1024 * 1024),
       frame_max_messages: v.optional(int(1, 10_000), 256),
       frame_max_wait_ms: v.optional(int(0, 10_000), 5),

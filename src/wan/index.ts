@@ -3,3 +3,4 @@ export { WanRole, type WanDeps, type WanReady } from "./role.ts";
 export { sealFrame, verifyFrame, signingString, frameMsgId, FRAME_DOMAIN, HDR, type FrameEntry, type SealedFrame } from "./frame.ts";
 export { frameSubject, inboxFilter, dlqSubject, consumerName } from "./subjects.ts";
 export { DLQ_HDR } from "./dlq.ts";
+export { placementLine, type StreamPlacement } from "./placement.ts";

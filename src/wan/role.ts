@@ -8,7 +8,7 @@
 import type { KeyObject } from "node:crypto";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { MeshBus } from "../bus/index.ts";
 import type { Config, WanSecrets } from "../config/index.ts";
 import { PeerLinks, peerId, type Peer } from "../federation/index.ts";
@@ -23,6 +23,7 @@ import { Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
 import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
 import { Pilox } from "./pilox.ts";
+import { readPlacement, type StreamPlacement } from "./placement.ts";
 
 export interface WanDeps {
   bus: () => MeshBus;
@@ -68,6 +69,8 @@ export class WanRole {
   #closed = false;
   #connecting: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
+  #placementTimer: NodeJS.Timeout | undefined;
+  #placement: StreamPlacement | null = null;
 
   private constructor(config: Config, private readonly client: { nats: Nats; js: Js }, private readonly d: WanDeps) {
     this.#config = config;
@@ -206,6 +209,7 @@ export class WanRole {
       this.#receiver.attach(consumer);
       for (const s of this.#senders.values()) s.poke();
       if (this.#config.wan.pilox.ingest) void this.#prepareIngest();
+      this.#watchPlacement(jsm);
       this.d.log.info("WAN ready", { server: nc.getServer(), stream: this.#config.wan.stream, consumer: consumerName(this.#config.instance.origin), inbox: inboxFilter(this.#config.wan.subject_prefix, this.#config.instance.origin) });
     } catch (err) {
       this.#connected = false;
@@ -228,6 +232,19 @@ export class WanRole {
       const t = setTimeout(() => void this.#prepareIngest(), 30_000);
       t.unref();
     }
+  }
+
+  /** The frame stream's leader and replicas, read every 5 s for status (never on a request's path). */
+  #watchPlacement(jsm: JetStreamManager): void {
+    clearInterval(this.#placementTimer);
+    const read = () =>
+      void readPlacement(jsm, this.#config.wan.stream).then(
+        (p) => (this.#placement = p),
+        () => (this.#placement = null),
+      );
+    read();
+    this.#placementTimer = setInterval(read, 5_000);
+    this.#placementTimer.unref();
   }
 
   #scheduleRetry(fn: () => void, ms = 30_000): void {
@@ -325,6 +342,7 @@ export class WanRole {
       serverVersion: this.#nc?.info?.version ?? null,
       error: this.#error ?? null,
       stream: w.stream,
+      placement: this.#placement,
       dlqStream: w.dlq_stream,
       consumer: consumerName(this.#config.instance.origin),
       inbox: inboxFilter(w.subject_prefix, this.#config.instance.origin),
@@ -338,6 +356,7 @@ export class WanRole {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
+    clearInterval(this.#placementTimer);
     await this.#senders.closeAll();
     await this.#receiver.close();
     await this.#pilox.close();

@@ -30,7 +30,7 @@ export function frameStreamConfig(js: Js, c: Config) {
     max_bytes: w.stream_max_bytes,
     max_msg_size: w.max_frame_bytes + HEADER_ROOM,
     duplicate_window: w.duplicate_window_seconds * NS,
-    num_replicas: 1,
+    num_replicas: w.stream_replicas,
   };
 }
 
@@ -47,7 +47,7 @@ export function dlqStreamConfig(js: Js, c: Config) {
     max_age: w.stream_max_age_seconds * NS,
     max_bytes: w.stream_max_bytes,
     max_msg_size: 2 * (w.max_frame_bytes + HEADER_ROOM),
-    num_replicas: 1,
+    num_replicas: w.stream_replicas,
   };
 }
 
@@ -62,6 +62,8 @@ export function consumerConfig(js: Js, c: Config) {
     // A backstop only: our own attempt limit (wan.max_attempts) dead-letters first.
     max_deliver: w.max_deliver,
     max_ack_pending: Math.max(w.fetch_batch * 4, 256),
+    // A consumer's state is replicated like its stream's (0: as many as the stream).
+    num_replicas: w.stream_replicas,
   };
 }
 
@@ -82,6 +84,8 @@ function streamDiffs(have: Record<string, unknown>, want: ReturnType<typeof fram
   for (const s of wantSubjects) if (!hasSubjects.includes(s)) out.push(`subjects: missing ${s}`);
   for (const k of ["storage", "discard", "retention"] as const) if (have[k] !== want[k]) out.push(`${k}: want ${String(want[k])}, has ${String(have[k])}`);
   if ("duplicate_window" in want && Number(have["duplicate_window"]) < want.duplicate_window) out.push(`duplicate_window: want at least ${want.duplicate_window / NS} s, has ${Number(have["duplicate_window"]) / NS} s`);
+  const hasReplicas = Number(have["num_replicas"] ?? 1) || 1;
+  if (hasReplicas < want.num_replicas) out.push(`num_replicas: want ${want.num_replicas} (wan.stream_replicas), has ${hasReplicas}`);
   const hasMax = Number(have["max_msg_size"]);
   if (hasMax > 0 && hasMax < want.max_msg_size) out.push(`max_msg_size: want at least ${want.max_msg_size}, has ${hasMax}`);
   return out;
@@ -127,6 +131,9 @@ export async function ensureStreams(js: Js, jsm: JetStreamManager, c: Config): P
   if (existing["filter_subject"] !== want.filter_subject) diffs.push(`filter_subject: want ${want.filter_subject}, has ${String(existing["filter_subject"])}`);
   if (existing["ack_policy"] !== want.ack_policy) diffs.push(`ack_policy: want ${want.ack_policy}, has ${String(existing["ack_policy"])}`);
   if (existing["deliver_subject"]) diffs.push("deliver_subject: want a pull consumer, has a push consumer");
+  // 0 means "as many as the stream", which the stream check above covers.
+  const consumerReplicas = Number(existing["num_replicas"] ?? 0);
+  if (consumerReplicas !== 0 && consumerReplicas < want.num_replicas) diffs.push(`num_replicas: want ${want.num_replicas} (wan.stream_replicas), has ${consumerReplicas}`);
   if (diffs.length === 0) return;
   throw new StreamMismatchError(`consumer ${want.durable_name} on stream ${c.wan.stream} does not have the settings the WAN needs (${diffs.join("; ")})`);
 }
@@ -144,7 +151,7 @@ export function piloxStreamConfig(js: Js, c: Config) {
     max_age: c.wan.stream_max_age_seconds * NS,
     max_bytes: c.wan.stream_max_bytes,
     max_msg_size: p.max_envelope_bytes + HEADER_ROOM,
-    num_replicas: 1,
+    num_replicas: c.wan.stream_replicas,
   };
 }
 
@@ -180,5 +187,5 @@ export async function ensurePiloxIngest(js: Js, jsm: JetStreamManager, c: Config
     if (!/consumer not found/i.test((err as Error).message)) throw err;
   }
   if (!c.wan.manage_streams) throw new StreamMismatchError(`consumer ${name} on stream ${want.name} does not exist; create it (pull, explicit ack, deliver all), or set wan.manage_streams = true`);
-  await jsm.consumers.add(want.name, { durable_name: name, ack_policy: js.AckPolicy.Explicit, deliver_policy: js.DeliverPolicy.All, ack_wait: c.wan.ack_wait_seconds * NS, max_deliver: c.wan.max_deliver });
+  await jsm.consumers.add(want.name, { durable_name: name, ack_policy: js.AckPolicy.Explicit, deliver_policy: js.DeliverPolicy.All, ack_wait: c.wan.ack_wait_seconds * NS, max_deliver: c.wan.max_deliver, num_replicas: c.wan.stream_replicas });
 }

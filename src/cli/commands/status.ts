@@ -2,6 +2,7 @@
 import { EXIT, parse, type Io } from "../args.ts";
 import { apiRequest } from "../client.ts";
 import { applianceSocket } from "../socket.ts";
+import { placementLine, type StreamPlacement } from "../../wan/index.ts";
 
 interface Status {
   version: string;
@@ -29,7 +30,7 @@ interface Status {
     peers: { origin: string; transport?: string; queue: { messages: number }; lastContact: string | null; lastError: string | null; deadLettered: number }[];
   };
   registry?: { storage: string; peers: Record<string, { protocol?: string | null; merged: number; lastOk: string | null; lastError: string | null; refused: Record<string, number> }> } | null;
-  wan?: { connected: boolean; server: string | null; serverVersion: string | null; error: string | null; stream: string; consumer: string; queue: { messages: number; oldestAgeSeconds: number | null }; receiver: { delivered: number; duplicates: number; deadLettered: number; pending: number | null } } | null;
+  wan?: { connected: boolean; server: string | null; serverVersion: string | null; error: string | null; stream: string; placement?: StreamPlacement | null; consumer: string; queue: { messages: number; oldestAgeSeconds: number | null }; receiver: { delivered: number; duplicates: number; deadLettered: number; pending: number | null } } | null;
 }
 
 export async function status(args: string[], io: Io): Promise<number> {
@@ -73,6 +74,7 @@ export async function status(args: string[], io: Io): Promise<number> {
   const w = s.wan;
   if (w) {
     kv("wan", `${w.connected ? `connected to ${w.server} (nats-server ${w.serverVersion})` : `NOT CONNECTED${w.error ? `: ${w.error}` : ""}`}; stream ${w.stream}, consumer ${w.consumer}`);
+    if (w.placement) kv("  stream", placementLine(w.placement));
     kv("  outbound", `${w.queue.messages} queued${w.queue.oldestAgeSeconds !== null ? `, oldest ${duration(w.queue.oldestAgeSeconds)}` : ""}`);
     kv("  inbound", `${w.receiver.delivered} delivered, ${w.receiver.duplicates} repeats dropped, ${w.receiver.deadLettered} dead-lettered, ${w.receiver.pending ?? "?"} pending`);
   }
