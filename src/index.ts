@@ -63,7 +63,7 @@ export async function connectBus(o: ConnectOptions): Promise<MeshBus> {
   const r = DEFAULTS.redis;
   const bus = new MeshBus({
     backend: o.redisUrl || o.redisSentinel || o.redisCluster
-      ? new RedisBackend({ url: o.redisUrl ?? "", ...(o.redisSentinel ? { sentinel: o.redisSentinel } : {}), ...(o.redisCluster ? { cluster: o.redisCluster } : {}), streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, log })
+      ? new RedisBackend({ url: o.redisUrl ?? "", ...(o.redisSentinel ? { sentinel: o.redisSentinel } : {}), ...(o.redisCluster ? { cluster: o.redisCluster } : {}), streamPrefix: r.stream_prefix, streamMaxLen: r.stream_max_len, blockMs: r.block_ms, connectTimeoutMs: r.connect_timeout_ms, waitReplicas: r.wait_replicas, waitTimeoutMs: r.wait_timeout_ms, log })
       : new EmbeddedBackend(),
     ring: new KeyRing(keys, o.keys.find((k) => k.primary)?.id),
     policy: {

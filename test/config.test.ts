@@ -71,6 +71,15 @@ describe("config errors", () => {
     assert.deepEqual(keys, ["bus.max_age_seconds", "log.level"]);
   });
 
+  it("wan.stream_replicas is 1, 3 or 5 (2 is refused, naming the key); [wan] on a Redis Cluster is taken", async () => {
+    const two = await cli(["--config", s.write("r2.toml", '[wan]\nnats_urls = ["nats://127.0.0.1:4222"]\nstream_replicas = 2\n'), "--state-dir", s.path("r2-state"), "check-config"]);
+    assert.equal(two.code, 78);
+    assert.match(two.stderr, /r2\.toml: wan\.stream_replicas: expected \(1 \| 3 \| 5\), got 2/);
+    s.write("r3-bus.key", "bus-secret-r3-0123456789abcdef0123456789");
+    const three = await cli(["--config", s.write("r3.toml", `[wan]\nnats_urls = ["nats://127.0.0.1:4222"]\nstream_replicas = 3\n[bus.redis]\ncluster_nodes = ["127.0.0.1:7000"]\n[[bus.keys]]\nid = "k1"\nsecret_file = "${s.path("r3-bus.key")}"\n`), "--state-dir", s.path("r3-state"), "check-config", "--quiet"]);
+    assert.equal(three.code, 0, three.stderr);
+  });
+
   it("the WAN's settings are checked together, each problem naming its key", () => {
     const peer = '[[federation.peers]]\norigin = "https://b.example"\npublic_keys = ["' + "ab".repeat(32) + '"]\ntransport = "wan"\n';
     const off = expectConfigError(() => loadConfig({ path: s.write("wan-off.toml", peer), env: {} }));
@@ -85,7 +94,7 @@ describe("config errors", () => {
         env: {},
       }),
     );
-    assert.deepEqual(bad.problems.map((p) => p.key ?? "").filter((k) => k.startsWith("wan.")).sort(), ["wan.dlq_subject_prefix", "wan.nats_urls", "wan.nats_urls", "wan.pilox.stream", "wan.tls_key_file", "wan.token_file"].sort());
+    assert.deepEqual(bad.problems.map((p) => p.key ?? "").filter((k) => k.startsWith("wan.")).sort(), ["wan.dlq_subject_prefix", "wan.nats_urls", "wan.pilox.stream", "wan.tls_key_file", "wan.token_file"].sort());
     const transport = expectConfigError(() => loadConfig({ path: s.write("wan-transport.toml", peer.replace('"wan"', '"carrier-pigeon"')), env: {} }));
     assert.match(transport.problems[0]!.message, /"relay" \| "wan"\), got "carrier-pigeon"/);
   });

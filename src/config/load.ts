@@ -304,8 +304,6 @@ function checkWan(c: Config, at: (key: string, message: string) => void): void {
     if (c.federation.manifest.transport === "wan" && c.federation.manifest.url) at("federation.manifest.transport", 'transport = "wan" needs wan.nats_urls');
     return;
   }
-  // Exactly once rests on one MULTI across the streams of a frame, which a Cluster refuses across slots.
-  if (c.bus.redis.cluster_nodes.length > 0) at("wan.nats_urls", "the WAN needs one Redis (bus.redis.url or Sentinel), not a Redis Cluster");
   const auth = (["creds_file", "nkey_seed_file", "token_file", "password_file"] as const).filter((k) => w[k]);
   if (auth.length > 1) at(`wan.${auth[1]}`, `set one way to authenticate to NATS; wan.${auth[0]} is set too`);
   if (Boolean(w.user) !== Boolean(w.password_file)) at(w.user ? "wan.password_file" : "wan.user", "a NATS user needs both wan.user and wan.password_file");

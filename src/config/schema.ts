@@ -309,6 +309,9 @@ export const ConfigSchema = strictObject({
           max_attempts: v.optional(int(1, 1_000), 10),
           block_ms: v.optional(int(100, 60_000), 5_000),
           connect_timeout_ms: v.optional(int(100, 60_000), 5_000),
+          // Redis replicates asynchronously: WAIT before a delivery is acknowledged upstream.
+          wait_replicas: v.optional(int(0, 16), 0),
+          wait_timeout_ms: v.optional(int(10, 60_000), 1_000),
         }),
         {},
       ),

@@ -79,6 +79,8 @@ export async function createBackend(c: Config, s: Secrets, log: Logger): Promise
     streamMaxLen: c.bus.redis.stream_max_len,
     blockMs: c.bus.redis.block_ms,
     connectTimeoutMs: c.bus.redis.connect_timeout_ms,
+    waitReplicas: c.bus.redis.wait_replicas,
+    waitTimeoutMs: c.bus.redis.wait_timeout_ms,
     log,
   });
 }

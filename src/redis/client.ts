@@ -4,6 +4,7 @@
  * Sentinel, or a Cluster, and how to let go of a connection.
  */
 import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { keySlot } from "./slot.ts";
 
 /** A connection to one server (directly or through Sentinel) or to a Redis Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -45,9 +46,13 @@ export function redisClient(t: RedisTarget, opts: RedisOptions): RedisClient {
       lazyConnect: lazyConnect ?? false,
       enableOfflineQueue: enableOfflineQueue ?? true,
       ...(retryStrategy ? { clusterRetryStrategy: (times: number) => retryStrategy(times) ?? null } : {}),
-      // Commands go to several nodes: ioredis pipelines per node.
-      enableAutoPipelining: true,
-      redisOptions: { ...node, ...(t.cluster.password ? { password: t.cluster.password } : {}) },
+      // Not ioredis' auto-pipelining: it groups commands by the nodes its slot map lists for
+      // them, and while a failover changes that map its pipelines fail ("same slots allocation
+      // group") until the map settles, which stalled WAN delivery for minutes in the tests.
+      enableAutoPipelining: false,
+      // A fail-fast client fails fast on each node too: a command routed to a node whose
+      // connection is gone (replaced in a failover) would otherwise wait in that node's queue.
+      redisOptions: { ...node, ...(enableOfflineQueue === false ? { enableOfflineQueue: false } : {}), ...(t.cluster.password ? { password: t.cluster.password } : {}) },
     });
   }
   if (!t.sentinel) return new Redis(t.url, t.tls ? { ...common, tls: { ...t.tls } } : common);
@@ -74,5 +79,15 @@ export async function shut(r: RedisClient): Promise<void> {
 /** Whether `err` says the server is away (or not serving) rather than that the command was wrong. */
 export function isConnectionError(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
-  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connect|Reached the max retries|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN/i.test(msg);
+  return /Connection is closed|Stream isn't writeable|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|connect|Reached the max retries|LOADING|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes is available|All keys in the pipeline should belong to the same slot/i.test(msg);
+}
+
+/**
+ * The connection a Cluster client holds to the master serving `key` now (what a command on that
+ * key went through), from the client's slot map; undefined while the map has no owner for it.
+ */
+export function masterOf(cluster: Cluster, key: string): Redis | undefined {
+  const owner = cluster.slots[keySlot(key)]?.[0];
+  if (!owner) return undefined;
+  return cluster.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === owner);
 }

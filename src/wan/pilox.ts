@@ -207,7 +207,7 @@ export class Pilox {
     if (!got.ok) return got;
     const field = `replayed:${r.key}`;
     const bus = this.d.bus();
-    if (!this.d.marksFile && (await bus.backend.readMarks(this.d.marksHash)).has(field)) return { ok: false, reason: "already_delivered", detail: "this envelope was replayed before" };
+    if (!this.d.marksFile && (await bus.backend.readMarks(this.d.marksHash, [PILOX_SYSTEM_EVENTS])).has(field)) return { ok: false, reason: "already_delivered", detail: "this envelope was replayed before" };
     const res = await bus.publishMarked([{ channel: PILOX_SYSTEM_EVENTS, message: this.#busMessage(got.envelope, r.key) }], { v1Only: true }, { hash: this.d.marksHash, field, value: new Date().toISOString() });
     if (res.refused.length) return { ok: false, reason: res.refused[0]!.reason, detail: res.refused[0]!.detail };
     return { ok: true, delivered: res.published, refused: [] };

@@ -37,6 +37,8 @@ export interface ReceiverDeps {
   prefix: () => string;
   maxFrameBytes: () => number;
   maxAttempts: () => number;
+  /** The consumer's ack_wait: a frame still being written is reported in progress well before it. */
+  ackWaitMs: () => number;
   fetchBatch: () => number;
   /** Where the senders' sequence memories live on the bus backend (a hash). */
   marksHash: string;
@@ -179,9 +181,12 @@ export class Receiver {
     }
     for (const r of verdict.refused) this.#counted(r.reason);
     let result: { published: number; refused: { index: number; reason: string; detail: string }[] };
+    // A write that takes long (Redis failing over) must not let ack_wait run out: that would be
+    // a redelivery counted as an attempt, spent on our side's trouble.
+    const inProgress = setInterval(() => m.working(), Math.max(500, this.d.ackWaitMs() / 3));
     try {
       if (onRedis) {
-        const once = await this.d.bus().publishOnce(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, seq });
+        const once = await bounded(this.d.bus().publishOnce(items, { origin: peer.origin }, { hash: this.d.marksHash, field: sender, seq }));
         if (once.duplicate) return this.#repeat(m);
         result = once;
       } else {
@@ -192,6 +197,8 @@ export class Receiver {
       }
     } catch (err) {
       return this.#busBusy(m, err);
+    } finally {
+      clearInterval(inProgress);
     }
     this.#countDelivered(peer.origin, result.published);
     for (const r of result.refused) {
@@ -247,7 +254,7 @@ export class Receiver {
       items = items.filter((x) => x.index === r.entry);
       if (items.length === 0) return { ok: false, reason: "no_such_entry", detail: `the frame has no entry ${r.entry}` };
       const field = `replayed:${r.msgId ?? "?"}:${r.entry}`;
-      const marks = this.d.marksFile ? this.#replayed : await bus.backend.readMarks(this.d.marksHash);
+      const marks = this.d.marksFile ? this.#replayed : await bus.backend.readMarks(this.d.marksHash, items.map((x) => x.channel));
       if (marks.has(field)) return { ok: false, reason: "already_delivered", detail: "this entry was replayed before" };
       mark = { field, value: new Date().toISOString() };
     }
@@ -322,4 +329,20 @@ export class Receiver {
   close(): Promise<void> {
     return this.#pull.close();
   }
+}
+
+/** How long one frame's write to the local bus may take before the frame goes back (not an attempt). */
+const BUS_WRITE_TIMEOUT_MS = 15_000;
+
+/**
+ * `p`, or BusUnavailableError once it has taken BUS_WRITE_TIMEOUT_MS: a write that hangs (a
+ * store in the middle of a failover) must not hold up the frames behind it for ever. If it
+ * lands later, the frame's retry finds it recorded and is dropped as a repeat.
+ */
+function bounded<T>(p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BusUnavailableError("backend_unavailable", `the local bus did not take the frame within ${BUS_WRITE_TIMEOUT_MS / 1000} s`)), BUS_WRITE_TIMEOUT_MS);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

@@ -99,6 +99,7 @@ export class WanRole {
       prefix: () => c().wan.subject_prefix,
       maxFrameBytes: () => c().wan.max_frame_bytes,
       maxAttempts: () => c().wan.max_attempts,
+      ackWaitMs: () => c().wan.ack_wait_seconds * 1000,
       fetchBatch: () => c().wan.fetch_batch,
       marksHash,
       ...(embedded ? { marksFile: join(config.node.state_dir, "wan", "inbound-marks.json") } : {}),

@@ -140,15 +140,15 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-/** A Redis Cluster of `size` masters (no replicas), created with redis-cli and ready (state ok). */
-export async function startRedisCluster(size = 3): Promise<TestCluster> {
+/** A Redis Cluster of `size` masters, each with `replicas` replicas, created with redis-cli and ready (state ok). */
+export async function startRedisCluster(size = 3, replicas = 0): Promise<TestCluster> {
   const nodes: TestRedis[] = [];
-  for (let i = 0; i < size; i++) {
+  for (let i = 0; i < size * (1 + replicas); i++) {
     nodes.push(await startRedis({ aof: true, args: ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"] }));
   }
   const addrs = nodes.map((n) => `127.0.0.1:${n.port}`);
   await new Promise<void>((resolve, reject) => {
-    const p = spawn("redis-cli", ["--cluster", "create", ...addrs, "--cluster-replicas", "0", "--cluster-yes"], { stdio: "ignore" });
+    const p = spawn("redis-cli", ["--cluster", "create", ...addrs, "--cluster-replicas", String(replicas), "--cluster-yes"], { stdio: "ignore" });
     p.once("error", reject);
     p.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
   });

@@ -26,7 +26,9 @@ export interface SiteOptions {
   keyFile?: string;
   /** The bus key's secret. */
   secret: string;
+  /** The bus's Redis URL, or with `redisCluster` "" (the Cluster's nodes instead). */
   redis: string;
+  redisCluster?: string[];
   blockMs?: number;
   /** Lines added under [bus.redis]. */
   redisExtra?: string;
@@ -58,7 +60,7 @@ export function siteToml(o: SiteOptions): string {
     "[api]",
     `socket = "${p(`${o.name}.sock`)}"`,
     "[bus.redis]",
-    `url = "${o.redis}"`,
+    o.redisCluster ? `cluster_nodes = [${list(o.redisCluster)}]` : `url = "${o.redis}"`,
     ...(o.blockMs !== undefined ? [`block_ms = ${o.blockMs}`] : []),
     ...(o.redisExtra ? [o.redisExtra] : []),
     "[[bus.keys]]",

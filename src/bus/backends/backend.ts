@@ -85,13 +85,18 @@ export interface BusBackend {
    * logs (the WAN's exactly-once). The embedded backend keeps marks in memory.
    */
   appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void>;
-  /** Every field of a mark hash. */
-  readMarks(hash: string): Promise<Map<string, string>>;
+  /**
+   * Every field of a mark hash. `channels`: the durable channels the marks were written with
+   * (on a Redis Cluster each stream keeps its marks beside it, in its own hash slot).
+   */
+  readMarks(hash: string, channels?: readonly string[]): Promise<Map<string, string>>;
   /**
    * Appends entries unless `once.seq` is already recorded in the sequence set at
    * `once.hash`/`once.field` (ranges, src/bus/seq-set.ts), and records it, in one atomic step:
    * false when it was there (nothing appended). Replicas sharing the set never lose each
-   * other's records.
+   * other's records. On a Redis Cluster the step is one per stream, with that stream's own
+   * sequence set beside it: an entry is appended once per stream even when a retry finds some
+   * streams done and others not; true when any stream took its entries.
    */
   appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean>;
   consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer>;

@@ -3,10 +3,10 @@
  * for durable ones. One connection sends, one listens to pub/sub, and every blocking reader
  * (a consumer or a tail) has its own, since a blocked connection can carry nothing else.
  */
-import type { RedisOptions } from "ioredis";
+import type { Cluster, RedisOptions } from "ioredis";
 import type { Logger } from "../../../log/index.ts";
-import { redisClient, shut, type RedisClient, type RedisTarget } from "../../../redis/index.ts";
-import { SEQ_WINDOW } from "../../seq-set.ts";
+import { masterOf, redisClient, shut, type RedisClient, type RedisTarget } from "../../../redis/index.ts";
+import { SEQ_WINDOW, SeqMemory } from "../../seq-set.ts";
 import {
   BackendUnavailableError,
   runInbound,
@@ -24,7 +24,7 @@ import { Coalescer } from "../coalesce.ts";
 import { StreamConsumer } from "./consumer.ts";
 import { unavailable } from "./errors.ts";
 import { pairs } from "./replies.ts";
-import { withScripts, type Scripts } from "./scripts.ts";
+import { besideKey, withScripts, type Scripts } from "./scripts.ts";
 import { StreamTail } from "./tail.ts";
 
 export interface RedisBackendOptions extends RedisTarget {
@@ -33,6 +33,9 @@ export interface RedisBackendOptions extends RedisTarget {
   streamMaxLen: number;
   blockMs: number;
   connectTimeoutMs: number;
+  /** WAIT for this many replicas after a durable write (0: no wait), up to waitTimeoutMs. */
+  waitReplicas?: number;
+  waitTimeoutMs?: number;
   log: Logger;
 }
 
@@ -129,7 +132,7 @@ export class RedisBackend implements BusBackend {
     try {
       await this.#publishes.add("", [wireChannel, raw]);
     } catch (err) {
-      throw unavailable(err);
+      throw this.#fail(err);
     }
   }
 
@@ -141,7 +144,38 @@ export class RedisBackend implements BusBackend {
   }
 
   async #appendMany(key: string, raws: string[]): Promise<string[]> {
-    return this.#scripts.piloxAppendMany(1, key, String(this.o.streamMaxLen), ...raws);
+    return this.#replicated(key, () => this.#scripts.piloxAppendMany(1, key, String(this.o.streamMaxLen), ...raws));
+  }
+
+  get #waits(): boolean {
+    return (this.o.waitReplicas ?? 0) > 0;
+  }
+
+  /**
+   * One step on the keys of one slot, then, with wait_replicas, a WAIT on the connection that
+   * carried it (so it covers that write): the step's reply. Too few replicas in time is
+   * BackendUnavailableError: the writer retries, and each step is idempotent for it.
+   */
+  async #replicated<T>(key: string, step: () => Promise<T>): Promise<T> {
+    const reply = await step();
+    if (this.#waits) await this.#waitAfter(key);
+    return reply;
+  }
+
+  /** WAIT on the connection that took writes to `key` (one server or Sentinel: the command connection). */
+  async #waitAfter(key: string): Promise<void> {
+    const n = this.o.waitReplicas ?? 0;
+    const timeout = this.o.waitTimeoutMs ?? 1_000;
+    const node = this.o.cluster ? masterOf(this.#cmd as Cluster, key) : this.#cmd;
+    // A connection the cluster client dropped (its node was replaced) would queue the WAIT for ever.
+    if (!node || node.status !== "ready") throw new BackendUnavailableError(`redis: no connected master known for ${key} (the cluster is changing)`);
+    let acked: unknown;
+    try {
+      acked = await Promise.race([node.call("WAIT", n, timeout), sleep(timeout + 1_000).then(() => Promise.reject(new BackendUnavailableError(`redis: no answer to WAIT within ${timeout + 1_000} ms`)))]);
+    } catch (err) {
+      throw this.#fail(err);
+    }
+    if (Number(acked) < n) throw new BackendUnavailableError(`redis: ${Number(acked)} of ${n} replicas (bus.redis.wait_replicas) had the write after ${timeout} ms`);
   }
 
   async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
@@ -183,7 +217,32 @@ export class RedisBackend implements BusBackend {
     return this.o.streamPrefix + channel;
   }
 
+  /**
+   * An error as the bus sees it. On a Cluster, one that says the client's map of slots is stale
+   * (a failover moved them) also has the map read again: the client's own pipelines would
+   * otherwise keep failing on it.
+   */
+  #fail(err: unknown): unknown {
+    if (this.o.cluster && /slots allocation group|MOVED|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|Connection is closed/i.test(String((err as Error)?.message))) {
+      (this.#cmd as Cluster).refreshSlotsCache();
+    }
+    return unavailable(err);
+  }
+
+  /** Durable entries grouped by their stream's key, in order within each. */
+  #byStream(entries: readonly { channel: string; raw: string }[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    for (const e of entries) {
+      const key = this.key(e.channel);
+      const list = out.get(key);
+      if (list) list.push(e.raw);
+      else out.set(key, [e.raw]);
+    }
+    return out;
+  }
+
   async appendMarked(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void> {
+    if (this.o.cluster) return this.#appendMarkedPerStream(entries, mark);
     const m = this.#cmd.multi();
     for (const e of entries) m.xadd(this.key(e.channel), "MAXLEN", "~", this.o.streamMaxLen, "*", "m", e.raw);
     m.hset(mark.hash, mark.field, mark.value);
@@ -191,28 +250,78 @@ export class RedisBackend implements BusBackend {
     try {
       res = await m.exec();
     } catch (err) {
-      throw unavailable(err);
+      throw this.#fail(err);
     }
     if (!res) throw new BackendUnavailableError("redis transaction aborted");
-    for (const [err] of res) if (err) throw unavailable(err);
+    for (const [err] of res) if (err) throw this.#fail(err);
+    if (this.#waits) await this.#waitAfter(mark.hash);
+  }
+
+
+  /** On a Cluster: each stream's entries and its mark (beside it, in its slot) in one step. */
+  async #appendMarkedPerStream(entries: readonly { channel: string; raw: string }[], mark: Mark): Promise<void> {
+    const streams = this.#byStream(entries);
+    const max = String(this.o.streamMaxLen);
+    try {
+      if (streams.size === 0) await this.#cmd.hset(mark.hash, mark.field, mark.value);
+      await Promise.all([...streams].map(([key, raws]) => this.#replicated(key, () => this.#scripts.piloxAppendMarked(2, besideKey(mark.hash, key), key, mark.field, mark.value, max, ...raws))));
+    } catch (err) {
+      throw this.#fail(err);
+    }
   }
 
   async appendOnce(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean> {
+    if (this.o.cluster) return this.#appendOncePerStream(entries, once);
     const keys = [...new Set(entries.map((e) => this.key(e.channel)))];
     const args: (string | number)[] = [once.field, String(once.seq), String(SEQ_WINDOW), String(this.o.streamMaxLen)];
     for (const e of entries) args.push(String(keys.indexOf(this.key(e.channel)) + 2), e.raw);
     try {
-      return (await this.#scripts.piloxAppendOnce(1 + keys.length, once.hash, ...keys, ...args)) === 1;
+      const fresh = (await this.#scripts.piloxAppendOnce(1 + keys.length, once.hash, ...keys, ...args)) === 1;
+      // Also when it was seen: that earlier write may not have reached a replica yet.
+      if (this.#waits) await this.#waitAfter(once.hash);
+      return fresh;
     } catch (err) {
-      throw unavailable(err);
+      throw this.#fail(err);
     }
   }
 
-  async readMarks(hash: string): Promise<Map<string, string>> {
+  /**
+   * On a Cluster the streams of a frame live on different nodes, so no one step covers them:
+   * the sender's memory (one hash, one slot) says whether the frame is a repeat; each stream
+   * then takes its entries in its own step, remembering the sequence beside it (same slot)
+   * until the memory has it; the memory records it last, and the streams forget it. A crash or
+   * a failover anywhere in between leaves a retry that appends nothing twice: a stream that
+   * took the frame remembers it, and one that did not takes it then. (Sequences only in the
+   * memory keep it small: one range while frames come in order; per-stream memories would
+   * fragment, each seeing only the frames that touch it.)
+   */
+  async #appendOncePerStream(entries: readonly { channel: string; raw: string }[], once: { hash: string; field: string; seq: number }): Promise<boolean> {
+    const seq = String(once.seq);
+    const head = [once.field, seq, String(SEQ_WINDOW), String(this.o.streamMaxLen)];
+    const streams = this.#byStream(entries);
+    const recent = (key: string) => besideKey(`${once.hash}:${once.field}`, key);
     try {
-      return new Map(Object.entries(await this.#cmd.hgetall(hash)));
+      if (SeqMemory.parse(await this.#cmd.hget(once.hash, once.field)).seen(once.seq)) return false;
+      const took = await Promise.all(
+        [...streams].map(([key, raws]) => this.#replicated(key, () => this.#scripts.piloxStreamOnce(2, recent(key), key, seq, String(SEQ_WINDOW), String(this.o.streamMaxLen), ...raws))),
+      );
+      const recorded = (await this.#replicated(once.hash, () => this.#scripts.piloxAppendOnce(1, once.hash, ...head))) === 1;
+      await Promise.all([...streams.keys()].map((key) => this.#cmd.zrem(recent(key), seq).catch(() => {})));
+      return streams.size === 0 ? recorded : took.some((t) => t === 1);
     } catch (err) {
-      throw unavailable(err);
+      throw this.#fail(err);
+    }
+  }
+
+  async readMarks(hash: string, channels: readonly string[] = []): Promise<Map<string, string>> {
+    try {
+      const out = new Map(Object.entries(await this.#cmd.hgetall(hash)));
+      if (this.o.cluster) {
+        for (const ch of new Set(channels)) for (const [k, v] of Object.entries(await this.#cmd.hgetall(besideKey(hash, this.key(ch))))) out.set(k, v);
+      }
+      return out;
+    } catch (err) {
+      throw this.#fail(err);
     }
   }
 
@@ -222,7 +331,7 @@ export class RedisBackend implements BusBackend {
     try {
       return await Promise.all(raws.map((raw) => this.#appends.add(key, raw)));
     } catch (err) {
-      throw unavailable(err);
+      throw this.#fail(err);
     }
   }
 
@@ -270,7 +379,7 @@ export class RedisBackend implements BusBackend {
       reply = await this.#cmd.call("XINFO", "GROUPS", this.key(channel));
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return [];
-      throw unavailable(err);
+      throw this.#fail(err);
     }
     // Each group is a flat [name, value, …] list over RESP2, a map (object) over RESP3.
     return (reply as unknown[]).map((g) => {
@@ -285,7 +394,7 @@ export class RedisBackend implements BusBackend {
       await this.#cmd.xgroup("DESTROY", this.key(channel), group);
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return;
-      throw unavailable(err);
+      throw this.#fail(err);
     }
   }
 

@@ -57,6 +57,31 @@ for i = 2, #ARGV do ids[#ids + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', A
 return ids
 `;
 
+/**
+ * XADD of each ARGV[4..] to KEYS[2] (ARGV[3]: MAXLEN ~), then HSET KEYS[1] ARGV[1] ARGV[2]: the
+ * entries and their mark in one step, on a Cluster where both keys share a hash slot.
+ */
+export const APPEND_MARKED = `
+for i = 4, #ARGV do redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[i]) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`;
+
+/**
+ * One stream's part of a frame on a Cluster: unless ARGV[1] (the frame's sequence) is in the
+ * sorted set KEYS[1] (sequences this stream took and the sender's memory does not hold yet),
+ * XADD each ARGV[4..] to KEYS[2] (ARGV[3]: MAXLEN ~) and add the sequence; 1 when appended.
+ * Sequences more than ARGV[2] below it are dropped (left by a crash before the cleanup).
+ */
+export const STREAM_ONCE = `
+local seq = tonumber(ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+for i = 4, #ARGV do redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'm', ARGV[i]) end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%d', seq - tonumber(ARGV[2])))
+return 1
+`;
+
 /** PUBLISH of each (channel, message) pair of ARGV, in order. */
 export const PUBLISH_MANY = `
 for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end
@@ -68,6 +93,8 @@ export interface Scripts {
   piloxAppendOnce(numKeys: number, ...a: (string | number)[]): Promise<unknown>;
   piloxAppendMany(numKeys: number, ...a: string[]): Promise<string[]>;
   piloxPublishMany(...a: string[]): Promise<unknown>;
+  piloxAppendMarked(numKeys: number, ...a: string[]): Promise<unknown>;
+  piloxStreamOnce(numKeys: number, ...a: string[]): Promise<unknown>;
 }
 
 /** Defines the scripts on `r` (sent by SHA once loaded, reloaded after a Redis restart). */
@@ -75,5 +102,18 @@ export function withScripts(r: RedisClient): Scripts {
   r.defineCommand("piloxAppendOnce", { lua: APPEND_ONCE });
   r.defineCommand("piloxAppendMany", { lua: APPEND_MANY });
   r.defineCommand("piloxPublishMany", { numberOfKeys: 0, lua: PUBLISH_MANY });
+  r.defineCommand("piloxAppendMarked", { lua: APPEND_MARKED });
+  r.defineCommand("piloxStreamOnce", { lua: STREAM_ONCE });
   return r as unknown as Scripts;
+}
+
+/**
+ * A key in the same hash slot as `key`, named after `base`: Redis Cluster hashes only the part
+ * of a key between its first "{" and the next "}" when there is one, else the whole key.
+ */
+export function besideKey(base: string, key: string): string {
+  const open = key.indexOf("{");
+  const close = open >= 0 ? key.indexOf("}", open + 1) : -1;
+  const tag = close > open + 1 ? key.slice(open + 1, close) : key;
+  return `${base}:{${tag}}`;
 }
