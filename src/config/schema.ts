@@ -160,6 +160,7 @@ export const ConfigSchema = strictObject({
       stream: restart(v.optional(STREAM_NAME, "PILOX_MESH_WAN_V1")),
       dlq_stream: restart(v.optional(STREAM_NAME, "PILOX_MESH_WAN_DLQ")),
       manage_streams: restart(v.optional(v.boolean(), false)),
+      jetstream_domain: restart(v.optional(v.pipe(v.string(), v.regex(/^([A-Za-z0-9_\-]{1,64})?$/, "expected a JetStream domain name (letters, digits, _ and -)")), "")),
       stream_max_age_seconds: restart(v.optional(int(60, 365 * 86_400), 7 * 86_400)),
       stream_max_bytes: restart(v.optional(int(1024 * 1024, 1024 ** 5), 1024 ** 3)),
       duplicate_window_seconds: restart(v.optional(int(1, 86_400), 120)),

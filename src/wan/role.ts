@@ -201,9 +201,9 @@ export class WanRole {
   async #prepare(): Promise<void> {
     const nc = this.#nc!;
     try {
-      const jsm = await this.client.js.jetstreamManager(nc);
+      const jsm = await this.client.js.jetstreamManager(nc, this.#jsOpts());
       await ensureStreams(this.client.js, jsm, this.#config);
-      this.#js = this.client.js.jetstream(nc);
+      this.#js = this.client.js.jetstream(nc, this.#jsOpts());
       const consumer = await this.#js.consumers.get(this.#config.wan.stream, consumerName(this.#config.instance.origin));
       this.#error = undefined;
       this.#connected = !nc.isClosed();
@@ -224,7 +224,7 @@ export class WanRole {
   async #prepareIngest(): Promise<void> {
     if (this.#closed || !this.#nc || !this.#js) return;
     try {
-      await ensurePiloxIngest(this.client.js, await this.client.js.jetstreamManager(this.#nc), this.#config);
+      await ensurePiloxIngest(this.client.js, await this.client.js.jetstreamManager(this.#nc, this.#jsOpts()), this.#config);
       this.#pilox.attach(await this.#js.consumers.get(this.#config.wan.pilox.stream, ingestConsumerName(this.#config.instance.origin)));
       this.#ingestError = undefined;
     } catch (err) {
@@ -246,6 +246,12 @@ export class WanRole {
     read();
     this.#placementTimer = setInterval(read, 5_000);
     this.#placementTimer.unref();
+  }
+
+  /** The JetStream domain to address (a leaf node reaching its hub's JetStream), when set. */
+  #jsOpts(): { domain?: string } {
+    const d = this.#config.wan.jetstream_domain;
+    return d ? { domain: d } : {};
   }
 
   #scheduleRetry(fn: () => void, ms = 30_000): void {
@@ -297,7 +303,7 @@ export class WanRole {
   async replayDeadLetter(id: number): Promise<ReplayOutcome> {
     if (!this.#nc || !this.#js) throw new Error("NATS is not connected");
     const w = this.#config.wan;
-    const jsm = await this.client.js.jetstreamManager(this.#nc);
+    const jsm = await this.client.js.jetstreamManager(this.#nc, this.#jsOpts());
     const m = await jsm.streams.getMessage(w.dlq_stream, { seq: id }).catch(() => null);
     if (!m || !m.subject.startsWith(`${w.dlq_subject_prefix}.${peerId(this.#config.instance.origin)}.`)) return { ok: false, reason: "not_found", detail: `no dead letter ${id} of this site in ${w.dlq_stream}` };
     const h = (k: string) => m.header?.get(k) || undefined;

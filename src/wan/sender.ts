@@ -280,7 +280,9 @@ export class Sender {
             },
             (err: unknown) => {
               this.#failures++;
-              this.#lastError = (err as Error).message;
+              // Through a leaf node whose link to the hub is down, the leaf itself answers.
+              const msg = (err as Error).message;
+              this.#lastError = /jetstream is not enabled/i.test(msg) ? `${msg} (no JetStream reachable: on a leaf node, is its link to the hub up, and wan.jetstream_domain its hub's domain?)` : msg;
               // Back off (capped, jittered) before the retry; the frame keeps its id and bytes.
               this.#backoffUntil = Date.now() + 50 + Math.random() * Math.min(5_000, 100 * 2 ** Math.min(this.#failures, 10));
               this.d.log.limited(`wan-send-${this.peer.origin}`, "warn", "WAN publish failed; will retry", { peer: this.peer.origin, error: this.#lastError, frames: this.#frames.length });

@@ -118,7 +118,7 @@ cluster {
 }
 
 /** Until JetStream answers through these servers (a cluster elected its meta leader). */
-export async function waitForJetStream(urls: string[], timeoutMs = 30_000): Promise<void> {
+export async function waitForJetStream(urls: string[], timeoutMs = 30_000, domain?: string): Promise<void> {
   const { connect } = await import("@nats-io/transport-node");
   const { jetstreamManager } = await import("@nats-io/jetstream");
   const end = Date.now() + timeoutMs;
@@ -126,7 +126,7 @@ export async function waitForJetStream(urls: string[], timeoutMs = 30_000): Prom
     try {
       const nc = await connect({ servers: urls, timeout: 2_000 });
       try {
-        await (await jetstreamManager(nc, { timeout: 2_000 })).getAccountInfo();
+        await (await jetstreamManager(nc, { timeout: 2_000, ...(domain ? { domain } : {}) })).getAccountInfo();
         return;
       } finally {
         await nc.close();
