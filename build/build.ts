@@ -15,6 +15,7 @@ import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import * as esbuild from "esbuild";
+import { patchDeps } from "./patch-deps.ts";
 import { buildDeb } from "./deb.ts";
 import { pinReleaseKey } from "./install-script.ts";
 import { buildVersion } from "./version.ts";
@@ -41,6 +42,8 @@ function gitCommit(): string {
 
 async function bundle(): Promise<string> {
   const out = join(dist, "pilox-mesh.cjs");
+  // Dependency fixes not yet released upstream (build/patch-deps.ts): the bundle ships them.
+  patchDeps(root);
   await esbuild.build({
     entryPoints: [join(root, "src", "cli", "entry.ts")],
     bundle: true,

@@ -10,7 +10,7 @@ import { createKeyFile, keyFromSeedHex, type Ed25519Key } from "../src/identity/
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
 import { PgStore } from "../src/registry/pg-store.ts";
 import type { RecordStore } from "../src/registry/store.ts";
-import { startPostgres, type TestPostgres } from "./helpers/postgres.ts";
+import { pgCtl, startPostgres, type TestPostgres } from "./helpers/postgres.ts";
 import { signRecord, verifyProofV1 } from "../src/registry/proof.ts";
 import { verifyCatalog } from "../src/registry/catalog.ts";
 import { signTombstone } from "../src/registry/rules.ts";
@@ -254,6 +254,72 @@ describe("two appliances sharing one PostgreSQL", { timeout: 120_000 }, () => {
       }
       const st = JSON.parse((await cli(["status", "--json", "--socket", s.path("pg1.sock")])).stdout);
       assert.equal(st.registry.storage, "postgres");
+    } finally {
+      await Promise.all([R1.app.stop(200), R2.app.stop(200)]);
+      await pg.stop();
+    }
+  });
+});
+
+describe("two registry appliances on one PostgreSQL through its faults", { timeout: 150_000 }, () => {
+  it("PostgreSQL stopped (-m immediate) under a write load on both, then started: writes resume, nothing half-written, /readyz says so; a write on one is read on the other at once", async () => {
+    const pg = await startPostgres();
+    const pgExtra = `[registry.postgres]\nurl = "${pg.url}"\n`;
+    const [R1, R2] = [await registry("pgf1", [], pgExtra), await registry("pgf2", [], pgExtra)];
+    try {
+      const N = 120;
+      const sent = new Map<string, RegistryRecord>();
+      let unavailable = 0;
+      let stale = 0;
+      /** One writer per replica: each record posted until it is taken (201), then read on the other replica. */
+      const writer = async (me: Reg, other: Reg, tag: string) => {
+        for (let i = 0; i < N; i++) {
+          const h = `urn:pilox:agent:fault-${tag}-${i}`;
+          const rec = signed(record(h, iso(60_000), { capabilities: [`${tag}${i}`] }), owner, 1);
+          sent.set(h, rec);
+          for (;;) {
+            const w = await post(me, rec).catch(() => ({ status: 0, headers: {} as Record<string, unknown>, json: null }));
+            if (w.status === 201) {
+              // Each read goes to PostgreSQL: the other replica serves the record at once, same ETag.
+              const g = await get(other, h);
+              if (g.status !== 200 || g.headers["etag"] !== w.headers["etag"]) stale++;
+              break;
+            }
+            assert.ok(w.status === 503 || w.status === 0, `a write during the outage answers 503, not ${w.status}`);
+            if (w.status === 503) unavailable++;
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+      };
+      const load = Promise.all([writer(R1, R2, "a"), writer(R2, R1, "b")]);
+      await new Promise((r) => setTimeout(r, 300));
+      pgCtl(pg, "stop");
+      for (const r of [R1, R2]) {
+        const ready = await http({ port: r.port }, "GET", "/readyz");
+        assert.equal(ready.status, 503);
+        assert.equal(ready.json.checks.registry.ok, false);
+        assert.match(JSON.stringify(ready.json.checks.registry), /store|postgres|connect/i);
+      }
+      await new Promise((r) => setTimeout(r, 2_000));
+      pgCtl(pg, "start");
+      await load;
+      assert.ok(unavailable > 0, "the outage was seen by the writers");
+      assert.equal(stale, 0, "a record written on one replica was served by the other right after");
+      for (const r of [R1, R2]) assert.equal((await http({ port: r.port }, "GET", "/readyz")).status, 200);
+      // Every record whole, and the same on both: what was posted, countersigned.
+      for (const [h, rec] of sent) {
+        const [g1, g2] = await Promise.all([get(R1, h), get(R2, h)]);
+        assert.equal(g1.status, 200, h);
+        assert.deepEqual(g1.json, g2.json);
+        assert.deepEqual(g1.json.capabilities, rec.capabilities);
+        assert.equal(g1.json.proof.sigHex, rec.proof!.sigHex);
+      }
+      const store = new PgStore({ url: pg.url });
+      try {
+        assert.equal(await store.count(), 2 * N, "one row per record, none extra");
+      } finally {
+        await store.close();
+      }
     } finally {
       await Promise.all([R1.app.stop(200), R2.app.stop(200)]);
       await pg.stop();
