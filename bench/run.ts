@@ -13,6 +13,8 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   gateway: () => import("./gateway.ts"),
   resolve: () => import("./resolve.ts"),
   wan: () => import("./wan.ts"),
+  "wan.cluster": () => import("./wan.cluster.ts"),
+  "wan.scale": () => import("./wan.scale.ts"),
 };
 
 const wanted = process.argv.slice(2);

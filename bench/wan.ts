@@ -35,11 +35,11 @@ const LATENCY_SECONDS = Number(process.env["BENCH_LATENCY_S"] ?? 20);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Raw JetStream: publish with msgID (256 in flight), durable pull consumer, JSON.parse, ack. */
-async function rawPath(nats: TestNats, name: string) {
-  const nc = await connect({ servers: nats.url.replace("nats://", "") });
+export async function rawPath(natsUrls: string[], name: string, replicas = 1) {
+  const nc = await connect({ servers: natsUrls.map((u) => u.replace("nats://", "")) });
   const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120e9 });
-  await jsm.consumers.add(name, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000 });
+  await jsm.streams.add({ name, subjects: [`${name}.>`], storage: StorageType.File, duplicate_window: 120e9, num_replicas: replicas });
+  await jsm.consumers.add(name, { durable_name: "raw", ack_policy: AckPolicy.Explicit, max_ack_pending: 10_000, num_replicas: replicas });
   const js = jetstream(nc);
   let onMessage: (m: { sentAt?: number; measured?: boolean }) => void = () => {};
   const consumer = await js.consumers.get(name, "raw");
@@ -61,7 +61,7 @@ async function rawPath(nats: TestNats, name: string) {
   };
 }
 
-interface Sites {
+export interface Sites {
   /** Publishes on A's bus, as an agent at site A does: on a durable channel, and on a best-effort one. */
   publish: (body: Record<string, unknown>) => Promise<unknown>;
   publishLive: (body: Record<string, unknown>) => Promise<unknown>;
@@ -78,7 +78,7 @@ interface Sites {
  * Sites A and B as the executables' bundle on Node 24, each with its Redis, in their own
  * processes; this process is their agents: it publishes on A's bus and handles on B's.
  */
-async function sites(nats: TestNats, dir: string): Promise<Sites> {
+export async function sites(nats: { urls: string[]; pid: () => number | undefined }, dir: string, wanExtra = ""): Promise<Sites> {
   requireBuild();
   const node = runtimeNode();
   const [ra, rb] = await Promise.all([startRedis({ aof: false }), startRedis({ aof: false })]);
@@ -93,7 +93,7 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
     const f = join(dir, `${n}.toml`);
     writeFileSync(
       f,
-      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[log]\nlevel = "warn"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[bus.channels]]\nname = "a2b-live"\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = ["${nats.url}"]\nmanage_streams = true\n${process.env["WAN_EXTRA"] ?? ""}`, // WAN_EXTRA: more [wan] keys, to compare settings
+      `[instance]\norigin = "http://127.0.0.1:${port}"\nkey_file = "${join(dir, `${n}.key`)}"\n[http]\nlisten = "127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, `${n}.sock`)}"\n[log]\nlevel = "warn"\n[bus]\nmax_age_seconds = 3600\n[bus.redis]\nurl = "${redis}"\nblock_ms = 1000\n[[bus.keys]]\nid = "${n}"\nsecret_file = "${secret}"\n[[bus.channels]]\nname = "a2b"\ndurable = true\n[[bus.channels]]\nname = "a2b-live"\n[[federation.peers]]\norigin = "http://127.0.0.1:${peerPort}"\ntransport = "wan"\npublic_keys = ["${peerKey}"]\naccept_channels = [${accept}]\nforward_channels = [${forward}]\n[wan]\nnats_urls = [${nats.urls.map((u) => `"${u}"`).join(", ")}]\nmanage_streams = true\n${wanExtra}\n${process.env["WAN_EXTRA"] ?? ""}`, // WAN_EXTRA: more [wan] keys, to compare settings
     );
     return f;
   };
@@ -138,6 +138,18 @@ async function sites(nats: TestNats, dir: string): Promise<Sites> {
   };
 }
 
+/** msg/s of `n` messages through `publish` until `received` has grown by `n`; CPU added to `cpu`. */
+export async function timed(n: number, publish: (body: Record<string, unknown>) => Promise<unknown>, received: () => number, procs: Record<string, () => number | undefined>, cpu?: CpuTotals): Promise<number> {
+  const from = received();
+  const meter = cpuMeter(procs);
+  const t0 = performance.now();
+  await windowed(n, 256, (i) => publish(payload(i)));
+  await until(() => received() >= from + n);
+  const rate = n / ((performance.now() - t0) / 1000);
+  cpu?.add(meter.stop(n), n);
+  return rate;
+}
+
 async function until(cond: () => boolean, timeoutMs = 600_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
@@ -174,23 +186,12 @@ export async function run(): Promise<void> {
   try {
     // Throughput: interleaved rounds (which side goes first alternates, so drift on a shared
     // machine hits both alike), after a short unmeasured run of each to warm the JIT.
-    const raw = await rawPath(nats, "RAW_T");
+    const raw = await rawPath([nats.url], "RAW_T");
     let rawGot = 0;
     raw.onMessage(() => void rawGot++);
-    const s = await sites(nats, dir);
+    const s = await sites({ urls: [nats.url], pid: () => nats.pid() }, dir);
     const rawProcs = { client: () => process.pid, nats: () => nats.pid() };
     const cores = availableParallelism();
-    /** msg/s of `n` messages through `publish` until `received` has grown by `n`; CPU added to `cpu`. */
-    const timed = async (n: number, publish: (body: Record<string, unknown>) => Promise<unknown>, received: () => number, procs: Record<string, () => number | undefined>, cpu?: CpuTotals): Promise<number> => {
-      const from = received();
-      const meter = cpuMeter(procs);
-      const t0 = performance.now();
-      await windowed(n, 256, (i) => publish(payload(i)));
-      await until(() => received() >= from + n);
-      const rate = n / ((performance.now() - t0) / 1000);
-      cpu?.add(meter.stop(n), n);
-      return rate;
-    };
     await timed(2_000, (b) => raw.publish(b), () => rawGot, rawProcs);
     await timed(2_000, s.publish, s.received, s.procs);
     await timed(2_000, s.publishLive, s.received, s.procs);
@@ -238,7 +239,7 @@ export async function run(): Promise<void> {
     await until(() => s.received() >= before + RECOVERY_N);
     const wanRecovery = (performance.now() - t0) / 1000;
     await s.close();
-    const raw2 = await rawPath(nats, "RAW_R");
+    const raw2 = await rawPath([nats.url], "RAW_R");
     let got2 = 0;
     raw2.onMessage(() => void got2++);
     t0 = performance.now();

@@ -394,7 +394,7 @@ export class MeshBus {
       channel,
       { group, consumer: this.#opts.consumerName, claimIdleMs: this.#opts.claimIdleMs, maxAttempts: this.#opts.maxAttempts, batch: 128, settle },
       async (entry): Promise<Verdict> => {
-        const a = guard.admit(channel, entry.raw, entry.refTimeMs, false);
+        const a = guard.admit(channel, entry.raw, entry.refTimeMs, false, `group:${group}`);
         if (!a.ok) {
           // A copy of what was delivered is acknowledged (counted); anything else refused is
           // parked in the dead-letter log with its reason, never silently acknowledged.
@@ -407,13 +407,13 @@ export class MeshBus {
         try {
           await handler({ ...toDelivery(a.value), id: entry.id });
         } catch (err) {
-          guard.release(a.value.eventId); // so the retry is not taken for a replay
+          guard.release(a.key); // so the retry is not taken for a replay
           // A full queue is backpressure, not a failure of the message: no attempt is spent.
           if (err instanceof SpoolFullError) return "wait";
           this.#handlerFailed(channel, err);
           return "retry";
         }
-        claims.push([a.value.eventId, a.expires]);
+        claims.push([a.key, a.expires]);
         this.#opts.metrics?.delivered.inc({ durable: "true" });
         return "ack";
       },

@@ -10,7 +10,8 @@ import { verifyWire, type RejectReason, type Verified, type VerifyPolicy } from 
 import type { KeyRing } from "./keyring.ts";
 import { ReplayCache, type ReplayJournal } from "./replay.ts";
 
-export type Admission = { ok: true; value: Verified; expires: number } | { ok: false; reason: RejectReason; detail: string };
+/** `key`: what the replay memory holds for this delivery (release and persist it by that). */
+export type Admission = { ok: true; value: Verified; expires: number; key: string } | { ok: false; reason: RejectReason; detail: string };
 
 export class InboundGuard {
   readonly replay: ReplayCache;
@@ -34,18 +35,20 @@ export class InboundGuard {
   /**
    * `journal: false` leaves the claim out of the journal for the caller to write with
    * `persist` once the message is handled (a durable entry whose handler dies with the process
-   * must be redelivered, not taken for a replay).
+   * must be redelivered, not taken for a replay). `scope`: whose delivery this is (a durable
+   * consumer group): each group takes every message once, so one group's delivery is no replay
+   * for another (a channel forwarded to three peers and read by local agents: four groups).
    */
-  admit(wireChannel: string, raw: string, refTimeMs?: number, journal = true): Admission {
+  admit(wireChannel: string, raw: string, refTimeMs?: number, journal = true, scope = ""): Admission {
     try {
-      return this.#admit(wireChannel, raw, refTimeMs, journal);
+      return this.#admit(wireChannel, raw, refTimeMs, journal, scope);
     } catch (err) {
       // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
       return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
-  #admit(wireChannel: string, raw: string, refTimeMs: number | undefined, journal: boolean): Admission {
+  #admit(wireChannel: string, raw: string, refTimeMs: number | undefined, journal: boolean, scope: string): Admission {
     const now = Date.now();
     const ref = refTimeMs ?? now;
     const policy = this.policyFor(wireChannel);
@@ -64,9 +67,10 @@ export class InboundGuard {
     }
     // Remember the id for as long as a replay could still look fresh.
     const expires = Math.max(sentAt, ref) + policy.maxAgeMs + policy.skewMs;
-    if (!this.replay.claim(eventId, expires, now)) return this.refuse(wireChannel, "replayed", `event ${eventId} already delivered`);
-    if (journal) this.#journal?.record(eventId, expires);
-    return { ok: true, value: r.value, expires };
+    const key = scope ? `${scope}\u0000${eventId}` : eventId;
+    if (!this.replay.claim(key, expires, now)) return this.refuse(wireChannel, "replayed", `event ${eventId} already delivered${scope ? ` to ${scope}` : ""}`);
+    if (journal) this.#journal?.record(key, expires);
+    return { ok: true, value: r.value, expires, key };
   }
 
   /** Writes the ids claimed since the last commit; call before handing admitted messages on. */
