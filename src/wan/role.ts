@@ -6,6 +6,7 @@
  * per WAN peer and this site's receiver.
  */
 import type { KeyObject } from "node:crypto";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -24,6 +25,7 @@ import { consumerName, inboxFilter } from "./subjects.ts";
 import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
 import { Pilox } from "./pilox.ts";
 import { readPlacement, type StreamPlacement } from "./placement.ts";
+import { SeqBlocks } from "./seq-blocks.ts";
 
 export interface WanDeps {
   bus: () => MeshBus;
@@ -70,6 +72,7 @@ export class WanRole {
   #connecting: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
   #placementTimer: NodeJS.Timeout | undefined;
+  readonly #seqBlocks: SeqBlocks;
   #placement: StreamPlacement | null = null;
 
   private constructor(config: Config, private readonly client: { nats: Nats; js: Js }, private readonly d: WanDeps) {
@@ -84,6 +87,8 @@ export class WanRole {
       return writeDeadLetter(this.client.nats, this.#js, { dlqPrefix: c().wan.dlq_subject_prefix, ourOrigin: c().instance.origin }, x);
     };
     const termWithReason = () => serverAtLeast(this.#nc, 2, 10, 4);
+    mkdirSync(join(config.node.state_dir, "wan"), { recursive: true, mode: 0o700 });
+    this.#seqBlocks = new SeqBlocks(join(config.node.state_dir, "wan", "seq-blocks"));
     this.#senders = new PeerLinks({
       transport: "wan",
       open: (p) => this.#sender(p),
@@ -162,6 +167,7 @@ export class WanRole {
       js: () => (this.#connected ? this.#js : undefined),
       nats: this.client.nats,
       dir: senderDir(c().node.state_dir, p.origin),
+      seqBlocks: this.#seqBlocks,
       queueMaxBytes: c().federation.queue_max_bytes,
       metrics: this.d.metrics,
       log: this.d.log,

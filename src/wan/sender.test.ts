@@ -11,6 +11,7 @@ import type { MeshBus } from "../bus/index.ts";
 import { keyFromSeedHex } from "../identity/index.ts";
 import { frameBody } from "./frame.ts";
 import { FrameLog } from "./frame-log.ts";
+import { SeqBlocks } from "./seq-blocks.ts";
 import { Sender, type SenderDeps } from "./sender.ts";
 
 // Unit tests depend on nothing under test/: a scratch root of their own, a fresh directory per test.
@@ -34,16 +35,19 @@ const deps = (dir: string): SenderDeps => ({
   js: () => undefined,
   nats: {} as SenderDeps["nats"],
   dir,
+  seqBlocks: new SeqBlocks(join(dir, "seq-blocks")),
   queueMaxBytes: 1 << 20,
   metrics: createMetrics().wan,
   log: silentLogger,
 });
 const msg = (id: string) => ({ channel: "a2b", message: { type: "t", meshMeta: { v: 1, producer: "p", eventId: id } } });
 
-test("a fresh state directory starts its sequence at the time in microseconds", () => {
+test("a fresh state directory's first frame takes its sequence from the site's blocks, at the time in microseconds", () => {
   const before = Date.now() * 1000;
-  const s = new Sender(peer, deps(scratchDir()));
-  assert.ok(s.status().lastSeq >= before && s.status().lastSeq <= Date.now() * 1000);
+  const blocks = new SeqBlocks(join(scratchDir(), "seq-blocks"));
+  const first = blocks.reserve(1024, 1);
+  assert.ok(first >= before && first <= Date.now() * 1000);
+  assert.equal(new Sender(peer, deps(scratchDir())).status().lastSeq, 0, "nothing taken before the first frame");
 });
 
 test("after a crash between writing a frame and dropping its messages, they are not framed twice", () => {
@@ -102,4 +106,21 @@ test("queue lines become frame entries as written; a line of another shape is re
   assert.equal(frames[1]!.body, frameBody([msg("e3")]), "origin and v1 left out; the corrupt line skipped");
   assert.equal(frames[1]!.messages, 1);
   assert.equal(s.status().queue.messages, 3);
+});
+
+test("two senders of one site never use the same sequence (their frames' Nats-Msg-Id would collide)", () => {
+  const blocks = new SeqBlocks(join(scratchDir(), "seq-blocks"));
+  const a = blocks.reserve(1024, 1);
+  const b = blocks.reserve(1024, 1);
+  const a2 = blocks.reserve(1024, a + 1024);
+  assert.ok(b >= a + 1024 && a2 >= b + 1024, `${a} ${b} ${a2}`);
+  assert.ok(a >= Date.now() * 1000 - 60_000_000, "a fresh allocator starts at µs since the epoch");
+});
+
+test("a restarted allocator goes on past every block handed out", () => {
+  const file = join(scratchDir(), "seq-blocks");
+  const first = new SeqBlocks(file);
+  const x = first.reserve(1024, 0);
+  writeFileSync(file, String(x + 10_000_000_000));
+  assert.ok(new SeqBlocks(file).reserve(1024, 0) >= x + 10_000_000_000);
 });

@@ -12,6 +12,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Closer, MeshBus, JsonObject } from "../bus/index.ts";
 import { parseEntry, Spool, type SpoolEntry } from "../bus/spool.ts";
 import { forwardChanged, peerId, subscribeForward, type Peer } from "../federation/index.ts";
+import type { SeqBlocks } from "./seq-blocks.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { WanMetrics } from "../metrics/index.ts";
@@ -33,6 +34,8 @@ export interface SenderDeps {
   js: () => JetStreamClient | undefined;
   nats: Nats;
   dir: string;
+  /** The site's frame sequences, shared by all its senders. */
+  seqBlocks: SeqBlocks;
   queueMaxBytes: number;
   metrics: WanMetrics;
   log: Logger;
@@ -117,9 +120,9 @@ export class Sender {
     for (const f of files) rmSync(join(this.#framesDir, f), { force: true });
     this.#frames.sort((a, b) => a.seq - b.seq);
     const stored = existsSync(this.#seqFile) ? Number(readFileSync(this.#seqFile, "utf8").trim()) || 0 : 0;
-    // A fresh state directory starts far above anything sent before (µs since the epoch), so a
-    // receiver's memory of an earlier life never mistakes new frames for repeats.
-    this.#lastSeq = Math.max(stored, this.#frames.at(-1)?.seq ?? 0) || Date.now() * 1000;
+    // The next frame takes a new block from the site's allocator (SeqBlocks), which starts far
+    // above anything sent before, so a receiver's memory never mistakes it for a repeat.
+    this.#lastSeq = Math.max(stored, this.#frames.at(-1)?.seq ?? 0);
     this.#seqReserved = this.#lastSeq;
     this.#reconcile();
     if (this.#queue.size > 0) this.#queuedSince = Date.now();
@@ -215,13 +218,16 @@ export class Sender {
         this.#queue.drop(n);
         continue;
       }
-      const seq = ++this.#lastSeq;
-      // Sequences are reserved a block at a time (one write per block, not per frame); a restart
-      // goes on after the block, and the gap costs a receiver nothing.
+      let seq = this.#lastSeq + 1;
+      // Sequences come a block at a time from the site's allocator (one write per block, not per
+      // frame), shared by its senders so no two peers' frames share an id; a restart goes on
+      // after the block, and the gap costs a receiver one range in its memory.
       if (seq > this.#seqReserved) {
+        seq = this.d.seqBlocks.reserve(SEQ_BLOCK, seq);
         this.#seqReserved = seq + SEQ_BLOCK - 1;
         writeAtomic(this.#seqFile, String(this.#seqReserved));
       }
+      this.#lastSeq = seq;
       const sealed = sealFrame({ key: this.d.identity(), sender: this.d.ourOrigin(), senderId: peerId(this.d.ourOrigin()), subject: frameSubject(this.d.prefix(), this.peer.origin, this.d.ourOrigin()), seq, texts });
       const frame: StoredFrame = { ...sealed, first, createdMs: Date.now() };
       // A frame torn by a crash is cut off at the next start, and its messages, still in the
