@@ -13,9 +13,9 @@ import * as jsMod from "@nats-io/jetstream";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { loadConfig } from "../src/config/index.ts";
 import type { Appliance } from "../src/daemon/appliance.ts";
-import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
+import { createKeyFile } from "../src/identity/index.ts";
 import { ensureStreams } from "../src/wan/streams.ts";
-import { startAppliance } from "./helpers/appliance.ts";
+import { startAppliance, untilOnWan } from "./helpers/appliance.ts";
 import { waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { Deliveries } from "./helpers/deliveries.ts";
@@ -29,7 +29,6 @@ const s = scratch();
 let cluster: TestNatsCluster;
 let redisA: TestRedis, redisB: TestRedis;
 let a: Appliance, b: Appliance;
-let keyA: Ed25519Key, keyB: Ed25519Key;
 let nc: NatsConnection, jsm: JetStreamManager;
 const got = new Deliveries();
 
@@ -63,8 +62,8 @@ async function caughtUp(): Promise<void> {
 before(async () => {
   [cluster, redisA, redisB] = await Promise.all([startNatsCluster(3), startRedis(), startRedis()]);
   const [portA, portB] = [await freePort(), await freePort()];
-  keyA = createKeyFile(s.path("a-id.key"));
-  keyB = createKeyFile(s.path("b-id.key"));
+  const keyA = createKeyFile(s.path("a-id.key"));
+  const keyB = createKeyFile(s.path("b-id.key"));
   site("a", portA, portB, redisA.url, SECRET_A, keyB.publicKeyHex);
   site("b", portB, portA, redisB.url, SECRET_B, keyA.publicKeyHex);
   a = await startAppliance(s.path("a.toml"), s.path("a-state"));
@@ -72,13 +71,13 @@ before(async () => {
   await b.bus.subscribe("a2b", got.record, { group: "cluster-test" });
   nc = await connect({ servers: cluster.urls });
   jsm = await jetstreamManager(nc);
-  await waitFor(async () => (await a.status()).wan?.connected === true && (await b.status()).wan?.connected === true, 30_000, "both sites on the cluster");
+  await untilOnWan("both sites on the cluster", a, b);
 });
 
 after(async () => {
-  await nc?.close();
-  await Promise.all([a?.stop(200), b?.stop(200)]);
-  await Promise.all([cluster?.stop(), redisA?.stop(), redisB?.stop()]);
+  // The sites first, then what they ran on.
+  await Promise.all([nc?.close(), a?.stop(200), b?.stop(200)]);
+  for (const service of [cluster, redisA, redisB]) await service?.stop();
   s.cleanup();
 });
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { createKeyFile } from "../src/identity/index.ts";
-import { startAppliance } from "./helpers/appliance.ts";
+import { startAppliance, untilOnWan } from "./helpers/appliance.ts";
 import { waitFor } from "./helpers/bus.ts";
 import { Deliveries } from "./helpers/deliveries.ts";
 import { startLink, type TestLink } from "./helpers/link.ts";
@@ -42,7 +42,7 @@ before(async () => {
   a = await startAppliance(s.path("a.toml"), s.path("a-state"));
   b = await startAppliance(s.path("b.toml"), s.path("b-state"));
   await b.bus.subscribe("a2b", got.record, { group: "leaf-test" });
-  await waitFor(async () => (await a.status()).wan?.connected === true && (await b.status()).wan?.connected === true, 30_000, "A on the leaf, B on the hub");
+  await untilOnWan("A on the leaf, B on the hub", a, b);
 });
 
 after(async () => {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { Redis } from "ioredis";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { createKeyFile } from "../src/identity/index.ts";
-import { startAppliance } from "./helpers/appliance.ts";
+import { startAppliance, untilOnWan } from "./helpers/appliance.ts";
 import { waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { Deliveries } from "./helpers/deliveries.ts";
@@ -76,7 +76,7 @@ before(async () => {
   a = await startAppliance(s.path("a.toml"), s.path("a-state"));
   b = await startAppliance(s.path("b.toml"), s.path("b-state"));
   for (const ch of channels) await b.bus.subscribe(ch, got.record, { group: "cluster-test" });
-  await waitFor(async () => (await a.status()).wan?.connected === true && (await b.status()).wan?.connected === true, 30_000, "both sites on NATS");
+  await untilOnWan("both sites on NATS", a, b);
 });
 
 after(async () => {

@@ -15,7 +15,7 @@ import type { Appliance } from "../src/daemon/appliance.ts";
 import { peerId } from "../src/federation/index.ts";
 import { createKeyFile, type Ed25519Key } from "../src/identity/index.ts";
 import { DLQ_HDR, frameSubject, sealFrame } from "../src/wan/index.ts";
-import { http, sse, startAppliance } from "./helpers/appliance.ts";
+import { http, sse, startAppliance, untilOnWan } from "./helpers/appliance.ts";
 import { counterSum, counterValue, waitFor } from "./helpers/bus.ts";
 import { cli } from "./helpers/cli.ts";
 import { startNats, type TestNats } from "./helpers/nats.ts";
@@ -107,7 +107,7 @@ before(async () => {
   await startB();
   nc = await connect({ servers: nats.url.replace("nats://", "") });
   js = jetstream(nc);
-  await waitFor(async () => (await a.status()).wan?.connected === true && (await b.status()).wan?.connected === true, 20_000, "both sites on NATS");
+  await untilOnWan("both sites on NATS", a, b);
 });
 
 after(async () => {

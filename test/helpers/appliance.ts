@@ -79,3 +79,12 @@ export function sse(target: { socketPath: string } | { port: number }, path: str
   req.end();
   return { events, open, status: () => status, close: () => req.destroy() };
 }
+
+/** Until every appliance given is connected to NATS with its WAN ready. */
+export async function untilOnWan(what: string, ...apps: Appliance[]): Promise<void> {
+  const end = Date.now() + 30_000;
+  while (!(await Promise.all(apps.map((x) => x.status()))).every((st) => st.wan?.connected === true)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
