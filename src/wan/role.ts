@@ -20,7 +20,7 @@ import { connectNats, loadClient, serverAtLeast, type Js, type Nats } from "./co
 import { DLQ_HDR, writeDeadLetter } from "./dlq.ts";
 import { HDR } from "./frame.ts";
 import { Receiver, type DeadLetter, type ReplayOutcome } from "./receiver.ts";
-import { Sender, senderDir } from "./sender.ts";
+import { reservedSeqs, Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
 import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
 import { Pilox } from "./pilox.ts";
@@ -88,7 +88,7 @@ export class WanRole {
     };
     const termWithReason = () => serverAtLeast(this.#nc, 2, 10, 4);
     mkdirSync(join(config.node.state_dir, "wan"), { recursive: true, mode: 0o700 });
-    this.#seqBlocks = new SeqBlocks(join(config.node.state_dir, "wan", "seq-blocks"));
+    this.#seqBlocks = new SeqBlocks(join(config.node.state_dir, "wan", "seq-blocks"), reservedSeqs(config.node.state_dir));
     this.#senders = new PeerLinks({
       transport: "wan",
       open: (p) => this.#sender(p),

@@ -117,6 +117,13 @@ test("two senders of one site never use the same sequence (their frames' Nats-Ms
   assert.ok(a >= Date.now() * 1000 - 60_000_000, "a fresh allocator starts at µs since the epoch");
 });
 
+test("after a restart a sender goes on right after what was reserved, not at the clock", () => {
+  const dir = scratchDir();
+  const t = Date.now() * 1000 - 3_600_000_000; // reserved an hour ago
+  const blocks = new SeqBlocks(join(dir, "seq-blocks"), [t + 255, t + 511]);
+  assert.equal(blocks.reserve(256, t + 256), t + 512, "past both senders' blocks, no leap");
+});
+
 test("a restarted allocator goes on past every block handed out", () => {
   const file = join(scratchDir(), "seq-blocks");
   const first = new SeqBlocks(file);

@@ -50,7 +50,22 @@ export interface SenderStatus {
 }
 
 /** Frame sequences reserved per write of the seq file. */
-const SEQ_BLOCK = 1024;
+/**
+ * Sequences reserved per block. Senders of one site take turns, so one sender's gap is at most
+ * (its site's WAN peers − 1) × SEQ_BLOCK: under a receiver's window (SEQ_WINDOW, 65,536) for up
+ * to 256 peers.
+ */
+export const SEQ_BLOCK = 256;
+
+/** What each sender under `stateDir` reserved before (its `seq` file), for SeqBlocks. */
+export function reservedSeqs(stateDir: string): number[] {
+  const root = join(stateDir, "wan", "outbound");
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .map((d) => join(root, d, "seq"))
+    .filter((f) => existsSync(f))
+    .map((f) => Number(readFileSync(f, "utf8").trim()) || 0);
+}
 
 /** Where a peer's WAN queue and frames live. */
 export function senderDir(stateDir: string, origin: string): string {
