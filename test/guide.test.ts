@@ -166,7 +166,10 @@ describe("every pilox-mesh command in the guide", { timeout: 120_000 }, () => {
     const lines = guideCommands();
     assert.ok(lines.length >= 15, `${lines.length} commands found in the guide`);
     for (const line of lines) {
+      // Global options before the command (`pilox-mesh --config FILE peer add …`) are the
+      // top-level help's, not the command's.
       const words = line.split(/\s+/).slice(1);
+      while ((words[0] === "--config" || words[0] === "--state-dir") && words.length > 2) words.splice(0, 2);
       // `pilox-mesh COMMAND --help` stands for every command; checked by the loop itself.
       if (words[0] === "COMMAND") continue;
       const cmd = words[0]!.startsWith("-") ? [] : WITH_SUB.has(words[0]!) && words[1] && !words[1].startsWith("-") ? words.slice(0, 2) : words.slice(0, 1);

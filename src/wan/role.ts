@@ -22,7 +22,7 @@ import { HDR } from "./frame.ts";
 import { Receiver, type DeadLetter, type ReplayOutcome } from "./receiver.ts";
 import { reservedSeqs, Sender, senderDir } from "./sender.ts";
 import { consumerName, inboxFilter } from "./subjects.ts";
-import { ensurePiloxIngest, ensureStreams, ingestConsumerName } from "./streams.ts";
+import { ensurePiloxIngest, ensureStreams, ingestConsumerName, StreamMismatchError } from "./streams.ts";
 import { Pilox } from "./pilox.ts";
 import { readPlacement, type StreamPlacement } from "./placement.ts";
 import { SeqBlocks } from "./seq-blocks.ts";
@@ -221,8 +221,11 @@ export class WanRole {
     } catch (err) {
       this.#connected = false;
       this.#error = (err as Error).message;
-      this.d.log.error("the WAN cannot start on this NATS; retrying in 30 s", { error: this.#error });
-      this.#scheduleRetry(() => void this.#prepare());
+      // A JetStream API call that timed out (a cluster electing, or busy) is worth a quick retry;
+      // a stream with the wrong settings waits for its operator.
+      const soon = !(err instanceof StreamMismatchError);
+      this.d.log.error(`the WAN cannot start on this NATS; retrying in ${soon ? 3 : 30} s`, { error: this.#error });
+      this.#scheduleRetry(() => void this.#prepare(), soon ? 3_000 : 30_000);
     }
   }
 

@@ -82,7 +82,8 @@ export function sse(target: { socketPath: string } | { port: number }, path: str
 
 /** Until every appliance given is connected to NATS with its WAN ready. */
 export async function untilOnWan(what: string, ...apps: Appliance[]): Promise<void> {
-  const end = Date.now() + 30_000;
+  // Creating replicated streams and consumers on a loaded machine can take a while.
+  const end = Date.now() + 60_000;
   while (!(await Promise.all(apps.map((x) => x.status()))).every((st) => st.wan?.connected === true)) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));
