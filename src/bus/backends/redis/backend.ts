@@ -132,7 +132,7 @@ export class RedisBackend implements BusBackend {
     try {
       await this.#publishes.add("", [wireChannel, raw]);
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -173,7 +173,7 @@ export class RedisBackend implements BusBackend {
     try {
       acked = await Promise.race([node.call("WAIT", n, timeout), sleep(timeout + 1_000).then(() => Promise.reject(new BackendUnavailableError(`redis: no answer to WAIT within ${timeout + 1_000} ms`)))]);
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
     if (Number(acked) < n) throw new BackendUnavailableError(`redis: ${Number(acked)} of ${n} replicas (bus.redis.wait_replicas) had the write after ${timeout} ms`);
   }
@@ -217,18 +217,6 @@ export class RedisBackend implements BusBackend {
     return this.o.streamPrefix + channel;
   }
 
-  /**
-   * An error as the bus sees it. On a Cluster, one that says the client's map of slots is stale
-   * (a failover moved them) also has the map read again: the client's own pipelines would
-   * otherwise keep failing on it.
-   */
-  #fail(err: unknown): unknown {
-    if (this.o.cluster && /slots allocation group|MOVED|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|Connection is closed/i.test(String((err as Error)?.message))) {
-      (this.#cmd as Cluster).refreshSlotsCache();
-    }
-    return unavailable(err);
-  }
-
   /** Durable entries grouped by their stream's key, in order within each. */
   #byStream(entries: readonly { channel: string; raw: string }[]): Map<string, string[]> {
     const out = new Map<string, string[]>();
@@ -250,10 +238,10 @@ export class RedisBackend implements BusBackend {
     try {
       res = await m.exec();
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
     if (!res) throw new BackendUnavailableError("redis transaction aborted");
-    for (const [err] of res) if (err) throw this.#fail(err);
+    for (const [err] of res) if (err) throw unavailable(err);
     if (this.#waits) await this.#waitAfter(mark.hash);
   }
 
@@ -266,7 +254,7 @@ export class RedisBackend implements BusBackend {
       if (streams.size === 0) await this.#cmd.hset(mark.hash, mark.field, mark.value);
       await Promise.all([...streams].map(([key, raws]) => this.#replicated(key, () => this.#scripts.piloxAppendMarked(2, besideKey(mark.hash, key), key, mark.field, mark.value, max, ...raws))));
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -281,7 +269,7 @@ export class RedisBackend implements BusBackend {
       if (this.#waits) await this.#waitAfter(once.hash);
       return fresh;
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -309,7 +297,7 @@ export class RedisBackend implements BusBackend {
       await Promise.all([...streams.keys()].map((key) => this.#cmd.zrem(recent(key), seq).catch(() => {})));
       return streams.size === 0 ? recorded : took.some((t) => t === 1);
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -321,7 +309,7 @@ export class RedisBackend implements BusBackend {
       }
       return out;
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -331,7 +319,7 @@ export class RedisBackend implements BusBackend {
     try {
       return await Promise.all(raws.map((raw) => this.#appends.add(key, raw)));
     } catch (err) {
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
@@ -379,7 +367,7 @@ export class RedisBackend implements BusBackend {
       reply = await this.#cmd.call("XINFO", "GROUPS", this.key(channel));
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return [];
-      throw this.#fail(err);
+      throw unavailable(err);
     }
     // Each group is a flat [name, value, …] list over RESP2, a map (object) over RESP3.
     return (reply as unknown[]).map((g) => {
@@ -394,7 +382,7 @@ export class RedisBackend implements BusBackend {
       await this.#cmd.xgroup("DESTROY", this.key(channel), group);
     } catch (err) {
       if (/no such key/i.test((err as Error).message)) return;
-      throw this.#fail(err);
+      throw unavailable(err);
     }
   }
 
