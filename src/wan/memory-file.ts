@@ -2,7 +2,8 @@
  * Where a WAN consumer keeps its delivery memory on the embedded bus (on Redis it is a hash):
  * one JSON file, replaced whole by a rename so a crash leaves the old or the new, never half.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { writeAtomic } from "./atomic.ts";
 import type { Logger } from "../log/index.ts";
 
 /** The file's JSON; undefined when there is none, or when it cannot be read (logged: the consumer starts without). */
@@ -17,7 +18,5 @@ export function readMemoryFile(file: string | undefined, what: string, log: Logg
 }
 
 export function writeMemoryFile(file: string, value: unknown): void {
-  const tmp = file + ".tmp";
-  writeFileSync(tmp, JSON.stringify(value), { mode: 0o600 });
-  renameSync(tmp, file);
+  writeAtomic(file, JSON.stringify(value));
 }

@@ -6,12 +6,13 @@
  * log only when the stream acknowledged it. NATS away: the queue grows (bounded by
  * federation.queue_max_bytes, as the relay's), and drains in sequence order when it returns.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Closer, MeshBus, JsonObject } from "../bus/index.ts";
 import { parseEntry, Spool, type SpoolEntry } from "../bus/spool.ts";
 import { forwardChanged, peerId, subscribeForward, type Peer } from "../federation/index.ts";
+import { writeAtomic } from "./atomic.ts";
 import type { SeqBlocks } from "./seq-blocks.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
@@ -371,10 +372,4 @@ export class Sender {
     this.#queue.close();
     this.#log.close();
   }
-}
-
-function writeAtomic(file: string, text: string): void {
-  const tmp = file + ".tmp";
-  writeFileSync(tmp, text, { mode: 0o600 });
-  renameSync(tmp, file);
 }

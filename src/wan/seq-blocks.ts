@@ -8,7 +8,8 @@
  * Blocks are small (see SEQ_BLOCK) so that, with senders taking turns, the gap in one sender's
  * sequence stays well inside a receiver's memory window.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { writeAtomic } from "./atomic.ts";
 
 export class SeqBlocks {
   #next: number;
@@ -30,9 +31,7 @@ export class SeqBlocks {
   reserve(size: number, atLeast: number): number {
     const start = Math.max(this.#next, atLeast);
     this.#next = start + size;
-    const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, String(this.#next), { mode: 0o600 });
-    renameSync(tmp, this.file);
+    writeAtomic(this.file, String(this.#next));
     return start;
   }
 }
