@@ -5,13 +5,14 @@
  */
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
-import { BackendUnavailableError, type BusBackend, type Closer, type LogEntry, type Mark, type Verdict } from "./backends/backend.ts";
+import { BackendUnavailableError, type BusBackend, type Closer, type Inbound, type LogEntry, type Mark, type Verdict } from "./backends/backend.ts";
 import { canonicalChannel, wireNamesOf } from "./channels.ts";
-import type { MeshExt } from "./envelope/ext.ts";
-import { MessageTooLargeError, SealError, sealToWire, type SealOptions } from "./envelope/seal.ts";
+import { LocalDelivery, VerifiedDelivery, type Delivery } from "./delivery.ts";
+import { checkSize, frame, MessageTooLargeError, SealError, sealToWire, wireLength, type SealOptions } from "./envelope/seal.ts";
 import type { JsonObject } from "./envelope/v1.ts";
-import type { Verified, VerifyPolicy } from "./envelope/verify.ts";
+import type { VerifyPolicy } from "./envelope/verify.ts";
 import { InboundGuard } from "./guard.ts";
+import { LocalMessage } from "./local.ts";
 import type { KeyRing } from "./keyring.ts";
 import { ReplayJournal } from "./replay.ts";
 import { Spool, SpoolFullError } from "./spool.ts";
@@ -45,17 +46,7 @@ export interface BusOptions {
   log?: Logger;
 }
 
-/** A verified message as handed to subscribers. */
-export interface Delivery {
-  channel: string;
-  eventId: string;
-  /** The wire object: the message's own fields plus meshMeta, meshSig and meshExt. */
-  message: JsonObject;
-  /** Log entry id on durable channels (the SSE event id). */
-  id?: string;
-  kid: string;
-  ext?: MeshExt;
-}
+export type { Delivery };
 
 export type Handler = (d: Delivery) => void | Promise<void>;
 
@@ -153,16 +144,25 @@ export class MeshBus {
     if (this.#closed) throw new BusUnavailableError("shutting_down", "the bus is shutting down");
     const name = canonicalChannel(channel);
     const sealOpts = opts ? { producer: this.#opts.producer, ...opts } : this.#sealDefaults;
+    const durable = this.isDurable(name);
+    const max = this.#opts.policy.maxBytes;
+    const backend = this.#opts.backend;
+    if (!durable && backend.publishLocal) {
+      // In-process: framed now (every check a seal makes), signed only if a subscriber needs the wire form.
+      const m = new LocalMessage(this, frame(name, message, this.#ring.primary.id, sealOpts), this.#ring.primary);
+      checkSize(wireLength(m.framed), () => Buffer.byteLength(m.wire()), max);
+      backend.publishLocal(name, m);
+      this.#opts.metrics?.published.inc({ durable: "false" });
+      return { eventId: m.eventId, channel: name, durable, spooled: false };
+    }
     // Sealing validates too, so a bad message is refused before it can reach the spool.
     const { wire, eventId, meshMeta } = sealToWire(name, message, this.#ring.primary, sealOpts);
     // Every receiver refuses a message over the bound: refuse it here, where the sender hears.
-    const max = this.#opts.policy.maxBytes;
-    if (wire.length > max || (wire.length * 3 > max && Buffer.byteLength(wire) > max)) throw new MessageTooLargeError(Buffer.byteLength(wire), max);
+    checkSize(wire.length, () => Buffer.byteLength(wire), max);
 
-    const durable = this.isDurable(name);
     if (!durable) {
       try {
-        await this.#opts.backend.publish(name, wire);
+        await backend.publish(name, wire);
       } catch (err) {
         if (err instanceof BackendUnavailableError) throw new BusUnavailableError("backend_unavailable", err.message);
         throw err;
@@ -196,7 +196,7 @@ export class MeshBus {
       try {
         const name = canonicalChannel(it.channel);
         const { wire } = sealToWire(name, it.message, this.#ring.primary, it.trace ? { ...sealOpts, trace: it.trace } : sealOpts);
-        if (wire.length > max || (wire.length * 3 > max && Buffer.byteLength(wire) > max)) throw new MessageTooLargeError(Buffer.byteLength(wire), max);
+        checkSize(wire.length, () => Buffer.byteLength(wire), max);
         (this.isDurable(name) ? durable : other).push({ channel: name, raw: wire });
       } catch (err) {
         if (!(err instanceof SealError)) throw err;
@@ -340,12 +340,12 @@ export class MeshBus {
         for (const d of batch) deliver(d);
       };
       const closer = this.#opts.backend.subscribe(wireNamesOf(name), (wireCh, raw) => {
-        const a = this.#guard.admit(wireCh, raw);
-        if (!a.ok) return;
+        const d = this.#admit(wireCh, raw);
+        if (!d) return;
         this.#opts.metrics?.delivered.inc({ durable: "false" });
         // Without a journal (a library bus) there is nothing to write first: hand it on now.
-        if (!this.#journal) deliver(toDelivery(a.value));
-        else if (pending.push(toDelivery(a.value)) === 1) queueMicrotask(deliverPending);
+        if (!this.#journal) deliver(d);
+        else if (pending.push(d) === 1) queueMicrotask(deliverPending);
       });
       tap = { handlers, closer };
       this.#taps.set(name, tap);
@@ -365,6 +365,19 @@ export class MeshBus {
     };
     this.#closers.add(c);
     return c;
+  }
+
+  /**
+   * A pub/sub message in: our own in-process ones are claimed against replay and handed on
+   * unverified; everything else (another bus's, even on the same backend) is verified.
+   */
+  #admit(wireCh: string, raw: Inbound): Delivery | undefined {
+    if (typeof raw !== "string") {
+      if (raw instanceof LocalMessage && raw.from === this) return this.#guard.claimLocal(wireCh, raw.eventId, raw.sentAt) ? new LocalDelivery(raw) : undefined;
+      raw = raw.wire();
+    }
+    const a = this.#guard.admit(wireCh, raw);
+    return a.ok ? new VerifiedDelivery(a.value) : undefined;
   }
 
   #handlerFailed(channel: string, err: unknown): void {
@@ -405,7 +418,7 @@ export class MeshBus {
           return { dead: a.reason };
         }
         try {
-          await handler({ ...toDelivery(a.value), id: entry.id });
+          await handler(new VerifiedDelivery(a.value, entry.id));
         } catch (err) {
           guard.release(a.key); // so the retry is not taken for a replay
           // A full queue is backpressure, not a failure of the message: no attempt is spent.
@@ -432,7 +445,7 @@ export class MeshBus {
     const closer = await this.#opts.backend.tail(name, afterId, async (entries: LogEntry[]) => {
       for (const e of entries) {
         const a = guard.admit(name, e.raw, e.refTimeMs);
-        if (a.ok) await handler({ ...toDelivery(a.value), id: e.id });
+        if (a.ok) await handler(new VerifiedDelivery(a.value, e.id));
       }
     });
     return this.#track(closer);
@@ -471,10 +484,4 @@ export class MeshBus {
 /** The message as the spool keeps it: with the meshMeta it was sealed with, so its event id survives. */
 function withMeta(message: JsonObject, meshMeta: JsonObject): JsonObject {
   return message["meshMeta"] === meshMeta ? message : { ...message, meshMeta };
-}
-
-function toDelivery(v: Verified): Delivery {
-  const d: Delivery = { channel: v.channel, eventId: v.eventId, message: v.message, kid: v.kid };
-  if (v.ext) d.ext = v.ext;
-  return d;
 }

@@ -73,6 +73,22 @@ export class InboundGuard {
     return { ok: true, value: r.value, expires, key };
   }
 
+  /**
+   * The replay claim of a message this process framed and hands to its own subscribers
+   * unverified (src/bus/local.ts): a publisher that reuses an event id is refused as a replay,
+   * as it would be on the wire.
+   */
+  claimLocal(wireChannel: string, eventId: string, sentAt: number): boolean {
+    const policy = this.policyFor(wireChannel);
+    const expires = sentAt + policy.maxAgeMs + policy.skewMs;
+    if (!this.replay.claim(eventId, expires)) {
+      this.refuse(wireChannel, "replayed", `event ${eventId} already delivered`);
+      return false;
+    }
+    this.#journal?.record(eventId, expires);
+    return true;
+  }
+
   /** Writes the ids claimed since the last commit; call before handing admitted messages on. */
   commit(): void {
     this.#journal?.flush();

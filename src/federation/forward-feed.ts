@@ -3,7 +3,7 @@
  * consumer group, into its on-disk queue. What came from a peer is never forwarded again (no
  * loops between meshes); our seals are left off (the receiver seals again with its own key).
  */
-import type { Closer, Delivery, JsonObject, MeshBus } from "../bus/index.ts";
+import type { Closer, Delivery, MeshBus } from "../bus/index.ts";
 import { SpoolFullError, type Spool } from "../bus/spool.ts";
 import { forwarderGroup } from "./peer-id.ts";
 import type { Peer } from "./peers.ts";
@@ -26,14 +26,15 @@ export function subscribeForward(bus: MeshBus, peer: Peer, queue: Spool, o: Feed
 function feed(bus: MeshBus, channel: string, group: string, queue: Spool, o: FeedOptions): Promise<Closer> {
   const batch = queue.batch();
   const take = (d: Delivery) => {
-    if (d.ext?.origin) return;
-    const { meshSig: _s, meshExt: _e, ...message } = d.message;
-    const trace = o.trace && d.ext?.traceparent ? { traceparent: d.ext.traceparent, ...(d.ext.tracestate ? { tracestate: d.ext.tracestate } : {}) } : undefined;
+    if (d.origin) return;
+    // The body, not the sealed message: an in-process one is then never signed here.
+    const message = d.body;
+    const trace = o.trace ? d.trace : undefined;
     // A durable entry (it has a log id) is written with the rest of its batch when the
     // consumer settles, before the batch is acknowledged; a best-effort one at once.
     const durable = d.id !== undefined;
     try {
-      queue.append({ channel: d.channel, message: message as JsonObject, ...(trace ? { trace } : {}) }, durable ? batch : undefined);
+      queue.append({ channel: d.channel, message, ...(trace ? { trace } : {}) }, durable ? batch : undefined);
     } catch (err) {
       if (err instanceof SpoolFullError) o.onFull();
       throw err;

@@ -155,7 +155,7 @@ export function agentApi(o: AgentApiOptions): Hono {
       };
       const send = (d: Delivery): Promise<void> => {
         if (stream.aborted || stream.closed) return Promise.resolve();
-        const text = `id: ${d.id ?? d.eventId}\nevent: message\ndata: ${JSON.stringify(d.message)}\n\n`;
+        const text = `id: ${d.id ?? d.eventId}\nevent: message\ndata: ${d.text()}\n\n`;
         if (queued >= MAX_QUEUED_EVENTS || queuedBytes + text.length > limits.maxQueuedBytes) {
           cut("queue_full");
           return Promise.resolve();

@@ -25,14 +25,16 @@ export interface TestBusOptions {
   maxAttempts?: number;
   blockMs?: number;
   log?: Logger;
+  /** A backend shared with other buses (an embedded one: several buses in one process). */
+  backend?: EmbeddedBackend;
 }
 
 export function makeBus(o: TestBusOptions): { bus: MeshBus; metrics: Metrics } {
   const metrics = createMetrics({ busRejected: REJECT_REASONS });
   const log = o.log ?? (process.env["PILOX_TEST_LOG"] ? createLogger({ level: "debug", format: "text" }) : silentLogger);
-  const backend = o.url || o.sentinel
+  const backend = o.backend ?? (o.url || o.sentinel
     ? new RedisBackend({ url: o.url ?? "", ...(o.sentinel ? { sentinel: o.sentinel } : {}), streamPrefix: "pilox-mesh:stream:", streamMaxLen: 1_000_000, blockMs: o.blockMs ?? 1_000, connectTimeoutMs: 2_000, log })
-    : new EmbeddedBackend();
+    : new EmbeddedBackend());
   const opts: ConstructorParameters<typeof MeshBus>[0] = {
     backend,
     ring: new KeyRing(o.keys, o.primary),

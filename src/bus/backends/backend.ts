@@ -62,6 +62,14 @@ export interface ReadyState {
   warnings: string[];
 }
 
+/** A message published in-process and not yet sealed (see src/bus/local.ts): `wire()` seals it. */
+export interface InProcessMessage {
+  wire(): string;
+}
+
+/** What a pub/sub subscriber is handed: the wire string, or an in-process message (embedded backend). */
+export type Inbound = string | InProcessMessage;
+
 export interface BusBackend {
   readonly kind: "embedded" | "redis";
   start(): Promise<void>;
@@ -74,8 +82,13 @@ export interface BusBackend {
 
   /** Best effort; throws BackendUnavailableError when it cannot send now. */
   publish(wireChannel: string, raw: string): Promise<void>;
+  /**
+   * Present on a backend that lives in this process: hands the message to subscribers without
+   * sealing it (they call `wire()` if they need it).
+   */
+  publishLocal?(wireChannel: string, m: InProcessMessage): void;
   /** Calls `onMessage` for each message on the listed wire channels until closed. */
-  subscribe(wireChannels: readonly string[], onMessage: (wireChannel: string, raw: string) => void): Promise<Closer>;
+  subscribe(wireChannels: readonly string[], onMessage: (wireChannel: string, raw: Inbound) => void): Promise<Closer>;
 
   /** Appends to a durable channel's log in order; returns the entry ids. */
   append(channel: string, raws: readonly string[]): Promise<string[]>;
@@ -134,7 +147,7 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).
  * Calls an inbound callback so that nothing it throws escapes into the transport's event
  * handler, where it would end the process (one hostile PUBLISH must not crash the appliance).
  */
-export function runInbound(fn: (ch: string, raw: string) => void, ch: string, raw: string, log: Logger): void {
+export function runInbound(fn: (ch: string, raw: Inbound) => void, ch: string, raw: Inbound, log: Logger): void {
   try {
     fn(ch, raw);
   } catch (err) {

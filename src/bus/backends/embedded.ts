@@ -5,7 +5,7 @@
  */
 import { silentLogger, type Logger } from "../../log/index.ts";
 import { WAIT_MAX_MS, WAIT_MIN_MS, type BusBackend, type Closer, type ConsumerOptions, type EntryHandler, type GroupInfo, type LogEntry, type Mark, type ReadyState, type Verdict } from "./backend.ts";
-import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep } from "./backend.ts";
+import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep, type Inbound } from "./backend.ts";
 import { SeqMemory } from "../seq-set.ts";
 
 interface Log {
@@ -19,7 +19,7 @@ interface Log {
 
 export class EmbeddedBackend implements BusBackend {
   readonly kind = "embedded" as const;
-  readonly #subs = new Map<string, Set<(ch: string, raw: string) => void>>();
+  readonly #subs = new Map<string, Set<(ch: string, raw: Inbound) => void>>();
   readonly #logs = new Map<string, Log>();
   #closed = false;
 
@@ -47,6 +47,10 @@ export class EmbeddedBackend implements BusBackend {
   }
 
   async publish(wireChannel: string, raw: string): Promise<void> {
+    this.publishLocal(wireChannel, raw);
+  }
+
+  publishLocal(wireChannel: string, raw: Inbound): void {
     const set = this.#subs.get(wireChannel);
     if (!set) return;
     // Deliver asynchronously, as a network bus would, so publishers never run handlers inline.
@@ -55,7 +59,7 @@ export class EmbeddedBackend implements BusBackend {
     });
   }
 
-  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
+  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: Inbound) => void): Promise<Closer> {
     for (const ch of wireChannels) {
       let set = this.#subs.get(ch);
       if (!set) this.#subs.set(ch, (set = new Set()));

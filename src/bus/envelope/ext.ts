@@ -54,8 +54,7 @@ export function extMac(secret: Buffer, signed: string, meshSig: string, canonExt
 }
 
 /** Signs an extension; the object's keys are in wire order (canonical, then sig). */
-export function sealExt(secret: Buffer, signed: string, meshSig: string, ext: UnsignedExt): { ext: MeshExt; text: string } {
-  const canon = canonicalExt(ext);
+export function sealExt(secret: Buffer, signed: string, meshSig: string, ext: UnsignedExt, canon: string = canonicalExt(ext)): { ext: MeshExt; text: string } {
   const sig = extMac(secret, signed, meshSig, canon);
   // Keys in canonical order, so that JSON.stringify of it is the wire text.
   const out = { ch: ext.ch, kid: ext.kid } as MeshExt;

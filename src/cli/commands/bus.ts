@@ -200,7 +200,7 @@ async function subscribe(args: string[], io: Io): Promise<number> {
   try {
     if (values.direct || values.redis) {
       const b = await directBus(values);
-      const print = async (d: { message: unknown }) => void io.stdout(JSON.stringify(d.message) + "\n");
+      const print = async (d: { text(): string }) => void io.stdout(d.text() + "\n");
       const c = b.isDurable(channel) ? await b.tail(channel, values["last-event-id"] ?? "$", print) : await b.subscribe(channel, print);
       await new Promise<void>((r) => ac.signal.addEventListener("abort", () => r()));
       await c.close();

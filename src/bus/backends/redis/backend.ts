@@ -19,6 +19,7 @@ import {
   type LogEntry,
   type Mark,
   type ReadyState,
+  type Inbound,
 } from "../backend.ts";
 import { Coalescer } from "../coalesce.ts";
 import { StreamConsumer } from "./consumer.ts";
@@ -51,7 +52,7 @@ export class RedisBackend implements BusBackend {
   readonly #sub: RedisClient;
   readonly #blocking = new Set<RedisClient>();
   readonly #readyCbs: (() => void)[] = [];
-  readonly #subHandlers = new Map<string, Set<(ch: string, raw: string) => void>>();
+  readonly #subHandlers = new Map<string, Set<(ch: string, raw: Inbound) => void>>();
   #closed = false;
   /** Durable publishes of one tick, per stream: one script call appends them all. */
   readonly #appends = new Coalescer<string, string>((key, raws) => this.#appendMany(key, raws), BATCH_ITEMS, BATCH_BYTES, (raw) => raw.length);
@@ -178,7 +179,7 @@ export class RedisBackend implements BusBackend {
     if (Number(acked) < n) throw new BackendUnavailableError(`redis: ${Number(acked)} of ${n} replicas (bus.redis.wait_replicas) had the write after ${timeout} ms`);
   }
 
-  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: string) => void): Promise<Closer> {
+  async subscribe(wireChannels: readonly string[], onMessage: (ch: string, raw: Inbound) => void): Promise<Closer> {
     const fresh: string[] = [];
     for (const ch of wireChannels) {
       let set = this.#subHandlers.get(ch);
