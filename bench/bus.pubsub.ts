@@ -14,6 +14,7 @@
 import { Redis } from "ioredis";
 import { startRedis } from "../test/helpers/redis.ts";
 import type { MeshBus } from "../src/bus/index.ts";
+import { messageCosts } from "./cost.ts";
 import { benchBus, median, payload, percentile, report, reportRounds, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_N"] ?? 20_000);
@@ -152,6 +153,28 @@ export async function run(): Promise<void> {
       baseline_is: "raw ioredis with the same per-tick write batching as ours",
       baseline_rounds: round(batchedRates),
     });
+
+    // --- per-message cost: each step timed alone; the rest of a message's time is the transport
+    const costs = messageCosts("bench:mesh", batch());
+    const perMsg = (rate: number) => 1e6 / rate;
+    const c = costs.ours;
+    const oursSteps = c["seal_total"]! + c["guard_admit"]!;
+    const rawSteps = costs.raw["stringify"]! + costs.raw["parse"]!;
+    const r2 = (x: number) => Math.round(x * 100) / 100;
+    const cost = (name: string, base: number, value: number, note: string) =>
+      report(`bus.pubsub.cost.${name}`, "µs/msg", base, value, { method: "each step timed alone over 20k payloads, best of 3 passes; transport = end-to-end minus the steps", note });
+    cost("canonical_json", costs.raw["stringify"]!, c["canonical_json"]!, "ours: canonical core (in frame); raw: JSON.stringify");
+    cost("frame", costs.raw["stringify"]!, c["frame"]!, "validate, meshMeta, canonical core, signed string, extension text");
+    cost("mac_meshSig", 0, c["mac_meshSig"]!, "HMAC-SHA256 over the v1 signed string (seal)");
+    cost("mac_ext_sig", 0, c["mac_ext_sig"]!, "HMAC-SHA256 over signed string + meshSig + extension (seal; verify does it once more)");
+    cost("wire_string", 0, c["wire_string"]!, "joining the wire string");
+    cost("seal", costs.raw["stringify"]!, c["seal_total"]!, "frame + both MACs + wire string");
+    cost("parse", costs.raw["parse"]!, c["parse"]!, "JSON.parse of the wire string");
+    cost("verify", costs.raw["parse"]!, c["verify"]!, "size, depth, parse, meshMeta/extension checks, canonical texts from the raw string, one MAC");
+    cost("replay_claim", 0, c["replay_claim"]!, "replay memory: claim of a fresh id");
+    cost("guard_admit", costs.raw["parse"]!, c["guard_admit"]!, "verify + freshness + replay claim");
+    cost("transport", r2(perMsg(Math.max(...batchedRates)) - rawSteps), r2(perMsg(Math.max(...meshRates)) - oursSteps), "end-to-end µs per message (best rounds) minus the steps above; baseline: raw with our batching");
+    cost("total", r2(perMsg(Math.max(...batchedRates))), r2(perMsg(Math.max(...meshRates))), "end-to-end µs per message, best rounds; baseline: raw with our batching");
 
     // --- latency at a fixed moderate rate (about one message per side every 0.5 ms)
     for (let i = 0; i < LAT_N; i++) {

@@ -15,6 +15,8 @@ export interface FeedOptions {
   onFull: () => void;
   /** `n` messages entered the queue (on disk). */
   onQueued: (n: number) => void;
+  /** Writing best-effort messages to the queue failed (disk): they are lost, as pub/sub may lose them. */
+  onWriteFailed: (err: Error, messages: number) => void;
 }
 
 export function subscribeForward(bus: MeshBus, peer: Peer, queue: Spool, o: FeedOptions): Promise<Closer[]> {
@@ -25,21 +27,38 @@ export function subscribeForward(bus: MeshBus, peer: Peer, queue: Spool, o: Feed
 /** One forwarded channel: its consumer's entries are written to the queue a batch at a time. */
 function feed(bus: MeshBus, channel: string, group: string, queue: Spool, o: FeedOptions): Promise<Closer> {
   const batch = queue.batch();
+  // Best-effort deliveries of one tick share one write too (they arrive in bursts: a tap hands
+  // on what one read brought): written at the end of the tick, as pub/sub promises no more.
+  const loose = queue.batch();
+  let flushing = false;
+  const flushLoose = () => {
+    flushing = false;
+    const n = loose.lines.length;
+    try {
+      queue.flush(loose);
+    } catch (err) {
+      return o.onWriteFailed(err as Error, n);
+    }
+    if (n > 0) o.onQueued(n);
+  };
   const take = (d: Delivery) => {
     if (d.origin) return;
     // The body, not the sealed message: an in-process one is then never signed here.
     const message = d.body;
     const trace = o.trace ? d.trace : undefined;
     // A durable entry (it has a log id) is written with the rest of its batch when the
-    // consumer settles, before the batch is acknowledged; a best-effort one at once.
+    // consumer settles, before the batch is acknowledged.
     const durable = d.id !== undefined;
     try {
-      queue.append({ channel: d.channel, message, ...(trace ? { trace } : {}) }, durable ? batch : undefined);
+      queue.append({ channel: d.channel, message, ...(trace ? { trace } : {}) }, durable ? batch : loose);
     } catch (err) {
       if (err instanceof SpoolFullError) o.onFull();
       throw err;
     }
-    if (!durable) o.onQueued(1);
+    if (!durable && !flushing) {
+      flushing = true;
+      queueMicrotask(flushLoose);
+    }
   };
   const settle = () => {
     const n = queue.flush(batch);

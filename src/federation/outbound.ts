@@ -107,6 +107,7 @@ export class Forwarder {
       trace: false, // the relay's batch format has no place for it
       onFull: () => this.d.log.limited(`fed-queue-full-${this.peer.origin}`, "error", "federation queue full", { peer: this.peer.origin }),
       onQueued: () => this.#wake?.(),
+      onWriteFailed: (err, n) => this.d.log.limited(`fed-queue-write-${this.peer.origin}`, "error", "cannot write to the federation queue; best-effort messages lost", { peer: this.peer.origin, messages: n, error: err.message }),
     });
   }
 

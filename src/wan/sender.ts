@@ -173,6 +173,7 @@ export class Sender {
     this.#subs = await subscribeForward(this.d.bus(), this.peer, this.#queue, {
       trace: true,
       onFull: () => this.d.log.limited(`wan-queue-full-${this.peer.origin}`, "error", "WAN queue full", { peer: this.peer.origin }),
+      onWriteFailed: (err, n) => this.d.log.limited(`wan-queue-write-${this.peer.origin}`, "error", "cannot write to the WAN queue; best-effort messages lost", { peer: this.peer.origin, messages: n, error: err.message }),
       onQueued: (n) => {
         this.#queuedSince ??= Date.now();
         this.d.metrics.spooled.inc({ peer: this.peer.origin }, n);
