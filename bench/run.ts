@@ -15,6 +15,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   wan: () => import("./wan.ts"),
   "wan.cluster": () => import("./wan.cluster.ts"),
   "wan.scale": () => import("./wan.scale.ts"),
+  scale: () => import("./scale.ts"),
 };
 
 const wanted = process.argv.slice(2);

@@ -4,7 +4,6 @@
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { streamSSE } from "hono/streaming";
 import * as v from "valibot";
 import { BusUnavailableError, type Delivery, type MeshBus } from "../bus/index.ts";
 import { CHANNEL_NAME, describeIssues } from "../bus/channels.ts";
@@ -16,6 +15,7 @@ import type { Logger } from "../log/index.ts";
 import { bearerAuth } from "./auth.ts";
 import { jsonError } from "./errors.ts";
 import { httpMetrics } from "./metrics.ts";
+import { sseResponse } from "./sse-sink.ts";
 import type { HttpMetrics } from "../metrics/index.ts";
 
 export interface WanDlq {
@@ -64,11 +64,42 @@ const MAX_QUEUED_EVENTS = 1024;
 const MAX_BODY_DEPTH = MAX_JSON_DEPTH + 1;
 const LAST_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
 
+const encoder = new TextEncoder();
+/**
+ * A delivery's SSE event, encoded once for every subscriber it goes to (a tap hands the same
+ * delivery to each): 10,000 subscribers of a channel cost one string and one encoding a message.
+ */
+const eventBytes = new WeakMap<Delivery, Uint8Array>();
+function sseEvent(d: Delivery): Uint8Array {
+  let b = eventBytes.get(d);
+  if (!b) eventBytes.set(d, (b = encoder.encode(`id: ${d.id ?? d.eventId}\nevent: message\ndata: ${d.text()}\n\n`)));
+  return b;
+}
+
 export function agentApi(o: AgentApiOptions): Hono {
   const app = new Hono();
   let subscribers = 0;
   /** Bytes waiting for every SSE reader together. */
   let totalQueued = 0;
+  /**
+   * Each stream's once-a-second check (write timeout, keep-alive), run by one timer for all of
+   * them: ten thousand subscribers are not ten thousand timers.
+   */
+  const sseChecks = new Set<() => void>();
+  let sseTimer: NodeJS.Timeout | undefined;
+  const watch = (check: () => void): (() => void) => {
+    sseChecks.add(check);
+    sseTimer ??= setInterval(() => {
+      for (const f of sseChecks) f();
+    }, Math.min(o.heartbeatMs ?? 15_000, 1_000));
+    return () => {
+      sseChecks.delete(check);
+      if (sseChecks.size === 0) {
+        clearInterval(sseTimer);
+        sseTimer = undefined;
+      }
+    };
+  };
   app.use("*", httpMetrics(o.metrics, o.listener ?? "agent"));
   if (o.token) app.use("*", bearerAuth(o.token));
 
@@ -118,27 +149,26 @@ export function agentApi(o: AgentApiOptions): Hono {
     }
     if (subscribers >= o.maxSubscribers()) return jsonError(c, 503, "too_many_subscribers", "subscriber limit reached");
     subscribers++;
-    return streamSSE(c, async (stream) => {
+    return sseResponse(c, async (stream) => {
       const limits = o.sse();
       let queued = 0;
       let queuedBytes = 0;
       let lastProgress = Date.now();
       let done: () => void = () => {};
       const finished = new Promise<void>((r) => (done = r));
-      stream.onAbort(() => done());
+      stream.onClose(() => done());
       /**
        * Ends the stream now: the socket is destroyed, so nothing waits behind the writes a
        * reader that stopped reading left queued, and their memory is released.
        */
       const cut = (why: string) => {
-        if (stream.aborted || stream.closed) return;
+        if (stream.closed) return;
         o.log.limited(`sse-${why}`, "warn", "closing a slow SSE subscriber", { channel, reason: why, queued_bytes: queuedBytes });
         done();
-        (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing?.destroy();
         stream.abort();
       };
-      const write = (text: string): Promise<void> => {
-        const size = text.length;
+      const write = (text: string | Uint8Array): Promise<void> => {
+        const size = typeof text === "string" ? text.length : text.byteLength;
         queued++;
         queuedBytes += size;
         totalQueued += size;
@@ -154,17 +184,17 @@ export function agentApi(o: AgentApiOptions): Hono {
         });
       };
       const send = (d: Delivery): Promise<void> => {
-        if (stream.aborted || stream.closed) return Promise.resolve();
-        const text = `id: ${d.id ?? d.eventId}\nevent: message\ndata: ${d.text()}\n\n`;
-        if (queued >= MAX_QUEUED_EVENTS || queuedBytes + text.length > limits.maxQueuedBytes) {
+        if (stream.closed) return Promise.resolve();
+        const event = sseEvent(d);
+        if (queued >= MAX_QUEUED_EVENTS || queuedBytes + event.byteLength > limits.maxQueuedBytes) {
           cut("queue_full");
           return Promise.resolve();
         }
-        if (totalQueued + text.length > limits.maxTotalQueuedBytes) {
+        if (totalQueued + event.byteLength > limits.maxTotalQueuedBytes) {
           cut("total_queue_full");
           return Promise.resolve();
         }
-        return write(text);
+        return write(event);
       };
       const closer = durable
         ? await bus.tail(channel, lastId ?? "$", send)
@@ -173,15 +203,15 @@ export function agentApi(o: AgentApiOptions): Hono {
       // Tell the client the stream is live (and flush headers through proxies).
       void write(": subscribed\n\n");
       const heartbeatMs = o.heartbeatMs ?? 15_000;
-      const hb = setInterval(() => {
+      const unwatch = watch(() => {
         // A reader whose writes made no progress for the write timeout is gone in all but name.
         if (queued > 0 && Date.now() - lastProgress > limits.writeTimeoutMs) cut("write_timeout");
         else if (queued === 0 && Date.now() - lastProgress >= heartbeatMs) void write(": keep-alive\n\n");
-      }, Math.min(heartbeatMs, 1_000));
+      });
       try {
         await finished;
       } finally {
-        clearInterval(hb);
+        unwatch();
         subscribers--;
         o.log.debug("SSE subscriber closed", { channel, subscribers });
         await closer.close().catch(() => {});
