@@ -45,14 +45,14 @@ describe("pilox-mesh peer", { timeout: 60_000 }, () => {
     assert.equal(none.code, 1);
     assert.match(none.stderr, new RegExp(`key fingerprint ${thumbprint(site.b.key!.publicKeyHex)}`));
     assert.match(none.stderr, /not confirmed: check the fingerprint out of band, then give it with --pin/);
-    const wrong = await cli(["peer", "add", origin("b"), "--pin", thumbprint(site.a.key!.publicKeyHex), "--config", site.a.cfg]);
+    const wrong = await cli(["peer", "add", origin("b"), `--pin=${thumbprint(site.a.key!.publicKeyHex)}`, "--config", site.a.cfg]);
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /does not match that key/);
     assert.equal(site.a.app!.federation.peers().size, 0, "nothing written, nothing reloaded");
   });
 
   it("adds each side by its pinned fingerprint: a drop-in, a reload, and a message crosses", async () => {
-    const toB = await cli(["peer", "add", origin("b"), "--pin", thumbprint(site.b.key!.publicKeyHex), "--forward", "jobs", "--config", site.a.cfg]);
+    const toB = await cli(["peer", "add", origin("b"), `--pin=${thumbprint(site.b.key!.publicKeyHex)}`, "--forward", "jobs", "--config", site.a.cfg]);
     assert.equal(toB.code, 0, toB.stderr);
     const file = toB.stdout.trim();
     assert.equal(file, s.path("a-etc", "conf.d", `peer-127.0.0.1-${site.b.port}.toml`));
@@ -83,7 +83,7 @@ describe("pilox-mesh peer", { timeout: 60_000 }, () => {
     const other = createKeyFile(s.path("other.key"));
     writeFileSync(file, pinned.replace(site.b.key!.publicKeyHex, other.publicKeyHex));
     try {
-      const r = await cli(["peer", "add", origin("b"), "--pin", thumbprint(site.b.key!.publicKeyHex), "--config", site.a.cfg]);
+      const r = await cli(["peer", "add", origin("b"), `--pin=${thumbprint(site.b.key!.publicKeyHex)}`, "--config", site.a.cfg]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /WARNING: .*'s KEY HAS CHANGED!/);
       assert.match(r.stderr, new RegExp(`pins ${thumbprint(other.publicKeyHex)}`));

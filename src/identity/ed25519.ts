@@ -25,9 +25,22 @@ export function keyFromSeedHex(seedHex: string): Ed25519Key {
   return { privateKey, publicKey, publicKeyHex, kid: thumbprint(publicKeyHex) };
 }
 
+/**
+ * Parsed public keys by their hex: a registry sync verifies thousands of records made by a few
+ * keys, and parsing the key again for each was a tenth of its CPU. Bounded (the oldest entry
+ * goes first); public keys only, nothing secret is kept.
+ */
+const parsed = new Map<string, KeyObject>();
+const MAX_PARSED = 1024;
+
 export function publicKeyFromHex(hex: string): KeyObject {
+  const known = parsed.get(hex);
+  if (known) return known;
   if (!HEX32.test(hex)) throw new Error("an Ed25519 public key is 64 hex characters");
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(hex, "hex")]), format: "der", type: "spki" });
+  const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, Buffer.from(hex, "hex")]), format: "der", type: "spki" });
+  if (parsed.size >= MAX_PARSED) parsed.delete(parsed.keys().next().value!);
+  parsed.set(hex, key);
+  return key;
 }
 
 /** kid = base64url(SHA-256('{"crv":"Ed25519","kty":"OKP","x":"<b64url key>"}')), RFC 7638. */

@@ -10,7 +10,7 @@
  * (authorship binding); here only the signature.
  */
 import { canonicalize } from "../canon/index.ts";
-import { publicKeyFromHex, signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
+import { signHex, verifyHexOf, type Ed25519Key } from "../identity/index.ts";
 import { withoutProof, type RegistryRecord } from "./record.ts";
 
 export const PROOF_V1 = "pilox-registry-record-ed25519-v1";
@@ -59,7 +59,7 @@ export function verifyProofV1(rec: RegistryRecord): ProofResult {
   if (!pkHex) return { ok: false, reason: "signing_kid_not_in_public_keys" };
   let good: boolean;
   try {
-    good = verifyHex(publicKeyFromHex(pkHex), v1SignedString(rec), sigHex);
+    good = verifyHexOf(pkHex, v1SignedString(rec), sigHex);
   } catch {
     return { ok: false, reason: "verify_error" };
   }
@@ -88,7 +88,7 @@ export function verifyProofV2(rec: RegistryRecord): ProofResult & { seq?: number
   if (typeof v2.sigHex !== "string" || !HEX128.test(v2.sigHex)) return { ok: false, reason: "v2_invalid_sig_hex" };
   const pkHex = keyOf(rec, v2.kid);
   if (!pkHex) return { ok: false, reason: "v2_kid_not_in_public_keys" };
-  const good = verifyHex(publicKeyFromHex(pkHex), v2SignedString(rec, v2.kid, v2.seq), v2.sigHex);
+  const good = verifyHexOf(pkHex, v2SignedString(rec, v2.kid, v2.seq), v2.sigHex);
   return good ? { ok: true, signed: true, publicKeyHex: pkHex, seq: v2.seq, kid: v2.kid } : { ok: false, reason: "v2_bad_signature" };
 }
 

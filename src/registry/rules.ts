@@ -6,7 +6,7 @@
  * the clock, and tombstones that beat every older version.
  */
 import { canonicalize } from "../canon/index.ts";
-import { publicKeyFromHex, signHex, verifyHex, type Ed25519Key } from "../identity/index.ts";
+import { publicKeyFromHex, signHex, verifyHex, verifyHexOf, type Ed25519Key } from "../identity/index.ts";
 import { contentDigest } from "./digest.ts";
 import { verifyProofV1, verifyProofV2 } from "./proof.ts";
 import { checkRecord, type RegistryRecord } from "./record.ts";
@@ -124,5 +124,5 @@ export function registrarOf(rec: RegistryRecord): string | undefined {
   const r = rec.proof?.["registrar"] as { type?: unknown; origin?: unknown; publicKeyHex?: unknown; digest?: unknown; sigHex?: unknown } | undefined;
   if (!r || r.type !== REGISTRAR_PROOF || typeof r.origin !== "string" || typeof r.publicKeyHex !== "string" || !/^[0-9a-f]{64}$/.test(r.publicKeyHex)) return undefined;
   if (typeof r.sigHex !== "string" || r.digest !== contentDigest(rec)) return undefined;
-  return verifyHex(publicKeyFromHex(r.publicKeyHex), canonicalize({ type: REGISTRAR_PROOF, origin: r.origin, digest: r.digest }), r.sigHex) ? r.publicKeyHex : undefined;
+  return verifyHexOf(r.publicKeyHex, canonicalize({ type: REGISTRAR_PROOF, origin: r.origin, digest: r.digest }), r.sigHex) ? r.publicKeyHex : undefined;
 }

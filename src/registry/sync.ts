@@ -12,6 +12,8 @@ import { parseJson } from "../json/index.ts";
 import { readBounded } from "../net/index.ts";
 import type { Logger } from "../log/index.ts";
 import { verifyCatalog } from "./catalog.ts";
+import { pageChecks } from "./page-checks.ts";
+import { verifyAhead } from "../identity/index.ts";
 import { feedRefusal } from "./feed.ts";
 import type { RegistryRecord } from "./record.ts";
 import { registrarOf } from "./rules.ts";
@@ -131,8 +133,19 @@ export class RegistrySync {
       }
       // A pass is bounded in pages and time: a peer answering `more: true` for ever cannot hold
       // the pass (and the peers after it); the rest comes in the next pass, from the saved cursor.
+      type Page = { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown; handles?: unknown };
+      // A page's record signatures are verified on worker threads before its merge: only good
+      // results are kept, so nothing here decides; the merge still checks every record.
+      const fetched = async (cursor: number) => {
+        const page = (await fetchJson(`${base}/v1/records?since=${cursor}&limit=1000`)) as Page;
+        return { page, checked: Array.isArray(page.changes) ? verifyAhead(pageChecks(page.changes)) : Promise.resolve() };
+      };
+      // The next page downloads and is verified while this one is merged (its feed proof is checked in turn).
+      let ahead: { cursor: number; page: ReturnType<typeof fetched> } | undefined;
       for (let pages = 0; pages < PASS_MAX_PAGES && Date.now() - started < PASS_MAX_MS; pages++) {
-        const page = (await fetchJson(`${base}/v1/records?since=${st.cursor}&limit=1000`)) as { changes?: unknown; next?: unknown; more?: unknown; feedProof?: unknown; handles?: unknown };
+        const { page, checked } = ahead?.cursor === st.cursor ? await ahead.page : await fetched(st.cursor);
+        ahead = undefined;
+        await checked;
         if (!Array.isArray(page.changes) && Array.isArray(page.handles)) {
           // A catalog for a change-feed request: a stock Pilox registry, which has no feed.
           if (peer.protocol === "feed") throw new Error("the peer answered a catalog, not a change feed: it speaks the reference's protocol (set protocol = \"reference\" or \"auto\" for this peer)");
@@ -145,6 +158,11 @@ export class RegistrySync {
         // Each page is signed: by a pinned key, for the cursor asked, just now (no replay).
         const refused = feedRefusal(page as { changes: unknown[]; next: number; feedProof?: unknown }, { since: st.cursor, pinned, maxAgeMs: FEED_MAX_AGE_MS });
         if (refused) throw new Error(`change feed refused: ${refused}`);
+        if (page.more === true && page.changes.length > 0 && page.next > st.cursor && pages + 1 < PASS_MAX_PAGES) {
+          const next = page.next;
+          ahead = { cursor: next, page: fetched(next) };
+          ahead.page.catch(() => {}); // a failure is met when (and if) the page is awaited
+        }
         let merged = 0;
         let allJunk = true;
         const reasons = new Set<string>();

@@ -159,7 +159,7 @@ async function add(args: string[], io: Io): Promise<number> {
       return EXIT.failure;
     }
   } else if (!(await confirm(io, "Is this the fingerprint you checked out of band? [y/N] "))) {
-    io.stderr("pilox-mesh peer add: not confirmed: check the fingerprint out of band, then give it with --pin\n");
+    io.stderr("pilox-mesh peer add: not confirmed: check the fingerprint out of band, then give it with --pin=FINGERPRINT (the = form: a fingerprint may start with '-')\n");
     return EXIT.failure;
   }
   const lines = [
