@@ -10,7 +10,7 @@ import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
-import { bareServerScript, BINARY, requireBuild, ROOT, rssKiB, runtimeNode, start, stop, waitHttp } from "./http.ts";
+import { bareServerScript, BINARY, requireBuild, ROOT, rssKiB, rssSplitMb, runtimeNode, start, stop, waitHttp } from "./http.ts";
 import { percentile, report } from "./lib.ts";
 
 const RUNS = 10;
@@ -64,6 +64,7 @@ export async function run(): Promise<void> {
     await waitHttp(basePort, "/");
     await new Promise((r) => setTimeout(r, 1_000));
     const bareRss = rssKiB(bare.pid!);
+    const bareSplit = rssSplitMb(bare.pid!);
     await stop(bare);
     const port = await freePort();
     const mesh = start(BINARY, ["--config", cfg, "--state-dir", join(dir, "s2"), "serve", "--listen", `127.0.0.1:${port}`]);
@@ -71,7 +72,7 @@ export async function run(): Promise<void> {
       await waitHttp(port);
       await new Promise((r) => setTimeout(r, 1_000));
       const idle = rssKiB(mesh.pid!);
-      report("binary.rss.idle", "MB", bareRss / 1024, idle / 1024, { target_mb: 90 });
+      report("binary.rss.idle", "MB", bareRss / 1024, idle / 1024, { target_mb: 70, split: rssSplitMb(mesh.pid!), baseline_split: bareSplit });
 
       // 100k messages through the agent API, read by an SSE subscriber in its own process
       // (so the load generator's busy event loop does not slow the reader down).
@@ -96,7 +97,10 @@ export async function run(): Promise<void> {
       while (seen < MESSAGES && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 1_000));
       const after = rssKiB(mesh.pid!);
-      report("binary.rss.after_100k", "MB", bareRss / 1024, after / 1024, { messages: MESSAGES, delivered_to_sse: seen });
+      report("binary.rss.after_100k", "MB", bareRss / 1024, after / 1024, { target_mb: 100, messages: MESSAGES, delivered_to_sse: seen, split: rssSplitMb(mesh.pid!) });
+      // Is it given back? The same after 20 s without traffic.
+      await new Promise((r) => setTimeout(r, 20_000));
+      report("binary.rss.after_100k_idle_20s", "MB", bareRss / 1024, rssKiB(mesh.pid!) / 1024, { split: rssSplitMb(mesh.pid!) });
       sub.kill();
       agent.destroy();
     } finally {

@@ -104,6 +104,17 @@ export async function load(port: number, path: string, connections: number, dura
   return rate;
 }
 
+/**
+ * The resident set split as the kernel keeps it (/proc/PID/status), MB: `anon` is the process's
+ * own memory (heap, malloc); `file` the pages of files it maps, here mostly the executable's
+ * code and read-only data, clean, shared and dropped by the kernel under pressure.
+ */
+export function rssSplitMb(pid: number): { anon: number; file: number } {
+  const st = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(st)?.[1] ?? 0);
+  return { anon: Math.round(kb("RssAnon") / 102.4) / 10, file: Math.round(kb("RssFile") / 102.4) / 10 };
+}
+
 export function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return Number(m?.[1] ?? 0);
