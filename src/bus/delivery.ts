@@ -6,7 +6,7 @@ import type { MeshExt } from "./envelope/ext.ts";
 import { coreOf, EXT_FIELD, type JsonObject } from "./envelope/v1.ts";
 import type { Verified } from "./envelope/verify.ts";
 import type { LocalMessage } from "./local.ts";
-import type { TraceContext } from "./trace.ts";
+import { traceOf, type TraceContext } from "./trace.ts";
 
 /** A verified message as handed to subscribers. */
 export interface Delivery {
@@ -26,11 +26,6 @@ export interface Delivery {
   readonly trace?: TraceContext;
   /** The wire object as one line of JSON (an SSE data line). */
   text(): string;
-}
-
-function traceOfExt(ext: MeshExt | { traceparent?: string; tracestate?: string } | undefined): TraceContext | undefined {
-  if (!ext?.traceparent) return undefined;
-  return ext.tracestate !== undefined ? { traceparent: ext.traceparent, tracestate: ext.tracestate } : { traceparent: ext.traceparent };
 }
 
 export class VerifiedDelivery implements Delivery {
@@ -65,7 +60,7 @@ export class VerifiedDelivery implements Delivery {
     return this.v.ext?.origin;
   }
   get trace(): TraceContext | undefined {
-    return traceOfExt(this.v.ext);
+    return traceOf(this.v.ext?.traceparent, this.v.ext?.tracestate);
   }
   text(): string {
     // Not the received text: it may hold whitespace (newlines) that would break an SSE line.
@@ -105,7 +100,7 @@ export class LocalDelivery implements Delivery {
     return this.m.framed.ext?.origin;
   }
   get trace(): TraceContext | undefined {
-    return traceOfExt(this.m.framed.ext);
+    return traceOf(this.m.framed.ext?.traceparent, this.m.framed.ext?.tracestate);
   }
   text(): string {
     // Our sealer's canonical text: one line, nothing a sender could smuggle in.
