@@ -85,6 +85,47 @@ describe("Redis Cluster", { timeout: 90_000 }, () => {
     assert.ok((await pub.ready()).ok);
   });
 
+  it("durable channels in one hash slot (a tag in stream_prefix) share one blocked read; spread ones still deliver", async () => {
+    const many = Array.from({ length: 40 }, (_, i) => `many-${i}`);
+    const seeds = cluster.nodes.slice(0, 2).map((n) => `"127.0.0.1:${n.port}"`).join(", ");
+    const table = (prefix: string) =>
+      s.write(
+        `many-${prefix.length}.toml`,
+        `[[bus.keys]]\nid = "k1"\nsecret_file = "${s.write("k1.key", SECRET_A)}"\n` +
+          many.map((c) => `[[bus.channels]]\nname = "${c}"\ndurable = true\n`).join("") +
+          `[bus.redis]\ncluster_nodes = [${seeds}]\nconsumer_group = "g"\nstream_prefix = "${prefix}"\nblock_ms = 30000\n`,
+      );
+    const clients = async () => {
+      let n = 0;
+      for (const node of cluster.nodes) {
+        const r = new Redis(node.url);
+        n += String(await r.client("LIST")).trim().split("\n").length - 1;
+        r.disconnect();
+      }
+      return n;
+    };
+    for (const [prefix, tagged] of [["{mesh}:many:", true], ["mesh:many:", false]] as const) {
+      const file = table(prefix);
+      const pub = await busFrom(file, `many-pub-${tagged}`);
+      const before = await clients();
+      const sub = await busFrom(file, `many-sub-${tagged}`);
+      const seen = new Map<string, number>();
+      for (const c of many) await sub.subscribe(c, (d) => void seen.set(`${c}:${d.message["n"]}`, (seen.get(`${c}:${d.message["n"]}`) ?? 0) + 1));
+      for (let n = 0; n < 3; n++) {
+        for (const c of many) await pub.publish(c, { n });
+        await waitFor(() => seen.size === many.length * (n + 1), 20_000, `round ${n} with prefix ${prefix} (have ${seen.size})`);
+      }
+      assert.deepEqual([...seen.values()].filter((x) => x !== 1), [], "each delivered once");
+      const held = (await clients()) - before;
+      // A cluster client holds a connection to each of the 3 masters. Tagged: command, pub/sub,
+      // reads, one waiter. Spread: a waiter per slot (about one per channel).
+      if (tagged) assert.ok(held <= 4 * 3, `${held} connections for ${many.length} channels in one slot`);
+      else assert.ok(held > 20, `${held} connections: one read per slot`);
+      await sub.close();
+      await pub.close();
+    }
+  });
+
   it("refuses a configuration that names a cluster and something else", () => {
     const both = config("both.toml", `cluster_nodes = ["127.0.0.1:7000"]\nurl = "redis://127.0.0.1:6379"\n`);
     assert.throws(() => loadConfig({ path: both, env: {} }), /bus\.redis\.cluster_nodes: set one of/);

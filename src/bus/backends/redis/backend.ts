@@ -1,11 +1,13 @@
 /**
  * The Redis transport: PUBLISH/SUBSCRIBE for best-effort channels, Streams with consumer groups
- * for durable ones. One connection sends, one listens to pub/sub, and every blocking reader
- * (a consumer or a tail) has its own, since a blocked connection can carry nothing else.
+ * for durable ones. One connection sends, one listens to pub/sub, one carries the durable
+ * consumers' reads (which never block), and each blocked read has its own, since a blocked
+ * connection can carry nothing else: one per group member's waiter (per hash slot on a Cluster)
+ * and one per tail.
  */
 import type { Cluster, RedisOptions } from "ioredis";
 import type { Logger } from "../../../log/index.ts";
-import { masterOf, redisClient, shut, type RedisClient, type RedisTarget } from "../../../redis/index.ts";
+import { keySlot, masterOf, redisClient, shut, type RedisClient, type RedisTarget } from "../../../redis/index.ts";
 import { SEQ_WINDOW, SeqMemory } from "../../seq-set.ts";
 import {
   BackendUnavailableError,
@@ -27,6 +29,7 @@ import { unavailable } from "./errors.ts";
 import { pairs } from "./replies.ts";
 import { besideKey, withScripts, type Scripts } from "./scripts.ts";
 import { StreamTail } from "./tail.ts";
+import { GroupWaiter } from "./waiter.ts";
 
 export interface RedisBackendOptions extends RedisTarget {
   /** Prefix of stream keys: `<prefix><channel>`. */
@@ -53,6 +56,10 @@ export class RedisBackend implements BusBackend {
   readonly #blocking = new Set<RedisClient>();
   readonly #readyCbs: (() => void)[] = [];
   readonly #subHandlers = new Map<string, Set<(ch: string, raw: Inbound) => void>>();
+  /** The durable consumers' reads and acknowledgements, made with the first consumer. */
+  #reads: RedisClient | null = null;
+  /** By group member (and hash slot on a Cluster): one blocked read for its idle streams. */
+  readonly #waiters = new Map<string, GroupWaiter>();
   #closed = false;
   /** Durable publishes of one tick, per stream: one script call appends them all. */
   readonly #appends = new Coalescer<string, string>((key, raws) => this.#appendMany(key, raws), BATCH_ITEMS, BATCH_BYTES, (raw) => raw.length);
@@ -101,6 +108,8 @@ export class RedisBackend implements BusBackend {
 
   async close(): Promise<void> {
     this.#closed = true;
+    for (const w of this.#waiters.values()) await w.close();
+    this.#waiters.clear();
     const all = [this.#cmd, this.#sub, ...this.#blocking];
     await Promise.all(all.map((r) => shut(r)));
   }
@@ -336,20 +345,34 @@ export class RedisBackend implements BusBackend {
     await shut(r);
   }
 
-  async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
-    const conn = this.#blockingConnection(`consumer:${channel}`);
-    const consumer = new StreamConsumer(
-      {
-        channel,
-        key: this.key(channel),
-        conn,
-        borrow: (role) => this.#blockingConnection(role),
-        release: (r) => this.#release(r),
-        streamMaxLen: this.o.streamMaxLen,
+  #waiterFor(key: string, opts: ConsumerOptions): [string, GroupWaiter] {
+    const slot = this.o.cluster ? keySlot(key) : -1;
+    const id = JSON.stringify([opts.group, opts.consumer, slot, opts.batch, opts.claimIdleMs]);
+    let w = this.#waiters.get(id);
+    if (!w) {
+      const cmd = (this.#reads ??= this.#blockingConnection("consumer-reads"));
+      w = new GroupWaiter({
+        group: opts.group,
+        consumer: opts.consumer,
+        batch: opts.batch,
         blockMs: this.o.blockMs,
-        connectTimeoutMs: this.o.connectTimeoutMs,
+        claimIdleMs: opts.claimIdleMs,
+        cluster: Boolean(this.o.cluster),
+        cmd,
+        connect: () => this.#blockingConnection(`waiter:${opts.group}`),
+        release: (r) => this.#release(r),
         log: this.o.log,
-      },
+      });
+      this.#waiters.set(id, w);
+    }
+    return [id, w];
+  }
+
+  async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
+    const key = this.key(channel);
+    const [id, waiter] = this.#waiterFor(key, opts);
+    const consumer = new StreamConsumer(
+      { channel, key, conn: this.#reads!, waiter, streamMaxLen: this.o.streamMaxLen, connectTimeoutMs: this.o.connectTimeoutMs, log: this.o.log },
       opts,
       handle,
     );
@@ -357,7 +380,10 @@ export class RedisBackend implements BusBackend {
     return {
       close: async () => {
         await consumer.close();
-        this.#blocking.delete(conn);
+        if (waiter.size === 0 && this.#waiters.get(id) === waiter) {
+          this.#waiters.delete(id);
+          await waiter.close();
+        }
       },
     };
   }

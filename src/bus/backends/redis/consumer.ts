@@ -1,26 +1,27 @@
 /**
  * One durable consumer of one stream, in a consumer group: our own pending history first (what
- * was delivered before a restart or a failure and never acknowledged), then new entries, with
- * entries that another consumer of the group left idle claimed now and then. Acknowledgements
- * ride with the next read, after the handlers' deferred writes (`settle`).
+ * was delivered before a restart or a failure and never acknowledged), then new entries. Its
+ * reads never block: with nothing left to read it takes a seat in its group member's waiter
+ * (waiter.ts), whose one blocked read serves every idle stream, and which also hands it entries
+ * another consumer of the group left idle. Acknowledgements ride with the next read, after the
+ * handlers' deferred writes (`settle`).
  */
 import type { Logger } from "../../../log/index.ts";
 import type { RedisClient } from "../../../redis/index.ts";
 import { abortable } from "../abortable.ts";
 import { DEAD_SUFFIX, entryTime, sleep, WAIT_MAX_MS, WAIT_MIN_MS, type ConsumerOptions, type EntryHandler, type Verdict } from "../backend.ts";
 import { fieldValue, firstStreamEntries, type Entries } from "./replies.ts";
+import type { GroupWaiter, Seat } from "./waiter.ts";
 
 export interface StreamConsumerSetup {
   channel: string;
   /** The stream's key. */
   key: string;
-  /** The consumer's own connection: a blocked read holds it. */
+  /** Shared by the consumers, never blocked. */
   conn: RedisClient;
-  /** A short-lived connection for the last acknowledgement at close, and its release. */
-  borrow: (role: string) => RedisClient;
-  release: (r: RedisClient) => Promise<void>;
+  /** Where it waits, with the other idle streams of its group member, when it has read all. */
+  waiter: GroupWaiter;
   streamMaxLen: number;
-  blockMs: number;
   connectTimeoutMs: number;
   log: Logger;
 }
@@ -49,11 +50,13 @@ export class StreamConsumer {
   #hasGroup = false;
   #waitMs = WAIT_MIN_MS;
   #done: Promise<void> = Promise.resolve();
+  readonly #seat: Seat;
 
   constructor(setup: StreamConsumerSetup, opts: ConsumerOptions, handle: EntryHandler) {
     this.#s = setup;
     this.#opts = opts;
     this.#handle = handle;
+    this.#seat = setup.waiter.join(setup.key);
   }
 
   /**
@@ -72,7 +75,7 @@ export class StreamConsumer {
   async close(): Promise<void> {
     this.#closed = true;
     this.#abort.abort();
-    this.#s.conn.disconnect(); // interrupts a blocked XREADGROUP; unacknowledged entries stay pending
+    this.#s.waiter.leave(this.#seat); // unacknowledged entries stay pending, read again at the next start
     await this.#done;
     try {
       this.#settle();
@@ -89,13 +92,11 @@ export class StreamConsumer {
 
   /** One last try to acknowledge what was handled, so a restart does not redeliver it. */
   async #lastAck(): Promise<void> {
-    const c = this.#s.borrow(`final-ack:${this.#s.channel}`);
     try {
-      await Promise.race([c.xack(this.#s.key, this.#opts.group, ...this.#unacked), sleep(2_000)]);
+      await Promise.race([this.#s.conn.xack(this.#s.key, this.#opts.group, ...this.#unacked), sleep(2_000)]);
     } catch {
       /* left pending: redelivered to this consumer after restart, where handlers see it again */
     }
-    await this.#s.release(c);
   }
 
   /** Before any XACK: the handlers' deferred writes. If they fail, nothing handled is acknowledged. */
@@ -207,14 +208,6 @@ export class StreamConsumer {
     return reply;
   }
 
-  /** Entries another consumer of our group took and never acknowledged. */
-  async #claimIdle(): Promise<void> {
-    await this.#flushAcks();
-    const o = this.#opts;
-    const claimed = (await this.#abort.run(this.#s.conn.call("XAUTOCLAIM", this.#s.key, o.group, o.consumer, o.claimIdleMs, "0-0", "COUNT", o.batch))) as [string, Entries, string[]];
-    if (claimed[1].length) await this.#handleEntries(claimed[1]);
-  }
-
   async #recover(err: unknown): Promise<void> {
     const msg = (err as Error).message;
     if (/NOGROUP/.test(msg)) {
@@ -226,35 +219,42 @@ export class StreamConsumer {
     }
   }
 
+  /** New entries: read while there are some, then wait with the other idle streams. */
+  async #readNew(): Promise<Entries> {
+    const o = this.#opts;
+    const entries = firstStreamEntries(await this.#read(["GROUP", o.group, o.consumer, "COUNT", o.batch, "STREAMS", this.#s.key, ">"]));
+    if (entries.length) return entries;
+    await this.#flushAcks();
+    return this.#abort.run(this.#s.waiter.next(this.#seat));
+  }
+
   async #loop(): Promise<void> {
     const o = this.#opts;
     let pendingCursor: string | null = "0";
-    let lastClaim = Date.now();
     let backoff = 100;
     while (!this.#closed) {
       try {
         if (!this.#hasGroup) await this.#abort.run(this.#ensureGroup("$"));
-        if (Date.now() - lastClaim > o.claimIdleMs / 2) {
-          lastClaim = Date.now();
-          await this.#claimIdle();
+        // Read or claimed for us while we were busy: already ours, pending in the group.
+        const handed = this.#seat.inbox.splice(0);
+        if (handed.length && (await this.#handleEntries(handed)) === "stop") {
+          pendingCursor = "0";
+          continue;
         }
-        const entries = firstStreamEntries(
-          await this.#read([
-            "GROUP", o.group, o.consumer,
-            "COUNT", o.batch,
-            ...(pendingCursor === null ? ["BLOCK", this.#s.blockMs] : []),
-            "STREAMS", this.#s.key, pendingCursor ?? ">",
-          ]),
-        );
+        if (pendingCursor === null) {
+          const entries = await this.#readNew();
+          backoff = 100;
+          if ((await this.#handleEntries(entries)) === "stop") pendingCursor = "0";
+          continue;
+        }
+        // Our own history first.
+        const entries = firstStreamEntries(await this.#read(["GROUP", o.group, o.consumer, "COUNT", o.batch, "STREAMS", this.#s.key, pendingCursor]));
         backoff = 100;
-        if (pendingCursor !== null) {
-          // Our own history first.
-          if (entries.length === 0) {
-            pendingCursor = null;
-            continue;
-          }
-          pendingCursor = entries[entries.length - 1]![0];
+        if (entries.length === 0) {
+          pendingCursor = null;
+          continue;
         }
+        pendingCursor = entries[entries.length - 1]![0];
         if ((await this.#handleEntries(entries)) === "stop") pendingCursor = "0";
       } catch (err) {
         if (this.#closed) break;

@@ -23,3 +23,13 @@ export function fieldValue(fields: string[], name: string): string | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
 }
+
+/**
+ * The entries of a many-stream XREADGROUP reply, by stream key: [[key, entries], …] over RESP2,
+ * [key, entries, key, entries, …] when a RESP3 map arrives flattened.
+ */
+export function streamsEntries(reply: unknown): [string, Entries][] {
+  if (!Array.isArray(reply) || reply.length === 0) return [];
+  if (Array.isArray(reply[0])) return (reply as [unknown, Entries | null][]).map(([k, e]) => [String(k), e ?? []]);
+  return pairs(reply).map(([k, e]) => [k, (e ?? []) as Entries]);
+}
