@@ -4,6 +4,7 @@
  * client behaviour (catalog, then one GET per handle; its v1 verifier) against what we serve.
  */
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { after, before, describe, it } from "node:test";
 import type { Appliance } from "../src/daemon/appliance.ts";
 import { createKeyFile, keyFromSeedHex, type Ed25519Key } from "../src/identity/index.ts";
@@ -94,6 +95,23 @@ for (const kind of ["sqlite", "postgres"] as const) {
       const served = await st.served("urn:test:store-1");
       assert.deepEqual({ ...served, text: JSON.parse(served!.text).handle }, { text: "urn:test:store-1", etag: 'W/"e1"', deleted: false, validUntil: Date.parse("2099-01-01T00:00:00Z"), ttl: 30 });
     });
+
+    if (kind === "sqlite") {
+      it("the writes of one turn commit together: each resolves once committed, a conflict among them undoes only itself", async () => {
+        const other = new DatabaseSync(s.path("unit.sqlite"), { readOnly: true });
+        const seen = (h: string) => other.prepare("SELECT count(*) AS n FROM records WHERE handle = ?").get(h) as { n: number };
+        const base = { seq: 1, body: record("urn:test:group-0", iso(0)), deleted: false, keys: [], agentCardUrl: "", expiresAt: 0, etag: 'W/"g"' };
+        const writes = Array.from({ length: 20 }, (_, i) => st.put({ ...base, handle: `urn:test:group-${i}` }, null));
+        const clash = st.put({ ...base, handle: "urn:test:store-1" }, null); // exists: a conflict in the same transaction
+        // Written in this turn, not committed yet: another connection does not see them.
+        assert.equal(seen("urn:test:group-0").n, 0);
+        const done = await Promise.all(writes);
+        assert.equal(await clash, "conflict");
+        assert.ok(done.every((d) => d !== "conflict"));
+        for (let i = 0; i < 20; i++) assert.equal(seen(`urn:test:group-${i}`).n, 1, `group-${i} committed before its put resolved`);
+        other.close();
+      });
+    }
 
     it("concurrent conditional writes of one version: exactly one wins", async () => {
       const cur = (await st.get("urn:test:store-1"))!;

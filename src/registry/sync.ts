@@ -45,6 +45,8 @@ export interface PeerSyncState {
 const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
 /** One pass takes at most this many pages, or this long, from one peer. */
 const PASS_MAX_PAGES = 100;
+/** Changes of a page merged at once (see the merge loop). */
+const MERGE_AT_ONCE = 100;
 const PASS_MAX_MS = 30_000;
 /** Consecutive pages with every change refused before the peer is paused (backed off). */
 const REFUSED_PAGES_MAX = 3;
@@ -166,8 +168,13 @@ export class RegistrySync {
         let merged = 0;
         let allJunk = true;
         const reasons = new Set<string>();
-        for (const ch of page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[]) {
-          const refusal = await this.#merge(peer, pinned, ch);
+        // Changes merge MERGE_AT_ONCE at a time: the embedded store commits each such group in
+        // one transaction. (Two changes of one handle are safe together: the store's cursor check
+        // makes the second decide again.)
+        const changes = page.changes as { handle?: unknown; deleted?: unknown; record?: unknown; tombstone?: unknown }[];
+        const results: ({ reason: string; junk: boolean } | undefined)[] = [];
+        for (let i = 0; i < changes.length; i += MERGE_AT_ONCE) results.push(...(await Promise.all(changes.slice(i, i + MERGE_AT_ONCE).map((ch) => this.#merge(peer, pinned, ch)))));
+        for (const refusal of results) {
           if (refusal) {
             st.refused[refusal.reason] = (st.refused[refusal.reason] ?? 0) + 1;
             reasons.add(refusal.reason);

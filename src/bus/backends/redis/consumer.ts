@@ -6,6 +6,7 @@
  * another consumer of the group left idle. Acknowledgements ride with the next read, after the
  * handlers' deferred writes (`settle`).
  */
+import { setImmediate } from "node:timers";
 import type { Logger } from "../../../log/index.ts";
 import type { RedisClient } from "../../../redis/index.ts";
 import { abortable } from "../abortable.ts";

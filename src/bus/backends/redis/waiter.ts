@@ -12,6 +12,7 @@
  * all its streams at once, entries another member of the group left idle (XAUTOCLAIM, one
  * pipelined round trip every claim_idle/2).
  */
+import { setImmediate } from "node:timers";
 import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "../../../log/index.ts";
 import { masterOf, type RedisClient } from "../../../redis/index.ts";
