@@ -111,15 +111,20 @@ describe("Redis Cluster", { timeout: 90_000 }, () => {
       const sub = await busFrom(file, `many-sub-${tagged}`);
       const seen = new Map<string, number>();
       for (const c of many) await sub.subscribe(c, (d) => void seen.set(`${c}:${d.message["n"]}`, (seen.get(`${c}:${d.message["n"]}`) ?? 0) + 1));
+      // Tails (resumable readers) of two streams: they wait in the tails' waiter of their slot.
+      const tailed: string[] = [];
+      for (const c of many.slice(0, 2)) await sub.tail(c, "$", async (d) => void tailed.push(`${c}:${d.message["n"]}`));
       for (let n = 0; n < 3; n++) {
         for (const c of many) await pub.publish(c, { n });
         await waitFor(() => seen.size === many.length * (n + 1), 20_000, `round ${n} with prefix ${prefix} (have ${seen.size})`);
       }
       assert.deepEqual([...seen.values()].filter((x) => x !== 1), [], "each delivered once");
+      await waitFor(() => tailed.length === 6, 10_000, `the tails' entries (${tailed.join(" ")})`);
+      assert.deepEqual(tailed.filter((t) => t.startsWith(`${many[0]}:`)), [0, 1, 2].map((n) => `${many[0]}:${n}`));
       const held = (await clients()) - before;
       // A cluster client holds a connection to each of the 3 masters. Tagged: command, pub/sub,
-      // reads, one waiter. Spread: a waiter per slot (about one per channel).
-      if (tagged) assert.ok(held <= 4 * 3, `${held} connections for ${many.length} channels in one slot`);
+      // reads, the consumers' waiter, the tails' waiter. Spread: a waiter per slot (about one per channel).
+      if (tagged) assert.ok(held <= 5 * 3, `${held} connections for ${many.length} channels in one slot`);
       else assert.ok(held > 20, `${held} connections: one read per slot`);
       await sub.close();
       await pub.close();

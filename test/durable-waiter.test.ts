@@ -3,7 +3,8 @@
  * of Redis connections (not one per channel) and sends Redis nothing while no one publishes.
  * A channel that goes idle while the shared read is blocked, or one subscribed later, still gets
  * its next message at once (the read is interrupted, not waited out: block_ms here is 30 s).
- * An ACL that refuses CLIENT UNBLOCK costs latency, not messages.
+ * Tails (resumable SSE readers of durable channels) share one blocked read the same way. An ACL
+ * that refuses CLIENT UNBLOCK costs latency, not messages.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -17,7 +18,8 @@ import { SECRET_A } from "./helpers/tmp.ts";
 const N = 200;
 const k1 = { id: "k1", secret: Buffer.from(SECRET_A) };
 const names = Array.from({ length: N + 1 }, (_, i) => `many:${i}`);
-const channels: Record<string, ChannelOptions> = Object.fromEntries(names.map((n) => [n, { durable: true }]));
+const tailNames = Array.from({ length: 5 }, (_, i) => `tails:${i}`);
+const channels: Record<string, ChannelOptions> = Object.fromEntries([...names, ...tailNames].map((n) => [n, { durable: true }]));
 
 /** Clients connected to Redis, less the one asking. */
 async function clients(raw: Redis): Promise<number> {
@@ -93,6 +95,37 @@ describe("durable channels share one blocked read", { timeout: 120_000 }, () => 
     await waitFor(() => seen.has(`${names[N - 1]}/9`), 10_000, "the remaining channel's message");
     for (const s of subs.slice(N - 1)) await s.close();
     await waitFor(async () => (await clients(raw)) - before <= held - 1, 5_000, "the waiter's connection closed");
+  });
+
+  it("100 tails share one blocked read: each gets every entry once and in order; one from the start catches up, then waits with the others", async () => {
+    const before = await clients(raw);
+    const reader = await bus({ consumer: "tails" });
+    const pub = await bus({ consumer: "tails-publisher" });
+    const busConns = (await clients(raw)) - before;
+    const got: number[][] = [];
+    const tails: Closer[] = [];
+    for (let t = 0; t < 100; t++) {
+      const seen: number[] = [];
+      got.push(seen);
+      tails.push(await reader.tail(tailNames[t % 5]!, "$", async (d) => void seen.push(d.message["n"] as number)));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    // The tails' shared connection and their waiter's, whatever their number.
+    assert.ok((await clients(raw)) - before - busConns <= 2, `${(await clients(raw)) - before - busConns} connections for 100 tails`);
+    for (let n = 0; n < 30; n++) await pub.publish(tailNames[n % 5]!, { n });
+    const want = (t: number) => Array.from({ length: 30 }, (_, n) => n).filter((n) => n % 5 === t % 5);
+    await waitFor(() => got.every((g, t) => g.length === want(t).length), 20_000, `every tail's entries (${got.map((g) => g.length).join(",")})`);
+    got.forEach((g, t) => assert.deepEqual(g, want(t), `tail ${t}`));
+
+    // From the start of a stream: the six entries it holds, then the next one, with the others.
+    const late: number[] = [];
+    tails.push(await reader.tail(tailNames[0]!, "0", async (d) => void late.push(d.message["n"] as number)));
+    await waitFor(() => late.length === 6, 10_000, "the late tail's catch-up");
+    await pub.publish(tailNames[0]!, { n: 100 });
+    await waitFor(() => late.length === 7 && got[0]!.length === 7, 10_000, "the next entry, for the late tail and the others");
+    assert.deepEqual(late, [...want(0), 100]);
+    for (const t of tails) await t.close();
+    await waitFor(async () => (await clients(raw)) - before - busConns <= 1, 5_000, "the tails' waiter connection closed");
   });
 
   it("refused CLIENT UNBLOCK (ACL): a warning naming the grant, a short block after it, each message once", async () => {

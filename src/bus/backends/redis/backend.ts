@@ -1,9 +1,9 @@
 /**
  * The Redis transport: PUBLISH/SUBSCRIBE for best-effort channels, Streams with consumer groups
- * for durable ones. One connection sends, one listens to pub/sub, one carries the durable
- * consumers' reads (which never block), and each blocked read has its own, since a blocked
- * connection can carry nothing else: one per group member's waiter (per hash slot on a Cluster)
- * and one per tail.
+ * for durable ones. One connection sends, one listens to pub/sub, one carries the stream
+ * readers' own reads (which never block), and each blocked read has its own, since a blocked
+ * connection can carry nothing else: one per waiter (waiter.ts), that is per group member and one
+ * for all tails, per hash slot on a Cluster.
  */
 import type { Cluster, RedisOptions } from "ioredis";
 import type { Logger } from "../../../log/index.ts";
@@ -29,7 +29,7 @@ import { unavailable } from "./errors.ts";
 import { pairs } from "./replies.ts";
 import { besideKey, withScripts, type Scripts } from "./scripts.ts";
 import { StreamTail } from "./tail.ts";
-import { GroupWaiter } from "./waiter.ts";
+import { StreamWaiter, type WaiterKind } from "./waiter.ts";
 
 export interface RedisBackendOptions extends RedisTarget {
   /** Prefix of stream keys: `<prefix><channel>`. */
@@ -43,6 +43,8 @@ export interface RedisBackendOptions extends RedisTarget {
   log: Logger;
 }
 
+/** Entries a tail reads at a time. */
+const TAIL_BATCH = 256;
 /** Per batch of coalesced publishes: at most this many messages, and about this many bytes. */
 const BATCH_ITEMS = 512;
 const BATCH_BYTES = 4 * 1024 * 1024;
@@ -59,7 +61,7 @@ export class RedisBackend implements BusBackend {
   /** The durable consumers' reads and acknowledgements, made with the first consumer. */
   #reads: RedisClient | null = null;
   /** By group member (and hash slot on a Cluster): one blocked read for its idle streams. */
-  readonly #waiters = new Map<string, GroupWaiter>();
+  readonly #waiters = new Map<string, StreamWaiter>();
   #closed = false;
   /** Durable publishes of one tick, per stream: one script call appends them all. */
   readonly #appends = new Coalescer<string, string>((key, raws) => this.#appendMany(key, raws), BATCH_ITEMS, BATCH_BYTES, (raw) => raw.length);
@@ -345,21 +347,20 @@ export class RedisBackend implements BusBackend {
     await shut(r);
   }
 
-  #waiterFor(key: string, opts: ConsumerOptions): [string, GroupWaiter] {
+  /** The waiter of a group member's consumers, or of the tails, for `key` (its hash slot on a Cluster). */
+  #waiterFor(key: string, kind: WaiterKind, batch: number): [string, StreamWaiter] {
     const slot = this.o.cluster ? keySlot(key) : -1;
-    const id = JSON.stringify([opts.group, opts.consumer, slot, opts.batch, opts.claimIdleMs]);
+    const id = JSON.stringify([kind, slot, batch]);
     let w = this.#waiters.get(id);
     if (!w) {
-      const cmd = (this.#reads ??= this.#blockingConnection("consumer-reads"));
-      w = new GroupWaiter({
-        group: opts.group,
-        consumer: opts.consumer,
-        batch: opts.batch,
+      const cmd = this.#readConnection();
+      w = new StreamWaiter({
+        ...kind,
+        batch,
         blockMs: this.o.blockMs,
-        claimIdleMs: opts.claimIdleMs,
         cluster: Boolean(this.o.cluster),
         cmd,
-        connect: () => this.#blockingConnection(`waiter:${opts.group}`),
+        connect: () => this.#blockingConnection(`waiter:${kind.kind === "group" ? kind.group : "tails"}`),
         release: (r) => this.#release(r),
         log: this.o.log,
       });
@@ -368,11 +369,23 @@ export class RedisBackend implements BusBackend {
     return [id, w];
   }
 
+  /** The readers' shared connection: their reads never block. */
+  #readConnection(): RedisClient {
+    return (this.#reads ??= this.#blockingConnection("stream-reads"));
+  }
+
+  async #leave(id: string, w: StreamWaiter): Promise<void> {
+    if (w.size === 0 && this.#waiters.get(id) === w) {
+      this.#waiters.delete(id);
+      await w.close();
+    }
+  }
+
   async consume(channel: string, opts: ConsumerOptions, handle: EntryHandler): Promise<Closer> {
     const key = this.key(channel);
-    const [id, waiter] = this.#waiterFor(key, opts);
+    const [id, waiter] = this.#waiterFor(key, { kind: "group", group: opts.group, consumer: opts.consumer, claimIdleMs: opts.claimIdleMs }, opts.batch);
     const consumer = new StreamConsumer(
-      { channel, key, conn: this.#reads!, waiter, streamMaxLen: this.o.streamMaxLen, connectTimeoutMs: this.o.connectTimeoutMs, log: this.o.log },
+      { channel, key, conn: this.#readConnection(), waiter, streamMaxLen: this.o.streamMaxLen, connectTimeoutMs: this.o.connectTimeoutMs, log: this.o.log },
       opts,
       handle,
     );
@@ -380,10 +393,7 @@ export class RedisBackend implements BusBackend {
     return {
       close: async () => {
         await consumer.close();
-        if (waiter.size === 0 && this.#waiters.get(id) === waiter) {
-          this.#waiters.delete(id);
-          await waiter.close();
-        }
+        await this.#leave(id, waiter);
       },
     };
   }
@@ -414,13 +424,14 @@ export class RedisBackend implements BusBackend {
   }
 
   async tail(channel: string, afterId: string, onEntries: (entries: LogEntry[]) => Promise<void>): Promise<Closer> {
-    const conn = this.#blockingConnection(`tail:${channel}`);
-    const tail = new StreamTail({ channel, key: this.key(channel), conn, cmd: this.#cmd, blockMs: this.o.blockMs, log: this.o.log }, afterId, onEntries);
+    const key = this.key(channel);
+    const [id, waiter] = this.#waiterFor(key, { kind: "tail" }, TAIL_BATCH);
+    const tail = new StreamTail({ channel, key, conn: this.#readConnection(), cmd: this.#cmd, waiter, batch: TAIL_BATCH, log: this.o.log }, afterId, onEntries);
     await tail.start();
     return {
       close: async () => {
         await tail.close();
-        this.#blocking.delete(conn);
+        await this.#leave(id, waiter);
       },
     };
   }

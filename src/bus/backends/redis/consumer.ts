@@ -12,7 +12,7 @@ import type { RedisClient } from "../../../redis/index.ts";
 import { abortable } from "../abortable.ts";
 import { DEAD_SUFFIX, entryTime, sleep, WAIT_MAX_MS, WAIT_MIN_MS, type ConsumerOptions, type EntryHandler, type Verdict } from "../backend.ts";
 import { fieldValue, firstStreamEntries, type Entries } from "./replies.ts";
-import type { GroupWaiter, Seat } from "./waiter.ts";
+import type { StreamWaiter, Seat } from "./waiter.ts";
 
 export interface StreamConsumerSetup {
   channel: string;
@@ -21,7 +21,7 @@ export interface StreamConsumerSetup {
   /** Shared by the consumers, never blocked. */
   conn: RedisClient;
   /** Where it waits, with the other idle streams of its group member, when it has read all. */
-  waiter: GroupWaiter;
+  waiter: StreamWaiter;
   streamMaxLen: number;
   connectTimeoutMs: number;
   log: Logger;

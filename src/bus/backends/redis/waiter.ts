@@ -1,16 +1,16 @@
 /**
- * One blocking read for all the idle durable consumers that read as the same member of the same
- * group. A consumer with nothing left to read takes a seat here; one XREADGROUP … BLOCK over all
- * seated streams hands each consumer its new entries. A blocked read per stream cost a
- * connection each and a timed-out command per stream every block_ms (measured: 1,000 channels,
- * 1,003 connections and 200 commands/s with no traffic); this costs one of each per group member,
- * per hash slot on a Redis Cluster, which refuses a read across slots (a hash tag in
- * stream_prefix puts every stream in one).
+ * One blocking read for all the stream readers with nothing left to read: a reader takes a seat
+ * here, and one XREADGROUP … BLOCK (the durable consumers of one group member) or XREAD … BLOCK
+ * (the tails, resumable SSE subscribers) over all seated streams hands each its new entries.
+ * A blocked read per reader cost a connection each and a timed-out command per reader every
+ * block_ms (measured: 1,000 durable channels, 1,003 connections and 200 commands/s with no
+ * traffic); this costs one of each per waiter, per hash slot on a Redis Cluster, which refuses a
+ * read across slots (a hash tag in stream_prefix puts every stream in one).
  *
- * A seat taken while the read is blocked without its stream interrupts the read (CLIENT UNBLOCK
- * over the shared connection), so the next read includes it. The waiter also takes over, for
- * all its streams at once, entries another member of the group left idle (XAUTOCLAIM, one
- * pipelined round trip every claim_idle/2).
+ * A seat taken while the read is blocked without its stream (or, for a tail, further back in it)
+ * interrupts the read (CLIENT UNBLOCK over the shared connection), so the next read includes it.
+ * A group's waiter also takes over, for all its streams at once, entries another member of the
+ * group left idle (XAUTOCLAIM, one pipelined round trip every claim_idle/2).
  */
 import { setImmediate } from "node:timers";
 import type { Cluster, Redis } from "ioredis";
@@ -20,12 +20,12 @@ import { abortable } from "../abortable.ts";
 import { sleep } from "../backend.ts";
 import { streamsEntries, type Entries } from "./replies.ts";
 
-export interface GroupWaiterSetup {
-  group: string;
-  consumer: string;
+/** Whose reads: one member of a consumer group, or tails (each seat at its own position). */
+export type WaiterKind = { kind: "group"; group: string; consumer: string; claimIdleMs: number } | { kind: "tail" };
+
+export type StreamWaiterSetup = WaiterKind & {
   batch: number;
   blockMs: number;
-  claimIdleMs: number;
   cluster: boolean;
   /** Shared and never blocked: the interrupts and the claims go over it. */
   cmd: RedisClient;
@@ -33,31 +33,46 @@ export interface GroupWaiterSetup {
   connect: () => RedisClient;
   release: (r: RedisClient) => Promise<void>;
   log: Logger;
-}
+};
 
 /** Without CLIENT UNBLOCK (an ACL may refuse it), a stream seated mid-read waits at most this. */
 const FALLBACK_BLOCK_MS = 250;
 /** Streams per pipelined round of claims. */
 const CLAIM_CHUNK = 500;
 
-/** One consumer's place: entries for it arrive through `next`. */
+/** One reader's place: entries for it arrive through `next`. */
 export class Seat {
   wait: { resolve: (e: Entries) => void; reject: (err: Error) => void } | null = null;
-  /** Entries read or claimed for it while it was busy: its own pending ones, handed over next. */
+  /** A group member's entries read or claimed while it was busy: its own pending ones, handed over next. */
   inbox: Entries = [];
+  /** A tail's position: it is handed entries after this id. */
+  cursor = "0-0";
   constructor(readonly key: string) {}
 }
 
+/** Stream ids ("ms-seq") in log order. */
+export function idBefore(a: string, b: string): boolean {
+  const [am, as] = splitId(a);
+  const [bm, bs] = splitId(b);
+  return am < bm || (am === bm && as < bs);
+}
+
+function splitId(id: string): [number, number] {
+  const dash = id.indexOf("-");
+  return dash < 0 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
+}
+
 interface Flight {
-  keys: Set<string>;
+  /** Stream → the position read from (">" for a group). */
+  keys: Map<string, string>;
   first: string;
   /** The id of the connection the read blocks, for CLIENT UNBLOCK. */
   id: Promise<number | null>;
   interrupting: boolean;
 }
 
-export class GroupWaiter {
-  readonly #s: GroupWaiterSetup;
+export class StreamWaiter {
+  readonly #s: StreamWaiterSetup;
   readonly #seats = new Map<string, Seat[]>();
   readonly #abort = abortable();
   readonly #claimTimer: ReturnType<typeof setInterval>;
@@ -68,13 +83,13 @@ export class GroupWaiter {
   #closed = false;
   #unblockRefused = false;
 
-  constructor(setup: GroupWaiterSetup) {
+  constructor(setup: StreamWaiterSetup) {
     this.#s = setup;
-    this.#claimTimer = setInterval(() => void this.#claimAll(), Math.max(setup.claimIdleMs / 2, 50));
+    this.#claimTimer = setInterval(() => void this.#claimAll(), setup.kind === "group" ? Math.max(setup.claimIdleMs / 2, 50) : 2 ** 30);
     this.#claimTimer.unref?.();
   }
 
-  /** Consumers seated here (busy or waiting). */
+  /** Readers seated here (busy or waiting). */
   get size(): number {
     let n = 0;
     for (const list of this.#seats.values()) n += list.length;
@@ -101,8 +116,9 @@ export class GroupWaiter {
   }
 
   /**
-   * The seat's next entries: new ones, or ones taken over from an idle member. Rejects when the
-   * read fails (the consumer recovers, a vanished group included, and waits again).
+   * The seat's next entries: new ones (for a tail, after `seat.cursor`), or ones taken over from
+   * an idle member. Rejects when the read fails (the reader recovers, a vanished group included,
+   * and waits again).
    */
   next(seat: Seat): Promise<Entries> {
     if (seat.inbox.length) {
@@ -112,9 +128,16 @@ export class GroupWaiter {
     }
     return new Promise((resolve, reject) => {
       seat.wait = { resolve, reject };
+      const f = this.#flight;
       if (!this.#running) void this.#run();
-      else if (this.#flight && !this.#flight.keys.has(seat.key)) void this.#interrupt(this.#flight);
+      else if (f && !this.#covers(f, seat)) void this.#interrupt(f);
     });
+  }
+
+  /** Does the read in flight serve this seat: its stream, and for a tail, from no later than its position? */
+  #covers(f: Flight, seat: Seat): boolean {
+    const from = f.keys.get(seat.key);
+    return from !== undefined && (this.#s.kind === "group" || !idBefore(seat.cursor, from));
   }
 
   async close(): Promise<void> {
@@ -131,9 +154,17 @@ export class GroupWaiter {
     w?.resolve(entries);
   }
 
-  #waitingKeys(): string[] {
-    const keys: string[] = [];
-    for (const [key, list] of this.#seats) if (list.some((s) => s.wait)) keys.push(key);
+  /** The streams with a waiting seat, each from where its furthest-back waiting seat is. */
+  #waiting(): Map<string, string> {
+    const keys = new Map<string, string>();
+    for (const [key, list] of this.#seats) {
+      for (const seat of list) {
+        if (!seat.wait) continue;
+        const from = this.#s.kind === "group" ? ">" : seat.cursor;
+        const had = keys.get(key);
+        if (had === undefined || (from !== ">" && idBefore(from, had))) keys.set(key, from);
+      }
+    }
     return keys;
   }
 
@@ -143,8 +174,8 @@ export class GroupWaiter {
       while (!this.#closed) {
         // The consumers that run out of entries in this turn share one read.
         await new Promise<void>((done) => setImmediate(done));
-        const keys = this.#waitingKeys();
-        if (keys.length === 0) return;
+        const keys = this.#waiting();
+        if (keys.size === 0) return;
         await this.#readOnce(keys);
       }
     } finally {
@@ -152,21 +183,23 @@ export class GroupWaiter {
     }
   }
 
-  async #readOnce(keys: string[]): Promise<void> {
+  async #readOnce(keys: Map<string, string>): Promise<void> {
     const s = this.#s;
     const conn = (this.#conn ??= s.connect());
-    const first = keys[0]!;
+    const first = keys.keys().next().value!;
     // CLIENT ID goes out just before the read, on the connection the read will hold.
     const node = this.#unblockRefused ? undefined : s.cluster ? masterOf(conn as Cluster, first) : (conn as Redis);
-    const flight: Flight = { keys: new Set(keys), first, id: node ? node.call("CLIENT", "ID").then(Number, (err: Error) => this.#refused(err)) : Promise.resolve(null), interrupting: false };
+    const flight: Flight = { keys, first, id: node ? node.call("CLIENT", "ID").then(Number, (err: Error) => this.#refused(err)) : Promise.resolve(null), interrupting: false };
     this.#flight = flight;
     const block = this.#unblockRefused ? Math.min(s.blockMs, FALLBACK_BLOCK_MS) : s.blockMs;
+    const streams = ["STREAMS", ...keys.keys(), ...keys.values()];
+    const read = s.kind === "group" ? conn.call("XREADGROUP", "GROUP", s.group, s.consumer, "COUNT", s.batch, "BLOCK", block, ...streams) : conn.call("XREAD", "COUNT", s.batch, "BLOCK", block, ...streams);
     try {
-      const reply = await this.#abort.run(conn.call("XREADGROUP", "GROUP", s.group, s.consumer, "COUNT", s.batch, "BLOCK", block, "STREAMS", ...keys, ...keys.map(() => ">")));
+      const reply = await this.#abort.run(read);
       for (const [key, entries] of streamsEntries(reply)) if (entries.length) this.#deliver(key, entries);
     } catch (err) {
       if (this.#closed) return;
-      for (const key of keys) {
+      for (const key of keys.keys()) {
         for (const seat of this.#seats.get(key) ?? []) {
           const w = seat.wait;
           seat.wait = null;
@@ -180,8 +213,17 @@ export class GroupWaiter {
 
   #deliver(key: string, entries: Entries): void {
     const list = this.#seats.get(key);
-    // Its consumer left: the entries stay pending for this member, read from its history at its next start.
+    // Its reader left: a group's entries stay pending for this member, read from its history at its next start.
     if (!list?.length) return;
+    if (this.#s.kind === "tail") {
+      // Every waiting tail of the stream, each from its own position (a busy one reads for itself).
+      for (const seat of list) {
+        if (!seat.wait) continue;
+        const after = entries.filter(([id]) => idBefore(seat.cursor, id));
+        if (after.length) this.#resolve(seat, after);
+      }
+      return;
+    }
     const seat = list.find((x) => x.wait) ?? list[0]!;
     if (seat.wait) this.#resolve(seat, entries);
     else seat.inbox.push(...entries);
@@ -218,9 +260,9 @@ export class GroupWaiter {
 
   /** Entries another member left unacknowledged for claim_idle, taken over for every stream here. */
   async #claimAll(): Promise<void> {
-    if (this.#claiming || this.#closed || this.#seats.size === 0) return;
-    this.#claiming = true;
     const s = this.#s;
+    if (s.kind !== "group" || this.#claiming || this.#closed || this.#seats.size === 0) return;
+    this.#claiming = true;
     try {
       const keys = [...this.#seats.keys()];
       for (let i = 0; i < keys.length && !this.#closed; i += CLAIM_CHUNK) {
