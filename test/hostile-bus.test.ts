@@ -92,6 +92,33 @@ describe("poison in a durable stream", () => {
   });
 });
 
+describe("the tails of a durable channel (resumable readers)", () => {
+  it("share one replay memory: a copy appended later is refused, even by a tail that starts after the original", async () => {
+    const { bus: b } = bus({ channels: { ledger2: { durable: true } } });
+    await startReady(b);
+    const first: unknown[] = [];
+    const t1 = await b.tail("ledger2", "$", async (d) => void first.push(d.message["n"]));
+    await b.publish("ledger2", { n: 1 });
+    await waitFor(() => first.length === 1);
+    const [originalId, fields] = ((await raw.xrange("pilox-mesh:stream:ledger2", "-", "+")) as [string, string[]][])[0]!;
+    await raw.xadd("pilox-mesh:stream:ledger2", "*", "m", fields![1]!); // the same sealed message again
+    await b.publish("ledger2", { n: 2 });
+    await waitFor(() => first.length === 2);
+    // Starts after the original: its first entry is the copy, which the channel's memory refuses.
+    const late: unknown[] = [];
+    const t2 = await b.tail("ledger2", originalId!, async (d) => void late.push(d.message["n"]));
+    // From the start: the original, not the copy.
+    const all: unknown[] = [];
+    const t3 = await b.tail("ledger2", "0", async (d) => void all.push(d.message["n"]));
+    await waitFor(() => late.length === 1 && all.length === 2);
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(first, [1, 2]);
+    assert.deepEqual(late, [2]);
+    assert.deepEqual(all, [1, 2]);
+    for (const t of [t1, t2, t3]) await t.close();
+  });
+});
+
 describe("unextended v1 messages", () => {
   const v1 = (eventId: string, timestamp?: string) => {
     const core: Record<string, unknown> = { task: 1 };

@@ -5,7 +5,7 @@
  */
 import { silentLogger, type Logger } from "../log/index.ts";
 import type { BusMetrics } from "../metrics/index.ts";
-import { BackendUnavailableError, type BusBackend, type Closer, type Inbound, type LogEntry, type Mark, type Verdict } from "./backends/backend.ts";
+import { BackendUnavailableError, entryBefore, type BusBackend, type Closer, type Inbound, type LogEntry, type Mark, type Verdict } from "./backends/backend.ts";
 import { canonicalChannel, wireNamesOf } from "./channels.ts";
 import { LocalDelivery, VerifiedDelivery, type Delivery } from "./delivery.ts";
 import { checkSize, frame, MessageTooLargeError, SealError, sealToWire, wireLength, type SealOptions } from "./envelope/seal.ts";
@@ -74,6 +74,8 @@ export class MeshBus {
   readonly #guard: InboundGuard;
   readonly #spool: Spool | undefined;
   readonly #taps = new Map<string, { handlers: Set<Handler>; closer: Promise<Closer> }>();
+  /** Per durable channel: the replay memory its tails share, and how many tails use it. */
+  readonly #tailGuards = new Map<string, { guard: InboundGuard; readers: number }>();
   readonly #closers = new Set<Closer>();
   #flushing: Promise<void> | undefined;
   #flushTimer: NodeJS.Timeout | undefined;
@@ -440,15 +442,37 @@ export class MeshBus {
    */
   async tail(channel: string, afterId: string, handler: (d: Delivery) => Promise<void>): Promise<Closer> {
     const name = canonicalChannel(channel);
-    // Each reader has its own replay memory: one reader's delivery is no replay for another.
-    const guard = new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), this.#opts.replayCacheSize, this.#opts.metrics, this.#log);
-    const closer = await this.#opts.backend.tail(name, afterId, async (entries: LogEntry[]) => {
-      for (const e of entries) {
-        const a = guard.admit(name, e.raw, e.refTimeMs);
-        if (a.ok) await handler(new VerifiedDelivery(a.value, e.id));
-      }
+    // The channel's tails share one replay memory, keyed by the entry that first carried an id.
+    let shared = this.#tailGuards.get(name);
+    if (!shared) this.#tailGuards.set(name, (shared = { guard: new InboundGuard(() => this.#ring, (ch) => this.policyFor(ch), this.#opts.replayCacheSize, this.#opts.metrics, this.#log), readers: 0 }));
+    const { guard } = shared;
+    shared.readers++;
+    let closer: Closer;
+    try {
+      // A batch read again after a failed handler resumes after what this reader was handed.
+      let handed = "0-0";
+      closer = await this.#opts.backend.tail(name, afterId, async (entries: LogEntry[]) => {
+        for (const e of entries) {
+          if (!entryBefore(handed, e.id)) continue;
+          const a = guard.admitEntry(name, e.raw, e.refTimeMs, e.id);
+          if (a.ok) await handler(new VerifiedDelivery(a.value, e.id));
+          handed = e.id;
+        }
+      });
+    } catch (err) {
+      this.#leaveTail(name, shared);
+      throw err;
+    }
+    return this.#track({
+      close: async () => {
+        await closer.close();
+        this.#leaveTail(name, shared);
+      },
     });
-    return this.#track(closer);
+  }
+
+  #leaveTail(name: string, shared: { readers: number }): void {
+    if (--shared.readers === 0 && this.#tailGuards.get(name) === shared) this.#tailGuards.delete(name);
   }
 
   #track(closer: Closer): Closer {

@@ -41,14 +41,29 @@ export class InboundGuard {
    */
   admit(wireChannel: string, raw: string, refTimeMs?: number, journal = true, scope = ""): Admission {
     try {
-      return this.#admit(wireChannel, raw, refTimeMs, journal, scope);
+      return this.#admit(wireChannel, raw, refTimeMs, journal, scope, undefined);
     } catch (err) {
       // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
       return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);
     }
   }
 
-  #admit(wireChannel: string, raw: string, refTimeMs: number | undefined, journal: boolean, scope: string): Admission {
+  /**
+   * For the readers of a durable channel's log that share this guard (its tails): an event id is
+   * delivered from the entry that first carried it, to each reader that reaches that entry, and
+   * refused from any other entry (a copy appended later). One memory for all of them, not one
+   * each: a tail's own memory grew with the channel's traffic, per subscriber.
+   */
+  admitEntry(wireChannel: string, raw: string, refTimeMs: number, entryId: string): Admission {
+    try {
+      return this.#admit(wireChannel, raw, refTimeMs, false, "", entryId);
+    } catch (err) {
+      // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
+      return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);
+    }
+  }
+
+  #admit(wireChannel: string, raw: string, refTimeMs: number | undefined, journal: boolean, scope: string, entryId: string | undefined): Admission {
     const now = Date.now();
     const ref = refTimeMs ?? now;
     const policy = this.policyFor(wireChannel);
@@ -68,7 +83,8 @@ export class InboundGuard {
     // Remember the id for as long as a replay could still look fresh.
     const expires = Math.max(sentAt, ref) + policy.maxAgeMs + policy.skewMs;
     const key = scope ? `${scope}\u0000${eventId}` : eventId;
-    if (!this.replay.claim(key, expires, now)) return this.refuse(wireChannel, "replayed", `event ${eventId} already delivered${scope ? ` to ${scope}` : ""}`);
+    const fresh = entryId === undefined ? this.replay.claim(key, expires, now) : this.replay.claimAt(key, entryId, expires, now);
+    if (!fresh) return this.refuse(wireChannel, "replayed", `event ${eventId} already delivered${scope ? ` to ${scope}` : ""}`);
     if (journal) this.#journal?.record(key, expires);
     return { ok: true, value: r.value, expires, key };
   }

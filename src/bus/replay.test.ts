@@ -15,6 +15,20 @@ describe("ReplayCache", () => {
     assert.equal(c.claim("a", 3_000, 2_000), false);
   });
 
+  it("claimAt: an id is taken at its first position by every reader, refused at any other, until it expires; positions survive growth and eviction", () => {
+    const c = new ReplayCache(100);
+    assert.equal(c.claimAt("e1", "1-0", 1_000, 0), true);
+    assert.equal(c.claimAt("e1", "1-0", 1_000, 0), true, "another reader at the same entry");
+    assert.equal(c.claimAt("e1", "9-0", 1_000, 0), false, "a copy at a later entry");
+    assert.equal(c.claimAt("e1", "9-0", 2_000, 1_000), true, "after it expired, a new first position");
+    for (let i = 0; i < 150; i++) assert.equal(c.claimAt(`x${i}`, `${i + 10}-0`, 5_000, 1_000), true);
+    // Grown past its first 16 slots and evicted past 100: the kept ones still know their entry.
+    assert.equal(c.claimAt("x149", "159-0", 5_000, 1_000), true);
+    assert.equal(c.claimAt("x149", "160-0", 5_000, 1_000), false);
+    assert.equal(c.claimAt("x100", "110-0", 5_000, 1_000), true);
+    assert.equal(c.claimAt("x0", "999-0", 5_000, 1_000), true, "evicted: forgotten");
+  });
+
   it("release forgets an id", () => {
     const c = new ReplayCache(100);
     c.claim("a", 1_000, 0);

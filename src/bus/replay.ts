@@ -21,6 +21,8 @@ export class ReplayCache {
   // Claims in order, oldest at #head: a ring that grows by doubling up to maxEntries.
   #ids: (string | undefined)[] = new Array(16);
   #exps = new Float64Array(16);
+  /** With claimAt only: the position (a stream entry id) each claim was made at. */
+  #tags: (string | undefined)[] | null = null;
   #head = 0;
   #count = 0;
 
@@ -33,6 +35,22 @@ export class ReplayCache {
     this.#seen.set(id, this.#push(id, expiresAtMs));
     // Expiries are close to claim order: drop a few expired ones from the front per claim,
     // which keeps up with the claims while bounding the work of each.
+    for (let i = 0; i < 2 && this.#count > 0 && this.#exps[this.#head]! <= nowMs; i++) this.#dropOldest();
+    return true;
+  }
+
+  /**
+   * For readers of one log that share this memory (a durable channel's tails): an id is taken at
+   * the log position that first carried it, by every reader that comes to that position, and
+   * refused at any other (a copy appended later). False for such a copy.
+   */
+  claimAt(id: string, at: string, expiresAtMs: number, nowMs: number = Date.now()): boolean {
+    const tags = (this.#tags ??= new Array(this.#ids.length));
+    const prev = this.#seen.get(id);
+    if (prev !== undefined && this.#exps[prev]! > nowMs) return tags[prev] === at;
+    const slot = this.#push(id, expiresAtMs);
+    this.#tags[slot] = at;
+    this.#seen.set(id, slot);
     for (let i = 0; i < 2 && this.#count > 0 && this.#exps[this.#head]! <= nowMs; i++) this.#dropOldest();
     return true;
   }
@@ -66,16 +84,19 @@ export class ReplayCache {
     const cap = Math.min(this.maxEntries, this.#ids.length * 2);
     const ids: (string | undefined)[] = new Array(cap);
     const exps = new Float64Array(cap);
+    const tags: (string | undefined)[] | null = this.#tags && new Array(cap);
     for (let i = 0; i < this.#count; i++) {
       const from = (this.#head + i) % this.#ids.length;
       const id = this.#ids[from]!;
       ids[i] = id;
       exps[i] = this.#exps[from]!;
+      if (tags) tags[i] = this.#tags![from];
       // An id's latest claim comes after its earlier ones in this order, so it moves last.
       if (this.#seen.get(id) === from) this.#seen.set(id, i);
     }
     this.#ids = ids;
     this.#exps = exps;
+    this.#tags = tags;
     this.#head = 0;
   }
 
@@ -84,6 +105,7 @@ export class ReplayCache {
     const id = this.#ids[this.#head]!;
     if (this.#seen.get(id) === this.#head) this.#seen.delete(id);
     this.#ids[this.#head] = undefined;
+    if (this.#tags) this.#tags[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.#ids.length;
     this.#count--;
   }

@@ -141,6 +141,18 @@ export function entryTime(id: string): number {
   return Number(dash < 0 ? id : id.slice(0, dash));
 }
 
+/** Log entry ids ("ms-seq", as Redis Streams number them) in log order. */
+export function entryBefore(a: string, b: string): boolean {
+  const [am, as] = splitEntryId(a);
+  const [bm, bs] = splitEntryId(b);
+  return am < bm || (am === bm && as < bs);
+}
+
+function splitEntryId(id: string): [number, number] {
+  const dash = id.indexOf("-");
+  return dash < 0 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 
 /**

@@ -17,7 +17,7 @@ import type { Cluster, Redis } from "ioredis";
 import type { Logger } from "../../../log/index.ts";
 import { masterOf, type RedisClient } from "../../../redis/index.ts";
 import { abortable } from "../abortable.ts";
-import { sleep } from "../backend.ts";
+import { entryBefore, sleep } from "../backend.ts";
 import { streamsEntries, type Entries } from "./replies.ts";
 
 /** Whose reads: one member of a consumer group, or tails (each seat at its own position). */
@@ -48,18 +48,6 @@ export class Seat {
   /** A tail's position: it is handed entries after this id. */
   cursor = "0-0";
   constructor(readonly key: string) {}
-}
-
-/** Stream ids ("ms-seq") in log order. */
-export function idBefore(a: string, b: string): boolean {
-  const [am, as] = splitId(a);
-  const [bm, bs] = splitId(b);
-  return am < bm || (am === bm && as < bs);
-}
-
-function splitId(id: string): [number, number] {
-  const dash = id.indexOf("-");
-  return dash < 0 ? [Number(id), 0] : [Number(id.slice(0, dash)), Number(id.slice(dash + 1))];
 }
 
 interface Flight {
@@ -137,7 +125,7 @@ export class StreamWaiter {
   /** Does the read in flight serve this seat: its stream, and for a tail, from no later than its position? */
   #covers(f: Flight, seat: Seat): boolean {
     const from = f.keys.get(seat.key);
-    return from !== undefined && (this.#s.kind === "group" || !idBefore(seat.cursor, from));
+    return from !== undefined && (this.#s.kind === "group" || !entryBefore(seat.cursor, from));
   }
 
   async close(): Promise<void> {
@@ -162,7 +150,7 @@ export class StreamWaiter {
         if (!seat.wait) continue;
         const from = this.#s.kind === "group" ? ">" : seat.cursor;
         const had = keys.get(key);
-        if (had === undefined || (from !== ">" && idBefore(from, had))) keys.set(key, from);
+        if (had === undefined || (from !== ">" && entryBefore(from, had))) keys.set(key, from);
       }
     }
     return keys;
@@ -219,7 +207,7 @@ export class StreamWaiter {
       // Every waiting tail of the stream, each from its own position (a busy one reads for itself).
       for (const seat of list) {
         if (!seat.wait) continue;
-        const after = entries.filter(([id]) => idBefore(seat.cursor, id));
+        const after = entries.filter(([id]) => entryBefore(seat.cursor, id));
         if (after.length) this.#resolve(seat, after);
       }
       return;
