@@ -63,7 +63,7 @@ export class StreamWaiter {
   readonly #s: StreamWaiterSetup;
   readonly #seats = new Map<string, Seat[]>();
   readonly #abort = abortable();
-  readonly #claimTimer: ReturnType<typeof setInterval>;
+  readonly #claimTimer: ReturnType<typeof setInterval> | undefined;
   #conn: RedisClient | null = null;
   #flight: Flight | null = null;
   #running = false;
@@ -73,8 +73,10 @@ export class StreamWaiter {
 
   constructor(setup: StreamWaiterSetup) {
     this.#s = setup;
-    this.#claimTimer = setInterval(() => void this.#claimAll(), setup.kind === "group" ? Math.max(setup.claimIdleMs / 2, 50) : 2 ** 30);
-    this.#claimTimer.unref?.();
+    if (setup.kind === "group") {
+      this.#claimTimer = setInterval(() => void this.#claimAll(), Math.max(setup.claimIdleMs / 2, 50));
+      this.#claimTimer.unref?.();
+    }
   }
 
   /** Readers seated here (busy or waiting). */
