@@ -162,6 +162,22 @@ describe("embedded backend", () => {
     await Promise.all(closers.map((c) => c.close()));
     assert.equal(e.channelCount(), 0);
   });
+
+  it("a tail resumes after the entry id it is given", async () => {
+    const e = new EmbeddedBackend();
+    const ids = await e.append("log", ["a", "b", "c"]);
+    const from = async (afterId: string) => {
+      const got: string[] = [];
+      const t = await e.tail("log", afterId, async (batch) => void got.push(...batch.map((x) => x.raw)));
+      await new Promise((r) => setTimeout(r, 50));
+      await t.close();
+      return got;
+    };
+    assert.deepEqual(await from(ids[0]!), ["b", "c"]);
+    assert.deepEqual(await from(ids[2]!), []);
+    assert.deepEqual(await from("0"), ["a", "b", "c"]);
+    assert.deepEqual(await from("$"), []);
+  });
 });
 
 function chunk(f: string[]): [string, string][] {

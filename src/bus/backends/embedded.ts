@@ -5,7 +5,7 @@
  */
 import { silentLogger, type Logger } from "../../log/index.ts";
 import { WAIT_MAX_MS, WAIT_MIN_MS, type BusBackend, type Closer, type ConsumerOptions, type EntryHandler, type GroupInfo, type LogEntry, type Mark, type ReadyState, type Verdict } from "./backend.ts";
-import { BackendUnavailableError, DEAD_SUFFIX, runInbound, sleep, type Inbound } from "./backend.ts";
+import { BackendUnavailableError, DEAD_SUFFIX, entryBefore, runInbound, sleep, type Inbound } from "./backend.ts";
 import { SeqMemory } from "../seq-set.ts";
 
 interface Log {
@@ -132,12 +132,8 @@ export class EmbeddedBackend implements BusBackend {
   /** Position (absolute index) of the first entry with id greater than `afterId`. */
   #positionAfter(log: Log, afterId: string): number {
     if (afterId === "$") return log.base + log.entries.length;
-    const [ms, seq] = afterId.split("-").map(Number) as [number, number];
     let i = 0;
-    for (; i < log.entries.length; i++) {
-      const [ems, eseq] = log.entries[i]!.id.split("-").map(Number) as [number, number];
-      if (ems > ms || (ems === ms && eseq > (seq ?? 0))) break;
-    }
+    while (i < log.entries.length && !entryBefore(afterId, log.entries[i]!.id)) i++;
     return log.base + i;
   }
 
