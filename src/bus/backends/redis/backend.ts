@@ -58,9 +58,9 @@ export class RedisBackend implements BusBackend {
   readonly #blocking = new Set<RedisClient>();
   readonly #readyCbs: (() => void)[] = [];
   readonly #subHandlers = new Map<string, Set<(ch: string, raw: Inbound) => void>>();
-  /** The durable consumers' reads and acknowledgements, made with the first consumer. */
+  /** The stream readers' own reads (durable consumers, with their acknowledgements, and tails), made with the first. */
   #reads: RedisClient | null = null;
-  /** By group member (and hash slot on a Cluster): one blocked read for its idle streams. */
+  /** By group member, and one for the tails (each per hash slot on a Cluster): one blocked read for their idle streams. */
   readonly #waiters = new Map<string, StreamWaiter>();
   #closed = false;
   /** Durable publishes of one tick, per stream: one script call appends them all. */
