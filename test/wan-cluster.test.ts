@@ -123,7 +123,22 @@ describe("WAN on a three-node JetStream cluster", { timeout: 180_000 }, () => {
   });
 
   it("a stream with fewer replicas than wan.stream_replicas is reported by name, not re-created", async () => {
-    await jsm.streams.add({ name: "PILOX_MESH_WAN_R1", subjects: ["pm-r1.wan.v1.*.*"], storage: jsMod.StorageType.File, discard: jsMod.DiscardPolicy.New, duplicate_window: 120e9, num_replicas: 1 });
+    // Right after the previous test's restarts the cluster's meta leader may still be settling:
+    // "JetStream system temporarily unavailable" is waited out, any other error fails the test.
+    const r1 = { name: "PILOX_MESH_WAN_R1", subjects: ["pm-r1.wan.v1.*.*"], storage: jsMod.StorageType.File, discard: jsMod.DiscardPolicy.New, duplicate_window: 120e9, num_replicas: 1 };
+    await waitFor(
+      async () => {
+        try {
+          await jsm.streams.add(r1);
+          return true;
+        } catch (err) {
+          if (/temporarily unavailable/i.test((err as Error).message)) return false;
+          throw err;
+        }
+      },
+      30_000,
+      "JetStream to take a stream",
+    );
     const toml = s.write("r1.toml", `[instance]\norigin = "http://127.0.0.1:1"\n[wan]\nnats_urls = [${cluster.urls.map((u) => `"${u}"`).join(", ")}]\nstream = "PILOX_MESH_WAN_R1"\nsubject_prefix = "pm-r1.wan.v1"\nstream_replicas = 3\nmanage_streams = true\n`);
     const { config } = loadConfig({ path: toml, stateDir: s.path("r1-state") });
     await assert.rejects(ensureStreams(jsMod, jsm, config), /stream PILOX_MESH_WAN_R1 does not have the settings the WAN needs \(num_replicas: want 3 \(wan\.stream_replicas\), has 1\)/);
