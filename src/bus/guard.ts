@@ -40,12 +40,7 @@ export class InboundGuard {
    * for another (a channel forwarded to three peers and read by local agents: four groups).
    */
   admit(wireChannel: string, raw: string, refTimeMs?: number, journal = true, scope = ""): Admission {
-    try {
-      return this.#admit(wireChannel, raw, refTimeMs, journal, scope, undefined);
-    } catch (err) {
-      // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
-      return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);
-    }
+    return this.#safely(wireChannel, () => this.#admit(wireChannel, raw, refTimeMs, journal, scope, undefined));
   }
 
   /**
@@ -55,8 +50,12 @@ export class InboundGuard {
    * each: a tail's own memory grew with the channel's traffic, per subscriber.
    */
   admitEntry(wireChannel: string, raw: string, refTimeMs: number, entryId: string): Admission {
+    return this.#safely(wireChannel, () => this.#admit(wireChannel, raw, refTimeMs, false, "", entryId));
+  }
+
+  #safely(wireChannel: string, admit: () => Admission): Admission {
     try {
-      return this.#admit(wireChannel, raw, refTimeMs, false, "", entryId);
+      return admit();
     } catch (err) {
       // A verifier bug must not become a crash by PUBLISH: count it like any refusal.
       return this.refuse(wireChannel, "malformed", `verifier error: ${(err as Error)?.message ?? String(err)}`);

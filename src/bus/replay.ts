@@ -30,13 +30,7 @@ export class ReplayCache {
 
   /** Records the id; false when it was already there and not expired (a replay). */
   claim(id: string, expiresAtMs: number, nowMs: number = Date.now()): boolean {
-    const prev = this.#seen.get(id);
-    if (prev !== undefined && this.#exps[prev]! > nowMs) return false;
-    this.#seen.set(id, this.#push(id, expiresAtMs));
-    // Expiries are close to claim order: drop a few expired ones from the front per claim,
-    // which keeps up with the claims while bounding the work of each.
-    for (let i = 0; i < 2 && this.#count > 0 && this.#exps[this.#head]! <= nowMs; i++) this.#dropOldest();
-    return true;
+    return this.#claim(id, undefined, expiresAtMs, nowMs);
   }
 
   /**
@@ -45,12 +39,19 @@ export class ReplayCache {
    * refused at any other (a copy appended later). False for such a copy.
    */
   claimAt(id: string, at: string, expiresAtMs: number, nowMs: number = Date.now()): boolean {
-    const tags = (this.#tags ??= new Array(this.#ids.length));
+    this.#tags ??= new Array(this.#ids.length);
+    return this.#claim(id, at, expiresAtMs, nowMs);
+  }
+
+  /** A live earlier claim refuses this one, unless both were made at the same position `at`. */
+  #claim(id: string, at: string | undefined, expiresAtMs: number, nowMs: number): boolean {
     const prev = this.#seen.get(id);
-    if (prev !== undefined && this.#exps[prev]! > nowMs) return tags[prev] === at;
+    if (prev !== undefined && this.#exps[prev]! > nowMs) return at !== undefined && this.#tags![prev] === at;
     const slot = this.#push(id, expiresAtMs);
-    this.#tags[slot] = at;
+    if (this.#tags) this.#tags[slot] = at;
     this.#seen.set(id, slot);
+    // Expiries are close to claim order: drop a few expired ones from the front per claim,
+    // which keeps up with the claims while bounding the work of each.
     for (let i = 0; i < 2 && this.#count > 0 && this.#exps[this.#head]! <= nowMs; i++) this.#dropOldest();
     return true;
   }
