@@ -7,6 +7,7 @@ const BENCHES: Record<string, () => Promise<{ run: () => Promise<void> }>> = {
   binary: () => import("./binary.ts"),
   "federation.verify": () => import("./federation.verify.ts"),
   "federation.relay": () => import("./federation.relay.ts"),
+  "federation.dedupe": () => import("./federation.dedupe.ts"),
   "registry.pgclient": () => import("./registry.pgclient.ts"),
   "registry.get": () => import("./registry.get.ts"),
   "registry.sync": () => import("./registry.sync.ts"),

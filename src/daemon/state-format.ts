@@ -6,13 +6,15 @@
  * each file; the file is then written with this build's format.
  *
  * Formats: 1, every layout before this file existed (relay queues and journals, WAN queues and
- * frames.log, registry.sqlite format 1); 2, the first with this file (registry.sqlite format 2).
+ * frames.log, registry.sqlite format 1); 2, the first with this file (registry.sqlite format 2);
+ * 3, the relay's delivered memory as fingerprints (federation/inbound-delivered.v2, which an
+ * older build would not read: it would deliver a retried batch twice).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../config/index.ts";
 
-export const STATE_FORMAT = 2;
+export const STATE_FORMAT = 3;
 export const STATE_FORMAT_FILE = "state-format";
 
 /** The format a state directory was last written by (1: before the file existed). */
