@@ -6,6 +6,15 @@ import { describe, it } from "node:test";
 import { silentLogger } from "../log/index.ts";
 import { ReplayCache, ReplayJournal } from "./replay.ts";
 
+/** The live claims as ids (of `names`) with their expiries: what the memory would save. */
+function liveIds(c: ReplayCache, names: string[], now: number): [string, number][] {
+  const byPrint = new Map(names.map((n) => {
+    const f = c.fingerprint(n);
+    return [`${f.hi}:${f.lo}`, n] as const;
+  }));
+  return [...c.live(now)].map(({ f, exp }) => [byPrint.get(`${f.hi}:${f.lo}`) ?? "?", exp]);
+}
+
 describe("ReplayCache", () => {
   it("refuses an id a second time until it expires", () => {
     const c = new ReplayCache(100);
@@ -79,7 +88,7 @@ describe("ReplayCache", () => {
     c.claim("b", 1e15, 0);
     c.claim("c", 1e15, 0); // drops the first "a" entry: the latest claim stays
     assert.ok(c.has("a", 0));
-    assert.deepEqual(c.snapshot(0).map(([id]) => id), ["a", "b", "c"]);
+    assert.deepEqual(liveIds(c, ["a", "b", "c"], 0).map(([id]) => id), ["a", "b", "c"]);
   });
 
   it("answers as a plain model does through random claims, releases, growth and expiry", () => {
@@ -123,12 +132,34 @@ describe("ReplayCache", () => {
     }
   });
 
-  it("snapshot keeps unexpired ids, Infinity written as 0", () => {
+  it("live() gives the unexpired claims, oldest first", () => {
     const c = new ReplayCache(100);
     c.claim("old", 10, 0);
     c.claim("new", 5_000, 0);
     c.claim("v1", Number.POSITIVE_INFINITY, 0);
-    assert.deepEqual(c.snapshot(100), [["new", 5_000], ["v1", 0]]);
+    assert.deepEqual(liveIds(c, ["old", "new", "v1"], 100), [["new", 5_000], ["v1", Number.POSITIVE_INFINITY]]);
+  });
+
+  it("holds fingerprints, not ids: 1,000,000 ids, and no false positive among 200,000 others", () => {
+    const c = new ReplayCache(1_000_000, [0xdeadbeef, 0x0badf00d]);
+    for (let i = 0; i < 1_000_000; i++) c.claim(`https://a.example\n${i}`, Number.POSITIVE_INFINITY, 0);
+    assert.equal(c.size, 1_000_000);
+    let hits = 0;
+    for (let i = 1_000_000; i < 1_200_000; i++) if (c.has(`https://a.example\n${i}`, 0)) hits++;
+    assert.equal(hits, 0);
+    assert.ok(c.has("https://a.example\n0", 0) && c.has("https://a.example\n999999", 0));
+  });
+
+  it("fingerprints depend on the seeds, and the same seeds give the same fingerprints", () => {
+    const a = new ReplayCache(10, [1, 2]);
+    const b = new ReplayCache(10, [1, 2]);
+    const c = new ReplayCache(10, [3, 4]);
+    const print = (r: ReplayCache, id: string) => ({ ...r.fingerprint(id) });
+    assert.deepEqual(print(a, "peer\nx"), print(b, "peer\nx"));
+    assert.notDeepEqual(print(a, "peer\nx"), print(c, "peer\nx"));
+    assert.notDeepEqual(print(a, "peer\nx"), print(a, "peer\ny"));
+    assert.notDeepEqual(print(a, "ab"), print(a, "ba"));
+    assert.notDeepEqual(print(a, "a"), print(a, "a\u0000"), "the length is part of it");
   });
 });
 
@@ -170,6 +201,44 @@ describe("ReplayJournal", () => {
     const d = new ReplayCache(1_000);
     new ReplayJournal(file, d, silentLogger);
     assert.ok(d.has("id-4999") && !d.has("id-0"));
+  });
+
+  it("writes fingerprints under a first line with its seeds; the seeds survive a restart", () => {
+    const file = join(dir, "f.journal");
+    const c = new ReplayCache(100);
+    const j = new ReplayJournal(file, c, silentLogger);
+    c.claim("e1", future);
+    j.record("e1", future);
+    c.claim("e2", Number.POSITIVE_INFINITY);
+    j.record("e2", Number.POSITIVE_INFINITY);
+    j.close();
+    const lines = readFileSync(file, "utf8").trim().split("\n");
+    assert.match(lines[0]!, /^pilox-mesh replay 2 [0-9a-f]{8} [0-9a-f]{8}$/);
+    assert.match(lines[1]!, /^\d+ [0-9a-f]{16}$/);
+    assert.match(lines[2]!, /^inf [0-9a-f]{16}$/);
+    assert.ok(!readFileSync(file, "utf8").includes("e1"), "no id is written");
+    const d = new ReplayCache(100);
+    new ReplayJournal(file, d, silentLogger);
+    assert.deepEqual(d.seeds, c.seeds);
+    assert.ok(d.has("e1") && d.has("e2") && !d.has("e3"));
+  });
+
+  it("reads a journal of the earlier format (ids) once and rewrites it in fingerprints", () => {
+    const file = join(dir, "old.journal");
+    // A non-ASCII id, a line across the 1 MiB read boundary, a released id, and a torn last line.
+    let text = `${future} ${JSON.stringify("événement-1")}\n${future} "released"\n1 "released"\n`;
+    for (let i = 0; text.length < (1 << 20) + 10_000; i++) text += `inf ${JSON.stringify(`fill-${i}`)}\n`;
+    text += `${future} "last"\n${future} "to`;
+    writeFileSync(file, text);
+    const c = new ReplayCache(1_000_000);
+    new ReplayJournal(file, c, silentLogger);
+    assert.ok(c.has("événement-1") && c.has("fill-0") && c.has("last"));
+    assert.ok(!c.has("released") && !c.has("to"));
+    assert.match(readFileSync(file, "utf8").split("\n")[0]!, /^pilox-mesh replay 2 /, "rewritten in the current format");
+    const d = new ReplayCache(1_000_000);
+    new ReplayJournal(file, d, silentLogger);
+    assert.equal(d.size, c.size);
+    assert.ok(d.has("événement-1") && d.has("last") && !d.has("released"));
   });
 
   it("imports the JSON snapshot of earlier versions once", () => {

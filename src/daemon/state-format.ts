@@ -7,8 +7,9 @@
  *
  * Formats: 1, every layout before this file existed (relay queues and journals, WAN queues and
  * frames.log, registry.sqlite format 1); 2, the first with this file (registry.sqlite format 2);
- * 3, the relay's delivered memory as fingerprints (federation/inbound-delivered.v2, which an
- * older build would not read: it would deliver a retried batch twice).
+ * 3, replay journals hold fingerprints, not ids (replay.journal, and the relay's
+ * federation/inbound-delivered.journal): an older build would read none of their lines, so it
+ * would take replays for new messages and deliver a retried relay batch twice.
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -2,13 +2,12 @@
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { join } from "node:path";
-import type { MeshBus } from "../bus/index.ts";
+import { ReplayCache, ReplayJournal, type MeshBus } from "../bus/index.ts";
 import type { Config } from "../config/index.ts";
 import type { Ed25519Key } from "../identity/index.ts";
 import type { Logger } from "../log/index.ts";
 import type { Metrics } from "../metrics/index.ts";
 import { AuditLog } from "./audit.ts";
-import { DeliveredMemory } from "./delivered.ts";
 import { handleRelay, RELAY_PATH, relayTooLarge } from "./inbound.ts";
 import { Forwarder, queueDirFor } from "./outbound.ts";
 import { PeerLinks } from "./peer-links.ts";
@@ -44,19 +43,13 @@ export interface FederationDeps {
   onPeers?: (peers: ReadonlyMap<string, Peer>) => Promise<void> | void;
 }
 
-/**
- * (peer, event id) pairs the relay remembers as republished. A sender resends only the batch
- * whose answer it did not get, so this only has to outlast a few batches of every peer; it is
- * this large so that a resend after a long outage of either side is still caught.
- */
-const DELIVERED_PAIRS = 1_000_000;
-
 export class Federation {
   #config: Config;
   #peers: Map<string, Peer>;
   readonly #forwarders: PeerLinks<Forwarder>;
   readonly audit: AuditLog;
-  readonly #delivered: DeliveredMemory;
+  readonly #delivered = new ReplayCache(1_000_000);
+  readonly #deliveredJournal: ReplayJournal;
   readonly #ipLimit: RateLimiter;
   readonly #peerLimit: RateLimiter;
   readonly #roster: Roster;
@@ -70,7 +63,7 @@ export class Federation {
     const f = config.federation;
     this.audit = new AuditLog(join(config.node.state_dir, "federation", "audit.jsonl"), { maxBytes: f.audit_max_bytes, keep: f.audit_keep, windowMs: f.audit_window_seconds * 1000 });
     const dir = join(config.node.state_dir, "federation");
-    this.#delivered = new DeliveredMemory(join(dir, "inbound-delivered.v2"), DELIVERED_PAIRS, d.log, { journal: join(dir, "inbound-delivered.journal"), snapshot: join(dir, "inbound-delivered.json") });
+    this.#deliveredJournal = new ReplayJournal(join(dir, "inbound-delivered.journal"), this.#delivered, d.log, join(dir, "inbound-delivered.json"));
     this.#ipLimit = new RateLimiter(() => this.#config.federation.per_ip_rate);
     this.#peerLimit = new RateLimiter((origin) => this.#peers.get(origin)?.ratePerSecond ?? 1);
     // A WAN peer's messages leave through the WAN role (src/wan), not the HTTPS relay.
@@ -203,7 +196,14 @@ export class Federation {
         replay: this.d.replay,
         ipLimit: this.#ipLimit,
         peerLimit: this.#peerLimit,
-        delivered: this.#delivered,
+        delivered: {
+          has: (key) => this.#delivered.has(key),
+          add: (key) => {
+            this.#delivered.claim(key, Number.POSITIVE_INFINITY);
+            this.#deliveredJournal.record(key, Number.POSITIVE_INFINITY);
+          },
+          commit: () => this.#deliveredJournal.flush(),
+        },
         audit: this.audit,
         log: this.d.log,
         onRefused: (reason) => m.requests.inc({ direction: "inbound", outcome: "refused", reason }),
@@ -262,7 +262,7 @@ export class Federation {
   async close(): Promise<void> {
     clearInterval(this.#refreshTimer);
     await this.#forwarders.closeAll();
-    this.#delivered.close();
+    this.#deliveredJournal.close();
     this.audit.close();
     await this.d.replay.close?.();
   }
