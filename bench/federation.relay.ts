@@ -44,32 +44,25 @@ export async function run(): Promise<void> {
     const b = await Appliance.start({ load: { path: bCfg, stateDir: join(dir, "sb") }, log: silentLogger });
     const payloads = Array.from({ length: N }, (_, i) => payload(i));
 
-    const localRate = async () => {
-      let local = 0;
-      let localDone!: () => void;
-      const localAll = new Promise<void>((r) => (localDone = r));
-      const ls = await a.bus.subscribe("bench-local", () => void (++local === N && localDone()));
+    /** msg/s of N publishes on A's `channel`, counted by a subscriber on `at`. */
+    const rate = async (at: Appliance, channel: string) => {
+      let got = 0;
+      let done!: () => void;
+      const all = new Promise<void>((r) => (done = r));
+      const sub = await at.bus.subscribe(channel, () => void (++got === N && done()));
       const t0 = performance.now();
-      await windowed(N, 256, (i) => a.bus.publish("bench-local", payloads[i]!));
-      await localAll;
-      await ls.close();
-      return N / ((performance.now() - t0) / 1000);
+      await windowed(N, 256, (i) => a.bus.publish(channel, payloads[i]!));
+      await all;
+      const value = N / ((performance.now() - t0) / 1000);
+      await sub.close();
+      return value;
     };
+    const localRate = () => rate(a, "bench-local");
 
-    // Baseline: A's local bus, publish → subscriber on A.
+    // Baseline: A's local bus, publish → subscriber on A. Then the relay: publish on A, count at B.
     const base = await localRate();
-
-    // Relay: publish on A, count at B.
-    let got = 0;
-    let done!: () => void;
-    const all = new Promise<void>((r) => (done = r));
-    const sub = await b.bus.subscribe("bench", () => void (++got === N && done()));
-    let t0 = performance.now();
-    await windowed(N, 256, (i) => a.bus.publish("bench", payloads[i]!));
-    await all;
-    const value = N / ((performance.now() - t0) / 1000);
+    const value = await rate(b, "bench");
     report("federation.relay", "msg/s", base, value, { messages: N, batch_size: BATCH, transport: "HTTP/1.1 loopback, one token per batch", processes: 1 });
-    await sub.close();
     await b.stop(200);
 
     // B in its own process, on the same port and configuration.
@@ -86,7 +79,7 @@ export async function run(): Promise<void> {
         ask({ cmd: "expect", n: N });
         await next();
         const c0 = process.cpuUsage();
-        t0 = performance.now();
+        const t0 = performance.now();
         await windowed(N, 256, (i) => a.bus.publish("bench", payloads[i]!));
         const atB = await next();
         rounds.mine.push(N / ((performance.now() - t0) / 1000));
