@@ -86,10 +86,11 @@ export class ReplayCache {
       const prev = this.#index[pos]! - 1;
       if (this.#exps[prev]! > nowMs) return at !== undefined && this.#tags![prev] === at;
     }
+    // A push that drops the oldest claim or grows the ring moves index entries: look again then.
+    const moves = this.#count >= this.maxEntries || this.#count === this.#hi.length;
     const slot = this.#push(hi, lo, expiresAtMs);
     if (this.#tags) this.#tags[slot] = at;
-    // The push may have dropped the oldest claim, which moves index entries: look again.
-    const now = this.#find(hi, lo);
+    const now = moves ? this.#find(hi, lo) : pos;
     if (now >= 0) this.#index[now] = slot + 1;
     else {
       this.#insert(lo, slot);
