@@ -19,7 +19,7 @@ import { Appliance as ApplianceClass } from "../src/daemon/appliance.ts";
 import { signFeed } from "../src/registry/feed.ts";
 import { signRecord } from "../src/registry/proof.ts";
 import type { RegistryRecord } from "../src/registry/record.ts";
-import { contentDigest } from "../src/registry/rules.ts";
+import { contentDigest, countersign } from "../src/registry/rules.ts";
 import { PgStore } from "../src/registry/pg-store.ts";
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
 import { STORE_FORMAT, StoreFormatError, type RecordStore } from "../src/registry/store.ts";
@@ -318,7 +318,8 @@ describe("registry sync against hostile peers", { timeout: 120_000 }, () => {
   let server: Server;
   let peerUrl: string;
   let served = 0;
-  let mode: "junk-forever" | "endless-body" = "junk-forever";
+  let mode: "junk-forever" | "endless-body" | "countersigned" = "junk-forever";
+  let pageOf: ((since: number) => unknown[]) | undefined;
   before(async () => {
     server = createServer((req, res) => {
       const since = Number(new URL(req.url ?? "/", "http://x").searchParams.get("since") ?? 0);
@@ -330,6 +331,13 @@ describe("registry sync against hostile peers", { timeout: 120_000 }, () => {
           if (!res.destroyed) res.once("drain", pump);
         };
         pump();
+        return;
+      }
+      if (mode === "countersigned") {
+        const changes = pageOf!(since);
+        const next = since + changes.length;
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ changes, next, more: false, feedProof: signFeed(peerKey, peerUrl, since, next, changes) }));
         return;
       }
       // A signed page of junk for every cursor, with `more: true` for ever.
@@ -362,6 +370,43 @@ describe("registry sync against hostile peers", { timeout: 120_000 }, () => {
       assert.equal(served, 3);
     } finally {
       await reg.app.stop();
+    }
+  });
+
+  it("a signed page's records are merged only when their countersignature names a pinned key over their content", async () => {
+    mode = "countersigned";
+    const other = keyFromSeedHex("56".repeat(32));
+    const h = (n: string) => `urn:pilox:agent:cs-${n}`;
+    const good = countersign(record(h("good")), peerKey, peerUrl);
+    const unpinned = countersign(record(h("unpinned")), other, peerUrl);
+    // Countersigned, then changed: the countersignature's digest no longer names this content.
+    const changed = { ...countersign(record(h("changed")), peerKey, peerUrl), agentCardUrl: "https://agents.example/elsewhere/card.json" };
+    const uncountersigned = record(h("none"));
+    // Names the pinned key over this content with a signature that does not verify: the page's
+    // own signature (by the pinned key, over every byte of the change) is what authenticates it,
+    // so the countersignature's is not verified again.
+    const cs = countersign(record(h("sig-unchecked")), peerKey, peerUrl);
+    const sigUnchecked = { ...cs, proof: { ...cs.proof, registrar: { ...(cs.proof!["registrar"] as object), sigHex: "00".repeat(64) } } };
+    const recs = [good, unpinned, changed, uncountersigned, sigUnchecked];
+    pageOf = (since) => recs.slice(since).map((r, i) => ({ cursor: since + i + 1, handle: r.handle, record: r }));
+    const reg = await start("countersigned-sync", `[[registry.peers]]\nurl = "${peerUrl}"\ncatalog_public_keys = ["${peerKey.publicKeyHex}"]\n`);
+    try {
+      await reg.app.registry!.syncNow();
+      const st = (reg.app.registry!.status().peers as Record<string, { lastError: string | null; merged: number; refused: Record<string, number> }>)[peerUrl]!;
+      assert.equal(st.lastError, null);
+      assert.deepEqual(st.refused, { not_countersigned_by_peer: 3 });
+      const handles = (await http({ port: reg.port }, "GET", "/v1/records")).json.handles as string[];
+      assert.deepEqual(handles.sort(), [h("good"), h("sig-unchecked")]);
+      const got = (await http({ port: reg.port }, "GET", `/v1/records/${encodeURIComponent(h("good"))}`)).json as RegistryRecord;
+      const registrar = got.proof!["registrar"] as { origin: string; digest: string };
+      assert.equal(registrar.origin, `http://127.0.0.1:${reg.port}`, "countersigned again, by us");
+      assert.equal(registrar.digest, contentDigest(good), "over the same content digest");
+      // What the catalog lists is that digest too (kept by the store at write time).
+      const catalog = (await http({ port: reg.port }, "GET", "/v1/records")).json as { catalogProofV2: { entries: [string, number, string][] } };
+      assert.deepEqual(catalog.catalogProofV2.entries.find((e) => e[0] === h("good"))?.[2], contentDigest(good));
+    } finally {
+      await reg.app.stop();
+      mode = "junk-forever";
     }
   });
 

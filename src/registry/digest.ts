@@ -10,7 +10,10 @@ import type { Tombstone } from "./store.ts";
 
 export function contentDigest(body: RegistryRecord | Tombstone): string {
   const proof = (body as RegistryRecord).proof;
-  if (!proof || !("registrar" in proof)) return digestOf(body);
-  const { registrar: _r, ...rest } = proof;
+  if (proof && !("registrar" in proof)) return digestOf(body);
+  // A record that came with no proof is served with one (our countersignature alone): its
+  // digest is that of the served form without the countersignature, `"proof": {}`, wherever
+  // it is taken (before countersigning, or from a peer's copy).
+  const { registrar: _r, ...rest } = proof ?? {};
   return digestOf({ ...body, proof: rest });
 }

@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { quotaRefusal, writerOf, type Quota, type QuotaExceeded } from "./quota.ts";
 import { contentDigest } from "./digest.ts";
 import { servedColumns } from "./served.ts";
-import { STORE_FORMAT, StoreFormatError, StoreUnavailableError, fitting, type CatalogRow, type Entry, type PageBound, type RecordStore, type Served } from "./store.ts";
+import { STORE_FORMAT, StoreFormatError, StoreUnavailableError, fitting, type CatalogRow, type Entry, type NewEntry, type PageBound, type RecordStore, type Served } from "./store.ts";
 
 /** Any fixed number: the lock that orders this registry's writes. */
 const WRITE_LOCK = 0x70696c6f;
@@ -145,7 +145,7 @@ export class PgStore implements RecordStore {
     });
   }
 
-  put(e: Omit<Entry, "cursor">, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded> {
+  put({ digest, ...e }: NewEntry, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded> {
     const body = JSON.stringify(e.body);
     const bytes = Buffer.byteLength(body);
     const writer = writerOf(e.keys);
@@ -167,7 +167,7 @@ export class PgStore implements RecordStore {
           const [{ c }] = (await t`SELECT nextval('pilox_registry_cursor') AS c`) as unknown as [{ c: string }];
           const cursor = Number(c);
           const [valid_until, ttl] = servedColumns(e.body);
-          const v = { seq: e.seq, body, deleted: e.deleted, keys: JSON.stringify(e.keys), agent_card_url: e.agentCardUrl, expires_at: e.expiresAt, cursor, etag: e.etag, valid_until, ttl, digest: contentDigest(e.body), writer, bytes };
+          const v = { seq: e.seq, body, deleted: e.deleted, keys: JSON.stringify(e.keys), agent_card_url: e.agentCardUrl, expires_at: e.expiresAt, cursor, etag: e.etag, valid_until, ttl, digest: digest ?? contentDigest(e.body), writer, bytes };
           if (old === undefined) {
             await t`INSERT INTO pilox_registry_records (handle, seq, body, deleted, keys, agent_card_url, expires_at, cursor, etag, valid_until, ttl, digest, writer, bytes)
                     VALUES (${e.handle}, ${v.seq}, ${v.body}, ${v.deleted}, ${v.keys}, ${v.agent_card_url}, ${v.expires_at}, ${v.cursor}, ${v.etag}, ${v.valid_until}, ${v.ttl}, ${v.digest}, ${v.writer}, ${v.bytes})`;

@@ -112,17 +112,34 @@ export function decideTombstone(current: Entry | undefined, t: unknown, registry
   return { ok: true, seq: x.seq, keys: current.keys };
 }
 
-/** Our countersignature on a record we accepted: who vouched for it, over its content digest. */
-export function countersign(rec: RegistryRecord, key: Ed25519Key, origin: string): RegistryRecord {
-  const digest = contentDigest(rec);
+/**
+ * Our countersignature on a record we accepted: who vouched for it, over its content digest
+ * (`digest` when the caller already computed contentDigest(rec)).
+ */
+export function countersign(rec: RegistryRecord, key: Ed25519Key, origin: string, digest = contentDigest(rec)): RegistryRecord {
   const registrar = { type: REGISTRAR_PROOF, origin, kid: key.kid, publicKeyHex: key.publicKeyHex, digest, sigHex: signHex(key, canonicalize({ type: REGISTRAR_PROOF, origin, digest })) };
   return { ...rec, proof: { ...(rec.proof ?? {}), registrar } };
 }
 
+type RegistrarProof = { type?: unknown; origin?: unknown; publicKeyHex?: unknown; digest?: unknown; sigHex?: unknown };
+
 /** Which key countersigned `rec` (when the signature and digest hold). */
 export function registrarOf(rec: RegistryRecord): string | undefined {
-  const r = rec.proof?.["registrar"] as { type?: unknown; origin?: unknown; publicKeyHex?: unknown; digest?: unknown; sigHex?: unknown } | undefined;
+  const by = registrarClaim(rec, contentDigest(rec));
+  if (by === undefined) return undefined;
+  const r = rec.proof!["registrar"] as RegistrarProof;
+  return verifyHexOf(by, canonicalize({ type: REGISTRAR_PROOF, origin: r.origin, digest: r.digest }), r.sigHex as string) ? by : undefined;
+}
+
+/**
+ * The key `rec`'s countersignature names, when it is well formed and over `digest` (the
+ * record's contentDigest), without verifying its signature: for a record whose authenticity
+ * something else already proves (a change-feed page signed by a pinned key covers every byte
+ * of its changes, this countersignature included).
+ */
+export function registrarClaim(rec: RegistryRecord, digest: string): string | undefined {
+  const r = rec.proof?.["registrar"] as RegistrarProof | undefined;
   if (!r || r.type !== REGISTRAR_PROOF || typeof r.origin !== "string" || typeof r.publicKeyHex !== "string" || !/^[0-9a-f]{64}$/.test(r.publicKeyHex)) return undefined;
-  if (typeof r.sigHex !== "string" || r.digest !== contentDigest(rec)) return undefined;
-  return verifyHexOf(r.publicKeyHex, canonicalize({ type: REGISTRAR_PROOF, origin: r.origin, digest: r.digest }), r.sigHex) ? r.publicKeyHex : undefined;
+  if (typeof r.sigHex !== "string" || !/^[0-9a-fA-F]{128}$/.test(r.sigHex) || r.digest !== digest) return undefined;
+  return r.publicKeyHex;
 }

@@ -122,8 +122,9 @@ export class RegistryService {
   /**
    * Applies a record (POST or merge): decided by the rules, countersigned, written conditionally.
    * `acceptV1`: merged from a peer speaking the reference's protocol (see WritePolicy).
+   * `digest`: contentDigest(rec), when the caller already computed it (sync does).
    */
-  async accept(rec: RegistryRecord, merge = false, acceptV1 = false): Promise<{ ok: true; entry: Entry } | Refusal> {
+  async accept(rec: RegistryRecord, merge = false, acceptV1 = false, digest?: string): Promise<{ ok: true; entry: Entry } | Refusal> {
     const bad = controlField(rec);
     if (bad) return { ok: false, status: 400, code: "invalid_record", reason: `${bad}: holds a control character` };
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -140,8 +141,10 @@ export class RegistryService {
         if (refusal) return { ok: false, status: 409, code: "proof_verification_failed", reason: refusal };
       }
       // Emit the pilox- schema name (hive- accepted): only when unsigned, since v1/v2 cover it.
-      const body = countersign(rec, this.o.key(), this.o.origin());
-      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0, etag: etagOf(body) }, current?.cursor ?? null, this.o.quota());
+      // The content digest once: the countersignature names it and the store keeps it.
+      digest ??= contentDigest(rec);
+      const body = countersign(rec, this.o.key(), this.o.origin(), digest);
+      const written = await this.o.store.put({ handle: rec.handle, seq: d.seq, body, deleted: false, keys: d.keys, agentCardUrl: rec.agentCardUrl, expiresAt: 0, etag: etagOf(body), digest }, current?.cursor ?? null, this.o.quota());
       if (written instanceof QuotaExceeded) return this.#quotaRefusal(written);
       if (written !== "conflict") return { ok: true, entry: written };
     }

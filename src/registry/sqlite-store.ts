@@ -11,7 +11,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { quotaRefusal, writerOf, type Quota, type QuotaExceeded } from "./quota.ts";
 import { contentDigest } from "./digest.ts";
 import { servedColumns } from "./served.ts";
-import { STORE_FORMAT, StoreFormatError, type CatalogRow, type Entry, type PageBound, type RecordStore, type Served, fitting } from "./store.ts";
+import { STORE_FORMAT, StoreFormatError, type CatalogRow, type Entry, type NewEntry, type PageBound, type RecordStore, type Served, fitting } from "./store.ts";
 
 interface Row {
   handle: string;
@@ -150,7 +150,7 @@ export class SqliteStore implements RecordStore {
     return r ? toEntry(r) : undefined;
   }
 
-  async put(e: Omit<Entry, "cursor">, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded> {
+  async put({ digest, ...e }: NewEntry, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded> {
     const body = JSON.stringify(e.body);
     const bytes = Buffer.byteLength(body);
     const writer = writerOf(e.keys);
@@ -174,7 +174,7 @@ export class SqliteStore implements RecordStore {
         }
       }
       cursor = (this.#nextCursor.get() as { v: number }).v;
-      const args = [e.seq, body, e.deleted ? 1 : 0, JSON.stringify(e.keys), e.agentCardUrl, e.expiresAt, cursor, e.etag, ...servedColumns(e.body), contentDigest(e.body), writer, bytes] as const;
+      const args = [e.seq, body, e.deleted ? 1 : 0, JSON.stringify(e.keys), e.agentCardUrl, e.expiresAt, cursor, e.etag, ...servedColumns(e.body), digest ?? contentDigest(e.body), writer, bytes] as const;
       if (old === undefined) this.#insert.run(e.handle, ...args);
       else this.#update.run(...args, e.handle, expectCursor);
       this.#addUsage.run((e.deleted ? 0 : 1) - (old && old.deleted === 0 ? 1 : 0), "records");

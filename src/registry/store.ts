@@ -41,6 +41,9 @@ export interface Entry {
   cursor: number;
 }
 
+/** What a write gives the store: an entry without its cursor, and its body's contentDigest when the caller has it. */
+export type NewEntry = Omit<Entry, "cursor"> & { digest?: string };
+
 export interface Tombstone {
   schema: "pilox-registry-tombstone-v1";
   handle: string;
@@ -81,7 +84,7 @@ export interface RecordStore {
    * `expectCursor` (null: the handle must not exist): a conditional write, so two writers
    * never both replace the same version.
    */
-  put(e: Omit<Entry, "cursor">, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded>;
+  put(e: NewEntry, expectCursor: number | null, quota?: Quota): Promise<Entry | "conflict" | QuotaExceeded>;
   /** Live handles, sorted. */
   handles(): Promise<string[]>;
   /**

@@ -2,8 +2,9 @@
  * Pulling from peer registries (`[[registry.peers]]`): each run follows the peer's change feed
  * from the last cursor. Every page is signed (feed.ts) by a key pinned for the peer, for the
  * cursor asked, within the last five minutes: a replayed old page or an unpinned key stops the
- * run. Each record or tombstone is merged under the same rules as a POST. A record is taken only with the countersignature of
- * a pinned key of that peer, and only for handles under the peer's prefixes when it has any.
+ * run. Each record or tombstone is merged under the same rules as a POST. A record is taken only
+ * when its countersignature names a pinned key of that peer over its content (the page's
+ * signature authenticates it), and only for handles under the peer's prefixes when it has any.
  * Timeouts, a size cap, per-peer backoff, no overlapping runs.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -16,7 +17,7 @@ import { pageChecks } from "./page-checks.ts";
 import { verifyAhead } from "../identity/index.ts";
 import { feedRefusal } from "./feed.ts";
 import type { RegistryRecord } from "./record.ts";
-import { registrarOf } from "./rules.ts";
+import { contentDigest, registrarClaim } from "./rules.ts";
 import type { RegistryService } from "./service.ts";
 import type { Tombstone } from "./store.ts";
 
@@ -269,10 +270,15 @@ export class RegistrySync {
     }
     const rec = ch.record as RegistryRecord;
     if (!rec || typeof rec !== "object" || rec.handle !== handle) return junk("malformed");
-    const by = registrarOf(rec);
+    // The page's signature (by a pinned key, over every change: feedRefusal) is what makes the
+    // record the peer's; its countersignature must name a pinned key over this very content,
+    // and verifying that signature too would prove nothing more (it was a third of a sync's
+    // Ed25519 work).
+    const digest = contentDigest(rec);
+    const by = registrarClaim(rec, digest);
     if (!by || !pinned.includes(by)) return junk("not_countersigned_by_peer");
     const { registrar: _r, ...proof } = rec.proof!;
-    const r = await this.service.accept({ ...rec, proof } as RegistryRecord, true);
+    const r = await this.service.accept({ ...rec, proof } as RegistryRecord, true, false, digest);
     return r.ok ? undefined : refused(r);
   }
 
