@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
 import { readStream, startUpstream } from "../test/helpers/upstream.ts";
-import { BUNDLE, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
+import { BUNDLE_ARGV, requireBuild, runtimeNode, start, stop, waitHttp } from "./http.ts";
 import { percentile, report, reportRounds, interleaved } from "./lib.ts";
 
 const CONNECTIONS = 32;
@@ -78,7 +78,7 @@ export async function run(): Promise<void> {
   const port = await freePort();
   const cfg = join(dir, "g.toml");
   writeFileSync(cfg, `[api]\nsocket = "${join(dir, "api.sock")}"\n[log]\nlevel = "warn"\n[gateway]\nenabled = true\nupstream_url = "${up.url}"\nrate_per_second = 1000000\nburst = 1000000\nmax_concurrent = 1024\n`);
-  const gw = start(node, [BUNDLE, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${port}`]);
+  const gw = start(node, [...BUNDLE_ARGV, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${port}`]);
   const pport = await freePort();
   const px = start(node, ["-e", proxyScript(pport, up.port)]);
   try {

@@ -10,7 +10,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../test/helpers/redis.ts";
-import { BUNDLE, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
+import { BUNDLE_ARGV, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
 import { reportRounds } from "./lib.ts";
 
 const CONNECTIONS = 32;
@@ -36,7 +36,7 @@ export async function run(): Promise<void> {
   const cfg = join(dir, "b.toml");
   writeFileSync(cfg, `[instance]\norigin = "https://bench.example"\n[api]\nsocket = "${join(dir, "api.sock")}"\n[log]\nlevel = "warn"\n`);
   const ours = await freePort();
-  const mesh = start(node, [BUNDLE, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${ours}`]);
+  const mesh = start(node, [...BUNDLE_ARGV, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${ours}`]);
   try {
     await waitHttp(ours);
     const body = await fetchBody(ours, "/.well-known/pilox-mesh.json");

@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { EXEC_ARGV } from "../build/exec-argv.ts";
 import { runtime } from "../build/runtime.ts";
 import { freePort } from "../test/helpers/redis.ts";
 import { interleaved } from "./lib.ts";
@@ -11,6 +12,8 @@ import { interleaved } from "./lib.ts";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const BINARY = join(ROOT, "dist", "pilox-mesh-linux-x64");
 export const BUNDLE = join(ROOT, "dist", "pilox-mesh.cjs");
+/** The bundle as the executable runs it: after the V8 flags baked into the executable. */
+export const BUNDLE_ARGV: readonly string[] = [...EXEC_ARGV, BUNDLE];
 
 /** The Node 24 runtime the binaries embed (build/.cache), so baselines run on the same engine. */
 export function runtimeNode(): string {

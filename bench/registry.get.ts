@@ -16,7 +16,7 @@ import { signRecord } from "../src/registry/proof.ts";
 import type { RegistryRecord } from "../src/registry/record.ts";
 import { SqliteStore } from "../src/registry/sqlite-store.ts";
 import { freePort } from "../test/helpers/redis.ts";
-import { BUNDLE, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
+import { BUNDLE_ARGV, requireBuild, runtimeNode, start, stop, versusBare, waitHttp } from "./http.ts";
 import { percentile, report, reportRounds } from "./lib.ts";
 
 const CONNECTIONS = 32;
@@ -61,7 +61,7 @@ async function http(): Promise<void> {
   const port = await freePort();
   const cfg = join(dir, "r.toml");
   writeFileSync(cfg, `[instance]\norigin = "http://127.0.0.1:${port}"\n[api]\nsocket = "${join(dir, "api.sock")}"\n[log]\nlevel = "warn"\n[registry]\nenabled = true\nwrite_token_file = "${join(dir, "token")}"\n`);
-  const mesh = start(node, [BUNDLE, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${port}`]);
+  const mesh = start(node, [...BUNDLE_ARGV, "--config", cfg, "--state-dir", join(dir, "state"), "serve", "--listen", `127.0.0.1:${port}`]);
   try {
     await waitHttp(port);
     for (let i = 0; i < 1_000; i++) {

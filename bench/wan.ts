@@ -22,8 +22,7 @@ import { connectBus } from "../src/index.ts";
 import { createKeyFile } from "../src/identity/index.ts";
 import { startNats, type TestNats } from "../test/helpers/nats.ts";
 import { freePort, startRedis } from "../test/helpers/redis.ts";
-import { EXEC_ARGV } from "../build/exec-argv.ts";
-import { BUNDLE, requireBuild, runtimeNode, start, stop } from "./http.ts";
+import { BUNDLE_ARGV, requireBuild, runtimeNode, start, stop } from "./http.ts";
 import { cpuMeter, CpuTotals, interleaved, payload, percentile, report, reportRounds, waitReady, windowed } from "./lib.ts";
 
 const N = Number(process.env["BENCH_RECORDS"] ?? 20_000);
@@ -100,9 +99,9 @@ export async function sites(nats: { urls: string[]; pid: () => number | undefine
   const fa = write("a", pa, ra.url, pb, kb.publicKeyHex, "", '"a2b", "a2b-live"');
   const fb = write("b", pb, rb.url, pa, ka.publicKeyHex, '"a2b", "a2b-live"', "");
   // The V8 flags the executables carry (heap bounds), so the sites run as they ship.
-  const prof = [...EXEC_ARGV, ...(process.env["WAN_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["WAN_PROF"]] : [])];
-  const a = start(node, [...prof, BUNDLE, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
-  const b = start(node, [...prof, BUNDLE, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
+  const prof = [...(process.env["WAN_PROF"] ? ["--cpu-prof", "--cpu-prof-dir", process.env["WAN_PROF"]] : [])];
+  const a = start(node, [...prof, ...BUNDLE_ARGV, "--config", fa, "--state-dir", join(dir, "a-state"), "serve"]);
+  const b = start(node, [...prof, ...BUNDLE_ARGV, "--config", fb, "--state-dir", join(dir, "b-state"), "serve"]);
   const readyz = async (port: number) => {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
     return r ? ((await r.json()) as { degraded?: boolean; checks?: { wan?: { queue: { messages: number } } } }) : null;
