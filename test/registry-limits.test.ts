@@ -313,6 +313,24 @@ describe("the registry on PostgreSQL: NUL bytes and a server that goes away", { 
   });
 });
 
+describe("records that came with no proof", { timeout: 60_000 }, () => {
+  it("the same unsigned record posted again is a success that writes nothing (its digest is the stored one's)", async () => {
+    const reg = await start("unsigned-retry", "");
+    try {
+      const rec = JSON.stringify(record("urn:pilox:agent:unsigned-retry"));
+      const first = await http({ port: reg.port }, "POST", "/v1/records", rec, auth);
+      const again = await http({ port: reg.port }, "POST", "/v1/records", rec, auth);
+      assert.equal(first.status, 201);
+      assert.equal(again.status, 201, again.body);
+      assert.equal(again.json.etag, first.json.etag);
+      const feed = (await http({ port: reg.port }, "GET", "/v1/records?since=0&limit=10")).json as { changes: unknown[] };
+      assert.equal(feed.changes.length, 1, "one write, not two");
+    } finally {
+      await reg.app.stop();
+    }
+  });
+});
+
 describe("registry sync against hostile peers", { timeout: 120_000 }, () => {
   const peerKey = keyFromSeedHex("55".repeat(32));
   let server: Server;
